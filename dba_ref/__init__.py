@@ -1,0 +1,36 @@
+"""dba-ref: the reference implementation of Dynamic Batch Adaptation (arXiv:2208.00815).
+
+DBA looks at the gradient of every sample in a batch and, for every layer
+separately, keeps only the subset of samples whose gradients best improve a
+metric such as gradient variance; the layer is updated with the mean over
+that subset. The modules, one concept each:
+
+- :mod:`dba_ref.model`      the MLP, its activations and the softmax cross-entropy
+- :mod:`dba_ref.backprop`   per-sample error signals, per-sample and mean gradients
+- :mod:`dba_ref.gram`       the Gram identity ``K = (ΔΔᵀ) ⊙ (AAᵀ + 1)``
+- :mod:`dba_ref.metrics`    variance, normalized variance, mean variance from (T, Q, k)
+- :mod:`dba_ref.search`     greedy / prefix / exhaustive / all subset search
+- :mod:`dba_ref.backends`   NumPy (reference), and faster kernels behind one dispatch
+- :mod:`dba_ref.optimizers` SGD, momentum, Adam and the DBA wrapper (optax style)
+- :mod:`dba_ref.data`       bundled MNIST-5k, IDX files, scikit-learn digits, stratified subsets
+- :mod:`dba_ref.training`   the training loop and its history
+- :mod:`dba_ref.cli`        the ``dba-ref`` command
+"""
+from .backprop import Signals, backprop, batch_grads, mean_grad, mean_grads, per_sample_grads
+from .gram import explicit_gram, explicit_layer_grams, gram, layer_grams
+from .metrics import METRICS, mean_variance, metric_value, normalized_variance, variance
+from .model import MLP
+from .optimizers import (OPTIMIZERS, Optimizer, adam, apply_updates, dba, make_optimizer, momentum, nesterov,
+                         sgd)
+from .search import Selection, SelectionTrace, select
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP", "Signals", "backprop", "per_sample_grads", "batch_grads", "mean_grad", "mean_grads",
+    "gram", "layer_grams", "explicit_gram", "explicit_layer_grams",
+    "METRICS", "variance", "normalized_variance", "mean_variance", "metric_value",
+    "select", "Selection", "SelectionTrace",
+    "Optimizer", "OPTIMIZERS", "make_optimizer", "apply_updates", "sgd", "momentum", "nesterov", "adam", "dba",
+    "__version__",
+]

@@ -1,0 +1,132 @@
+"""Input checks shared by the public API.
+
+Every public function validates what it is given and raises a ``ValueError``
+(bad value) or ``TypeError`` (bad type) whose message says what to fix, in the
+manner of scikit-learn. The checks live here, once.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def check_dtype(dtype) -> np.dtype:
+    """Return ``dtype`` as a NumPy float dtype, or raise if it is not float32/float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_features(X, n_features: int | None = None, dtype=np.float64, name: str = "X") -> np.ndarray:
+    """A finite 2-D real array ``(B, n_features)`` with B >= 1, converted to ``dtype``."""
+    if isinstance(X, (str, bytes)) or X is None:
+        raise TypeError(f"{name} must be a 2-D numeric array, got {type(X).__name__}")
+    arr = np.asarray(X)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples x features), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (0 samples); give at least one sample")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features per sample but the model expects {n_features}")
+    arr = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
+    return arr
+
+
+def check_labels(y, n_samples: int, n_classes: int, name: str = "y") -> np.ndarray:
+    """Integer class labels ``(n_samples,)`` in ``[0, n_classes)``, returned as int64."""
+    if isinstance(y, (str, bytes)) or y is None:
+        raise TypeError(f"{name} must be a 1-D array of integer labels, got {type(y).__name__}")
+    arr = np.asarray(y)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(
+            f"{name} must hold integer class labels, got dtype {arr.dtype}"
+            + (" (convert with y.astype(int))" if np.issubdtype(arr.dtype, np.floating) else "")
+        )
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} labels but X has {n_samples} samples")
+    if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
+        bad = arr[(arr < 0) | (arr >= n_classes)][0]
+        raise ValueError(f"{name} has label {bad} outside [0, {n_classes}) for a model with {n_classes} outputs")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_gram(K) -> np.ndarray:
+    """A finite square ``(B, B)`` real matrix with B >= 1, returned as float64."""
+    arr = np.asarray(K)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"K must be a real numeric matrix, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"K must be a square (B, B) Gram matrix, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError("K is empty (a batch of 0 samples); give at least one sample")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("K contains NaN or inf")
+    return arr
+
+
+def resolve_min_size(min_size, batch_size: int) -> int:
+    """Turn ``min_size`` into a sample count for a batch of ``batch_size``.
+
+    An ``int`` is an absolute count (>= 1); a ``float`` in (0, 1] is a fraction
+    of the batch, rounded up: ``ceil(min_size * B)``.
+    """
+    if isinstance(min_size, (bool, np.bool_)):
+        raise TypeError("min_size must be an int count or a float fraction, not a bool")
+    if isinstance(min_size, numbers.Integral):
+        count = int(min_size)
+        if count < 1:
+            raise ValueError(f"min_size must be >= 1, got {count}")
+        return count
+    if isinstance(min_size, numbers.Real):
+        frac = float(min_size)
+        if not (0.0 < frac <= 1.0):
+            raise ValueError(f"min_size as a fraction must lie in (0, 1], got {frac}")
+        return max(1, math.ceil(frac * batch_size - 1e-12))
+    raise TypeError(f"min_size must be an int count or a float fraction, got {type(min_size).__name__}")
+
+
+def check_choice(value, choices, name: str) -> str:
+    """``value`` must be one of ``choices`` (strings)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {sorted(choices)}; got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")
+    return value
+
+
+def check_tol(tol) -> float:
+    """The greedy tolerance: a real number in [0, 1)."""
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):
+        raise TypeError(f"tol must be a real number in [0, 1), got {type(tol).__name__}")
+    tol = float(tol)
+    if not (0.0 <= tol < 1.0):
+        raise ValueError(f"tol must lie in [0, 1), got {tol}")
+    return tol
+
+
+def check_positive(value, name: str, integer: bool = False, allow_zero: bool = False):
+    """A positive (or non-negative) finite number; ``integer=True`` requires an int."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {'an integer' if integer else 'a real number'}, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return int(value) if integer else float(value)

@@ -1,0 +1,51 @@
+"""The Gram identity (spec §3): inner products of per-sample gradients without the gradients.
+
+For one layer with inputs ``A = A_{l-1}`` (B, in) and error signals
+``Δ = Δ_l`` (B, out), per-sample gradient ``g_i = [vec(Δ[i] ⊗ A[i]), Δ[i]]``::
+
+    K[i, j] = ⟨g_i, g_j⟩ = (Δ[i]·Δ[j]) (A[i]·A[j] + 1)
+    K       = (Δ Δᵀ) ⊙ (A Aᵀ + 1)
+
+because ⟨u ⊗ a, v ⊗ c⟩ = (u·v)(a·c); the ``+ 1`` is the bias, a constant
+input. Cost: O(B²(in + out)) time and O(B²) memory, instead of O(B·in·out)
+memory for the explicit gradients. :func:`explicit_gram` is the slow path that
+materialises them; the two agree to rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .backprop import backprop, flatten_layer_grads, per_sample_grads
+
+
+def gram(A: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``, shape ``(B, B)``, in the dtype of the inputs.
+
+    >>> import numpy as np
+    >>> gram(np.array([[1.0, 2.0]]), np.array([[3.0]]))   # ‖[3·1, 3·2, 3]‖² = 54
+    array([[54.]])
+    """
+    return (D @ D.T) * (A @ A.T + 1)
+
+
+def explicit_gram(gW: np.ndarray, gb: np.ndarray) -> np.ndarray:
+    """``G Gᵀ`` from materialised per-sample gradients (shapes ``(B, out, in)``, ``(B, out)``)."""
+    G = flatten_layer_grads(gW, gb)
+    return G @ G.T
+
+
+def layer_grams(model, X, y, backend: str = "numpy") -> list[np.ndarray]:
+    """One ``(B, B)`` Gram matrix per layer of ``model`` for the batch ``(X, y)``.
+
+    Per-sample gradients are never materialised; ``backend`` chooses who
+    computes ``(Δ Δᵀ) ⊙ (A Aᵀ + 1)`` (see :mod:`dba_ref.backends`).
+    """
+    from .backends import get_backend
+
+    be = get_backend(backend)
+    return [be.gram(A, D) for A, D in backprop(model, X, y).layers]
+
+
+def explicit_layer_grams(model, X, y) -> list[np.ndarray]:
+    """The same matrices as :func:`layer_grams`, by the explicit path ``G Gᵀ``."""
+    return [explicit_gram(gW, gb) for gW, gb in per_sample_grads(model, X, y)]

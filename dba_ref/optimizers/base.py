@@ -1,0 +1,65 @@
+"""The optimizer interface, in the style of optax.
+
+An optimizer is a pair of pure functions::
+
+    state            = init(params)
+    updates, state   = update(grads, state, params)
+    params           = apply_updates(params, updates)      # params + updates
+
+``params``, ``grads`` and ``updates`` are lists of per-layer ``(W, b)``
+tuples (a "pytree"); optimizer state is kept per layer in the same shape.
+Functions never modify their inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+def tree_map(fn: Callable, *trees):
+    """Apply ``fn`` leaf-wise over lists/tuples of arrays with the same structure."""
+    first = trees[0]
+    if isinstance(first, (list, tuple)):
+        return type(first)(tree_map(fn, *parts) for parts in zip(*trees))
+    return fn(*trees)
+
+
+def tree_leaves(tree) -> list:
+    """The arrays of a pytree, in order."""
+    if isinstance(tree, (list, tuple)):
+        return [leaf for part in tree for leaf in tree_leaves(part)]
+    return [tree]
+
+
+def tree_norm(tree) -> float:
+    """Euclidean norm of all leaves together."""
+    return float(np.sqrt(sum(float(np.sum(np.square(leaf, dtype=np.float64))) for leaf in tree_leaves(tree))))
+
+
+def apply_updates(params, updates):
+    """``params + updates``, leaf by leaf (new arrays)."""
+    return tree_map(lambda p, u: p + u, params, updates)
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """A pure optimizer: ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``.
+
+    Attributes
+    ----------
+    name : str
+        Display name, e.g. ``"adam"`` or ``"dba(sgd)"``.
+    hyperparams : dict
+        The hyper-parameters it was built with (recorded in results files).
+    takes_signals : bool
+        True when ``update`` wants the batch's per-sample :class:`~dba_ref.backprop.Signals`
+        instead of the mean gradient (DBA does).
+    """
+
+    init: Callable[[Any], Any]
+    update: Callable[[Any, Any, Any], tuple[Any, Any]]
+    name: str
+    hyperparams: dict = field(default_factory=dict)
+    takes_signals: bool = False

@@ -1,0 +1,68 @@
+"""Stochastic gradient descent, with heavy-ball or Nesterov momentum.
+
+Plain SGD::                 Δθ = −η g
+
+Momentum (PyTorch convention, buffer starts at 0)::
+
+    v ← μ v + g
+    heavy ball:   Δθ = −η v
+    Nesterov:     Δθ = −η (g + μ v)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_positive
+from .base import Optimizer, tree_map
+
+
+def sgd(learning_rate: float = 0.1) -> Optimizer:
+    """Plain SGD, ``Δθ = −η g``.
+
+    >>> import numpy as np
+    >>> opt = sgd(0.5)
+    >>> updates, _ = opt.update([(np.ones((1, 1)), np.ones(1))], opt.init(None), None)
+    >>> updates[0][0]
+    array([[-0.5]])
+    """
+    lr = check_positive(learning_rate, "learning_rate")
+
+    def init(params):
+        return ()
+
+    def update(grads, state, params=None):
+        return tree_map(lambda g: -lr * g, grads), state
+
+    return Optimizer(init, update, "sgd", {"learning_rate": lr})
+
+
+def momentum(learning_rate: float = 0.05, momentum: float = 0.9, nesterov: bool = False) -> Optimizer:
+    """SGD with momentum ``μ``: heavy-ball, or Nesterov when ``nesterov=True``."""
+    return _momentum_sgd(learning_rate, momentum, nesterov)
+
+
+def nesterov(learning_rate: float = 0.05, momentum: float = 0.9) -> Optimizer:
+    """SGD with Nesterov momentum (see :func:`momentum`)."""
+    return _momentum_sgd(learning_rate, momentum, nesterov=True)
+
+
+def _momentum_sgd(learning_rate: float, mu: float, nesterov: bool) -> Optimizer:
+    lr = check_positive(learning_rate, "learning_rate")
+    mu = check_positive(mu, "momentum", allow_zero=True)
+    if mu >= 1:
+        raise ValueError(f"momentum must lie in [0, 1), got {mu}")
+
+    def init(params):
+        return tree_map(np.zeros_like, params)
+
+    def update(grads, state, params=None):
+        velocity = tree_map(lambda v, g: mu * v + g, state, grads)
+        if nesterov:
+            updates = tree_map(lambda g, v: -lr * (g + mu * v), grads, velocity)
+        else:
+            updates = tree_map(lambda v: -lr * v, velocity)
+        return updates, velocity
+
+    name = "nesterov" if nesterov else "momentum"
+    return Optimizer(init, update, name, {"learning_rate": lr, "momentum": mu, "nesterov": bool(nesterov)})
+
