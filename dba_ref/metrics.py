@@ -31,13 +31,13 @@ METRIC_NAMES = ("variance", "normalized_variance", "mean_variance")
 
 
 def _guard(value, T, Q, k):
-    return np.where(Q > Q_EPS * k * T, value, np.inf)
+    return np.where(Q > Q_EPS * k * T, value, np.inf)[()]    # [()] turns a 0-d result into a scalar
 
 
 def variance(T, Q, k):
     """``V = T/k − Q/k²``: mean squared distance of the selected gradients to their mean."""
     T, Q, k = np.asarray(T, np.float64), np.asarray(Q, np.float64), np.asarray(k, np.float64)
-    return T / k - Q / (k * k)
+    return (T / k - Q / (k * k))[()]
 
 
 def normalized_variance(T, Q, k):

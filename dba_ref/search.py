@@ -231,7 +231,7 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
     >>> import numpy as np
     >>> from dba_ref import select
     >>> G = np.array([[1.0, 0.0], [1.1, 0.1], [0.9, -0.1], [-1.0, 2.0]])   # one outlier
-    >>> select(G @ G.T, min_size=2).indices
+    >>> select(G @ G.T, min_size=3).indices
     array([0, 1, 2])
     """
     from .backends import get_backend

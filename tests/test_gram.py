@@ -1,0 +1,35 @@
+"""The Gram identity (spec §3)."""
+import numpy as np
+import pytest
+from conftest import random_batch
+
+from dba_ref import MLP, explicit_gram, explicit_layer_grams, gram, layer_grams, per_sample_grads
+from dba_ref.backprop import flatten_layer_grads
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
+@pytest.mark.parametrize("sizes,B", [([5, 3], 1), ([8, 6, 4], 13), ([3, 7, 5, 2], 6)])
+def test_gram_identity_equals_explicit_G_Gt(rng, activation, sizes, B):
+    model = MLP(sizes, activation=activation, seed=4)
+    X, y = random_batch(rng, model, B)
+    for K, K_explicit in zip(layer_grams(model, X, y), explicit_layer_grams(model, X, y)):
+        assert K.shape == (B, B)
+        np.testing.assert_allclose(K, K_explicit, rtol=1e-12, atol=1e-14 * np.abs(K_explicit).max())
+        np.testing.assert_allclose(K, K.T, rtol=0, atol=0)
+        assert np.all(np.linalg.eigvalsh(K) > -1e-10 * np.abs(K).max())   # positive semi-definite
+
+
+def test_gram_bias_term_matters():
+    A = np.array([[1.0, 0.0], [0.0, 1.0]])
+    D = np.array([[1.0], [1.0]])
+    # g_0 = [1, 0, 1], g_1 = [0, 1, 1]: they share only the bias entry
+    np.testing.assert_array_equal(gram(A, D), [[2.0, 1.0], [1.0, 2.0]])
+
+
+def test_explicit_gram_flattening(rng):
+    model = MLP([4, 3], seed=0)
+    X, y = random_batch(rng, model, 5)
+    gW, gb = per_sample_grads(model, X, y)[0]
+    G = flatten_layer_grads(gW, gb)
+    assert G.shape == (5, 3 * 4 + 3)
+    np.testing.assert_allclose(explicit_gram(gW, gb), G @ G.T)
