@@ -27,13 +27,23 @@ def _int_or_fraction(text: str):
             raise argparse.ArgumentTypeError(f"expected an integer count or a fraction, got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _batch_size(text: str):
     if text == "full":
         return None
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'full', got {text!r}") from None
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
 
 
 def _widths(text: str) -> list[int]:
@@ -69,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="mnist5k", choices=DATASETS, help="data set (default: %(default)s, bundled)")
     g.add_argument("--data-dir", default=None, help="folder of the IDX files for fashion-mnist / mnist")
-    g.add_argument("--per-class", type=int, default=60, help="training images per class (default: %(default)s)")
+    g.add_argument("--per-class", type=_positive_int, default=60, help="training images per class (default: %(default)s)")
     g.add_argument("--fraction", type=float, default=None,
                    help="training fraction of each class instead of --per-class, e.g. 0.01")
     g = p.add_argument_group("model")
@@ -91,7 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tol", type=float, default=0.0, help="greedy: minimum relative improvement (default: 0)")
     g.add_argument("--backend", default="numpy", choices=BACKENDS, help="kernels for the selection")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=20, help="epochs (default: %(default)s)")
+    g.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default: %(default)s)")
     g.add_argument("--batch-size", type=_batch_size, default=64, help="batch size, or 'full' (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seed of the data draw, initialisation and shuffling")
     g.add_argument("--out", default=None, help="output folder (default: runs/DATASET-OPTIMIZER-sSEED)")
