@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +78,18 @@ class Split:
 # Files
 # --------------------------------------------------------------------------
 def bundled_data_dir() -> Path:
-    """The folder holding ``mnist5k.npz``: ``$DBA_REF_DATA_DIR`` if set, else the repository's ``data/``."""
+    """The folder holding ``mnist5k.npz``.
+
+    ``$DBA_REF_DATA_DIR`` if set; else the repository's ``data/`` (a source
+    checkout or editable install); else ``<prefix>/share/dba-ref``, where a
+    regular ``pip install`` puts the file.
+    """
     env = os.environ.get("DBA_REF_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent / "data"
+    installed = Path(sys.prefix) / "share" / "dba-ref"
+    return checkout if (checkout / "mnist5k.npz").is_file() or not installed.is_dir() else installed
 
 
 def load_mnist5k(dtype=np.float64) -> Dataset:
