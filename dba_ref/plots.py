@@ -5,16 +5,42 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_choice
+
+
+def plot_batch_sizes(ax, history, x: str = "step", label: str | None = None, color=None):
+    """Batch size per step of a run on ``ax`` (log scale): the figure of an adaptive-batch run (AdAdaGrad).
+
+    ``x="step"`` plots it against the step number; ``x="epoch"`` against the
+    samples processed divided by the training-set size, so runs whose batches
+    grow at different rates share one axis. A dip at the end of an epoch is its last,
+    truncated batch, not a smaller request. Returns the line drawn.
+    """
+    sizes = np.asarray(history.steps["batch_size"])
+    if check_choice(x, ("step", "epoch"), "x") == "step":
+        where, xlabel = np.arange(1, sizes.size + 1), "step"
+    else:
+        where, xlabel = np.concatenate([[0], np.cumsum(sizes)[:-1]]) / history.config["n_train"], "epoch (samples seen / n_train)"
+    (line,) = ax.step(where, sizes, where="post", lw=1.2, color=color, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("batch size")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    return line
+
 
 def plot_history(history, path=None, title: str | None = None):
-    """Loss and accuracy per epoch; for DBA also the selected batch size per layer over steps.
+    """Loss and accuracy per epoch; for DBA also the selected batch size per layer over steps,
+    for an adaptive-batch run (AdAdaGrad) the batch size over training.
 
     Returns the matplotlib ``Figure``; writes it to ``path`` when given.
     """
     import matplotlib.pyplot as plt  # headless machines fall back to the Agg backend by themselves
 
     has_dba = "selected" in history.steps
-    fig, axes = plt.subplots(1, 3 if has_dba else 2, figsize=(14 if has_dba else 9.5, 3.6))
+    has_adaptive = bool(history.config.get("adaptive_batch"))
+    n_panels = 2 + has_dba + has_adaptive
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.75 * n_panels, 3.6))
     epochs = [row["epoch"] for row in history.epochs]
     for ax, what in zip(axes, ("loss", "acc")):
         for part, style in (("train", "-"), ("test", "--")):
@@ -37,6 +63,10 @@ def plot_history(history, path=None, title: str | None = None):
         ax.grid(alpha=0.3)
         ax.legend()
         ax.set_title("DBA: selected batch size")
+    if has_adaptive:
+        ax = axes[-1]
+        plot_batch_sizes(ax, history)
+        ax.set_title("adaptive batch size")
     fig.suptitle(title or history.config.get("optimizer", {}).get("name", ""))
     fig.tight_layout()
     if path is not None:

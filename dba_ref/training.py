@@ -1,5 +1,11 @@
 """The training loop: mini-batches, evaluation every epoch, a history, a results file.
 
+Batches come from a :class:`BatchSampler`: every epoch is one seeded
+permutation of the training set, cut into consecutive batches. The batch size
+may change between steps; an optimizer that chooses it (AdAdaGrad, with
+``Optimizer.requested_batch_size``) sets the size of the next batch after each
+update, and the history records the size of every step.
+
 >>> from dba_ref import MLP, dba, sgd
 >>> from dba_ref.data import load_dataset, make_split
 >>> from dba_ref.training import train
@@ -24,7 +30,54 @@ import numpy as np
 from ._validation import check_positive
 from .backprop import backprop, mean_grads
 from .model import MLP
-from .optimizers import DBAState, Optimizer, apply_updates
+from .optimizers import AdaptiveBatchState, DBAState, Optimizer, apply_updates
+
+
+class BatchSampler:
+    """Epochs of consecutive batches from a seeded permutation; the batch size may change between steps.
+
+    Each call of :meth:`epoch` draws one permutation of ``range(n)`` from
+    ``rng`` (or uses ``0..n-1`` when ``shuffle`` is false) and yields index
+    arrays of ``batch_size`` consecutive entries, reading ``batch_size`` anew
+    before every batch; the last batch of an epoch takes what is left and may
+    be smaller. Setting :attr:`batch_size` between two batches is how the
+    size adapts; it is capped at n (the whole training set).
+
+    >>> import numpy as np
+    >>> sampler = BatchSampler(10, 3, np.random.default_rng(0), shuffle=False)
+    >>> sizes = []
+    >>> for idx in sampler.epoch():
+    ...     sizes.append(idx.size)
+    ...     sampler.batch_size *= 2
+    >>> sizes
+    [3, 6, 1]
+    """
+
+    def __init__(self, n: int, batch_size: int, rng: np.random.Generator, shuffle: bool = True):
+        self.n = check_positive(n, "n", integer=True)
+        self.rng = rng
+        self.shuffle = bool(shuffle)
+        self.batch_size = batch_size
+
+    @property
+    def batch_size(self) -> int:
+        """Size of the next batch (1..n)."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value) -> None:
+        if isinstance(value, float) and np.isinf(value) and value > 0:
+            value = self.n                       # "as large as possible"
+        self._batch_size = min(check_positive(value, "batch_size", integer=True), self.n)
+
+    def epoch(self):
+        """Yield the index arrays of one epoch."""
+        order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        start = 0
+        while start < self.n:
+            idx = order[start:start + self.batch_size]
+            start += idx.size
+            yield idx
 
 
 @dataclass
@@ -34,9 +87,13 @@ class History:
     ``epochs`` has one dict per evaluation (epoch 0 = before training):
     ``epoch, step, train_loss, train_acc, test_loss, test_acc, seconds``.
     ``steps`` has one list per quantity, one entry per optimizer step:
-    ``loss`` (mean over the batch) and ``batch_size``; DBA runs add, per layer
-    l, ``selected[l]``, ``full_metric[l]``, ``selected_metric[l]``,
-    ``grad_norm[l]`` and ``update_norm[l]``.
+    ``loss`` (mean over the batch) and ``batch_size`` (the samples in that
+    step's batch); DBA runs add, per layer l, ``selected[l]``,
+    ``full_metric[l]``, ``selected_metric[l]``, ``grad_norm[l]`` and
+    ``update_norm[l]``; adaptive-batch runs (AdAdaGrad) add
+    ``requested_batch_size`` (the size the optimizer asked for the next step,
+    capped at the training-set size) and ``batch_test`` (the test statistic;
+    the test passes when it is at most η²).
     """
 
     config: dict = field(default_factory=dict)
@@ -86,6 +143,11 @@ def _record_dba(steps: dict, last) -> None:
             per_layer[layer].append(v)
 
 
+def _record_adaptive(steps: dict, state: AdaptiveBatchState, requested: int) -> None:
+    steps.setdefault("requested_batch_size", []).append(int(requested))
+    steps.setdefault("batch_test", []).append(state.last.statistic)
+
+
 def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, epochs: int = 10,
           batch_size: int | None = 64, seed: int = 0, shuffle: bool = True, progress: bool = True,
           results_path=None, config: dict | None = None) -> History:
@@ -95,12 +157,15 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
     ----------
     model : MLP
     optimizer : Optimizer
-        A plain optimizer gets the batch-mean gradient; DBA gets the per-sample signals.
+        A plain optimizer gets the batch-mean gradient; DBA and AdAdaGrad get the
+        per-sample signals. An optimizer with ``requested_batch_size`` (AdAdaGrad)
+        sets the size of every following batch.
     X, y : training data ``(n, in)`` and int labels ``(n,)``.
     X_test, y_test : optional held-out data evaluated after every epoch.
     epochs : int >= 1
     batch_size : int >= 1, or None for the full batch. The last batch of an
-        epoch may be smaller (DBA uses a batch below ``min_size`` whole).
+        epoch may be smaller (DBA uses a batch below ``min_size`` whole). For an
+        adaptive-batch optimizer this is the *initial* batch size.
     seed : int
         Seed of the shuffling; the same model seed, data and seed give the same numbers.
     progress : bool
@@ -124,14 +189,16 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
     n = X.shape[0]
     batch_size = n if batch_size is None else min(check_positive(batch_size, "batch_size", integer=True), n)
 
+    adaptive = optimizer.requested_batch_size is not None
+
     history = History(config={
         "model": {"sizes": model.sizes, "activation": model.activation, "seed": model.seed, "dtype": model.dtype.name},
         "optimizer": {"name": optimizer.name, **optimizer.hyperparams},
-        "epochs": epochs, "batch_size": batch_size, "seed": seed, "n_train": n,
+        "epochs": epochs, "batch_size": batch_size, "adaptive_batch": adaptive, "seed": seed, "n_train": n,
         "n_test": int(X_test.shape[0]) if has_test else 0,
         "python": platform.python_version(), "numpy": np.__version__, **(config or {}),
     })
-    rng = np.random.default_rng(seed)
+    sampler = BatchSampler(n, batch_size, np.random.default_rng(seed), shuffle)
     state = optimizer.init(model.params)
     started = time.perf_counter()
     step = 0
@@ -152,9 +219,7 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
     row = evaluate(0)
     bar = tqdm(range(1, epochs + 1), desc=optimizer.name, unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+        for idx in sampler.epoch():
             signals = backprop(model, X[idx], y[idx])
             grads = signals if optimizer.takes_signals else mean_grads(signals)
             updates, state = optimizer.update(grads, state, model.params)
@@ -164,6 +229,12 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
             history.steps["batch_size"].append(int(idx.size))
             if isinstance(state, DBAState):
                 _record_dba(history.steps, state.last)
+            if adaptive:
+                requested = optimizer.requested_batch_size(state)
+                if requested is not None:
+                    sampler.batch_size = requested
+                if isinstance(state, AdaptiveBatchState):
+                    _record_adaptive(history.steps, state, sampler.batch_size)
         row = evaluate(epoch)
         bar.set_postfix({k: f"{row[k]:.4f}" for k in ("train_loss", "test_acc") if k in row})
     bar.close()

@@ -1,16 +1,25 @@
 """Optimizers as pure ``init``/``update`` pairs, and a registry by name.
 
 ``OPTIMIZERS`` maps a name to ``(factory, one-line description)``; the CLI and
-the trainer build optimizers through :func:`make_optimizer`.
+the trainer build optimizers through :func:`make_optimizer`. Every entry is a
+NumPy reference of the published method, checked against a framework
+implementation where one exists (``docs/optimizers/`` says which, and how).
 """
 from __future__ import annotations
 
 import inspect
 
 from .._validation import check_choice
-from .adam import adam
+from .adabelief import adabelief
+from .adagrad import adagrad, adagrad_norm
+from .adam import EPS_PLACEMENTS, adam
+from .adamp import adamp, sgdp
+from .adan import adan
+from .adaptive_batch import AdaptiveBatchState, BatchTest, adadagrad, adadagrad_norm, adaptive_batch
 from .base import Optimizer, apply_updates, tree_map, tree_norm
 from .dba import DBAState, LayerStep, dba
+from .diffgrad import diffgrad
+from .enhanced_sgd import enhanced_sgd
 from .sgd import momentum, nesterov, sgd
 
 OPTIMIZERS = {
@@ -18,6 +27,21 @@ OPTIMIZERS = {
     "momentum": (momentum, "SGD with heavy-ball momentum (PyTorch convention)"),
     "nesterov": (nesterov, "SGD with Nesterov momentum"),
     "adam": (adam, "Adam with bias correction (Kingma & Ba, 2015)"),
+    "adagrad": (adagrad, "AdaGrad, a step size per coordinate from its summed squared gradients (Duchi et al., 2011)"),
+    "adagrad_norm": (adagrad_norm, "AdaGrad-Norm, one scalar step size η/b from the summed squared gradient norms "
+                                   "(Ward et al., 2019)"),
+    "adadagrad": (adadagrad, "AdAdaGrad: AdaGrad whose batch grows when the coordinate-wise test fails "
+                             "(Lau et al., 2024)"),
+    "adadagrad_norm": (adadagrad_norm, "AdAdaGrad-Norm: AdaGrad-Norm whose batch grows when the norm test fails "
+                                       "(Lau et al., 2024)"),
+    "adabelief": (adabelief, "AdaBelief, Adam with the variance of g − m in place of g² (Zhuang et al., 2020)"),
+    "adan": (adan, "Adan, adaptive Nesterov momentum from gradient differences (Xie et al., 2022)"),
+    "diffgrad": (diffgrad, "diffGrad, Adam damped where the gradient changes little (Dubey et al., 2019)"),
+    "adamp": (adamp, "AdamP, Adam without the radial update on scale-invariant-looking weights (Heo et al., 2021)"),
+    "sgdp": (sgdp, "SGDP, momentum SGD without the radial update on scale-invariant-looking weights "
+                   "(Heo et al., 2021)"),
+    "enhanced_sgd": (enhanced_sgd, "EnhancedSGD (GradRetentionNet): momentum SGD with variance-driven scaling and "
+                                   "a Q-learning controller; a heuristic"),
 }
 
 
@@ -35,4 +59,6 @@ def make_optimizer(name: str, **hyperparams) -> Optimizer:
 
 
 __all__ = ["Optimizer", "apply_updates", "tree_map", "tree_norm", "sgd", "momentum", "nesterov", "adam",
+           "adagrad", "adagrad_norm", "adadagrad", "adadagrad_norm", "adaptive_batch", "AdaptiveBatchState",
+           "BatchTest", "adabelief", "adan", "diffgrad", "adamp", "sgdp", "enhanced_sgd", "EPS_PLACEMENTS",
            "dba", "DBAState", "LayerStep", "OPTIMIZERS", "make_optimizer"]

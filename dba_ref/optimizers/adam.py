@@ -4,23 +4,52 @@
     m̂ = m / (1 − β1^t)             v̂ = v / (1 − β2^t)
     Δθ = −η m̂ / (√v̂ + ε)
 
-ε is added after the square root, as in the paper and ``torch.optim.Adam``.
+Where ε goes is a choice that implementations make differently, and it is
+exposed here as ``eps_placement``, shared by every Adam-type optimizer of the
+package (Adam, diffGrad, AdamP):
+
+``"corrected"`` (default)
+    ε is added to √v̂, as in the paper's Algorithm 1 and ``torch.optim.Adam``:
+    ``m̂ / (√v̂ + ε)``.
+``"raw"``
+    The "more efficient" order of the paper's Section 2: the bias corrections
+    are folded into the step size and ε is added to √v, not √v̂:
+    ``(√(1 − β2^t) / (1 − β1^t)) · m / (√v + ε)``. This is ε̂ = ε√(1 − β2^t)
+    in the first form, so the two differ only through ε. TensorFlow/Keras and
+    the ``pytorch_optimizer`` versions of diffGrad and AdamP use it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_positive
-from .base import Optimizer, tree_map
+from .._validation import check_choice, check_positive
+from .base import Optimizer, check_decay, tree_map
+
+#: Where ε enters the denominator of an Adam-type step (see the module docstring).
+EPS_PLACEMENTS = ("corrected", "raw")
 
 
-def adam(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+def adam_direction(m: np.ndarray, v: np.ndarray, t: int, beta1: float, beta2: float, eps: float,
+                   eps_placement: str) -> np.ndarray:
+    """The bias-corrected Adam direction ``m̂ / (√v̂ + ε)`` (or its ``"raw"`` form); the step is ``−η ×`` it."""
+    c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
+    if eps_placement == "corrected":
+        return (m / c1) / (np.sqrt(v / c2) + eps)
+    return (np.sqrt(c2) / c1) * m / (np.sqrt(v) + eps)
+
+
+def check_eps_placement(eps_placement) -> str:
+    """``eps_placement`` must be one of :data:`EPS_PLACEMENTS`."""
+    return check_choice(eps_placement, EPS_PLACEMENTS, "eps_placement")
+
+
+def adam(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+         eps_placement: str = "corrected") -> Optimizer:
     """Adam with bias correction; state per layer ``(t, m, v)``."""
     lr = check_positive(learning_rate, "learning_rate")
-    for name, beta in (("beta1", beta1), ("beta2", beta2)):
-        if not (0.0 <= check_positive(beta, name, allow_zero=True) < 1.0):
-            raise ValueError(f"{name} must lie in [0, 1), got {beta}")
+    beta1, beta2 = check_decay(beta1, "beta1"), check_decay(beta2, "beta2")
     eps = check_positive(eps, "eps")
+    eps_placement = check_eps_placement(eps_placement)
 
     def init(params):
         return (0, tree_map(np.zeros_like, params), tree_map(np.zeros_like, params))
@@ -30,8 +59,8 @@ def adam(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, 
         t += 1
         m = tree_map(lambda m_, g: beta1 * m_ + (1 - beta1) * g, m, grads)
         v = tree_map(lambda v_, g: beta2 * v_ + (1 - beta2) * g * g, v, grads)
-        c1, c2 = 1 - beta1 ** t, 1 - beta2 ** t
-        updates = tree_map(lambda m_, v_: -lr * (m_ / c1) / (np.sqrt(v_ / c2) + eps), m, v)
+        updates = tree_map(lambda m_, v_: -lr * adam_direction(m_, v_, t, beta1, beta2, eps, eps_placement), m, v)
         return updates, (t, m, v)
 
-    return Optimizer(init, update, "adam", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps})
+    return Optimizer(init, update, "adam", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
+                                            "eps_placement": eps_placement})

@@ -12,6 +12,7 @@ Functions never modify their inputs.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -55,7 +56,12 @@ class Optimizer:
         The hyper-parameters it was built with (recorded in results files).
     takes_signals : bool
         True when ``update`` wants the batch's per-sample :class:`~dba_ref.backprop.Signals`
-        instead of the mean gradient (DBA does).
+        instead of the mean gradient (DBA and the adaptive-batch optimizers do).
+    requested_batch_size : callable or None
+        For optimizers that choose the size of the *next* batch (AdAdaGrad):
+        ``requested_batch_size(state) -> int | None`` reads it from the state
+        (``None`` before the first update). The training loop then draws its next
+        batch with that size. ``None`` for every other optimizer.
     """
 
     init: Callable[[Any], Any]
@@ -63,3 +69,20 @@ class Optimizer:
     name: str
     hyperparams: dict = field(default_factory=dict)
     takes_signals: bool = False
+    requested_batch_size: Callable[[Any], Any] | None = None
+
+
+def check_decay(value, name: str) -> float:
+    """A decay rate / momentum coefficient in [0, 1), e.g. Adam's β1 and β2."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1), got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1), got {value}")
+    return float(value)
+
+
+def check_flag(value, name: str) -> bool:
+    """A boolean switch (``True``/``False``; NumPy booleans accepted)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)

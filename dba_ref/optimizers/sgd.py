@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, tree_map
+from .base import Optimizer, check_decay, tree_map
 
 
 def sgd(learning_rate: float = 0.1) -> Optimizer:
@@ -46,22 +46,28 @@ def nesterov(learning_rate: float = 0.05, momentum: float = 0.9) -> Optimizer:
     return _momentum_sgd(learning_rate, momentum, nesterov=True)
 
 
+def momentum_direction(grads, velocity, mu: float, nesterov: bool):
+    """One momentum step on a pytree: returns ``(direction, new velocity)``.
+
+    ``v ← μ v + g``; the direction is ``v`` (heavy ball) or ``g + μ v`` (Nesterov);
+    the update is ``−η ×`` the direction. Shared by SGD, SGDP and EnhancedSGD.
+    """
+    velocity = tree_map(lambda v, g: mu * v + g, velocity, grads)
+    if nesterov:
+        return tree_map(lambda g, v: g + mu * v, grads, velocity), velocity
+    return velocity, velocity
+
+
 def _momentum_sgd(learning_rate: float, mu: float, nesterov: bool) -> Optimizer:
     lr = check_positive(learning_rate, "learning_rate")
-    mu = check_positive(mu, "momentum", allow_zero=True)
-    if mu >= 1:
-        raise ValueError(f"momentum must lie in [0, 1), got {mu}")
+    mu = check_decay(mu, "momentum")
 
     def init(params):
         return tree_map(np.zeros_like, params)
 
     def update(grads, state, params=None):
-        velocity = tree_map(lambda v, g: mu * v + g, state, grads)
-        if nesterov:
-            updates = tree_map(lambda g, v: -lr * (g + mu * v), grads, velocity)
-        else:
-            updates = tree_map(lambda v: -lr * v, velocity)
-        return updates, velocity
+        direction, velocity = momentum_direction(grads, state, mu, nesterov)
+        return tree_map(lambda d: -lr * d, direction), velocity
 
     name = "nesterov" if nesterov else "momentum"
     return Optimizer(init, update, name, {"learning_rate": lr, "momentum": mu, "nesterov": bool(nesterov)})

@@ -1,0 +1,43 @@
+"""AdaBelief (Zhuang, Tang, Ding, Tatikonda, Dvornek, Papademetris & Duncan, NeurIPS 2020).
+
+Adam with the second moment of the gradient replaced by the second moment of
+its *surprise* g − m, the "belief" in the current gradient (Algorithm 2)::
+
+    m ← β1 m + (1 − β1) g
+    s ← β2 s + (1 − β2)(g − m)² + ε          (m already updated; ε inside, every step)
+    m̂ = m / (1 − β1^t)        ŝ = s / (1 − β2^t)
+    Δθ = −η m̂ / (√ŝ + ε)                     (Adam's direction with v replaced by s)
+
+A large step where the gradient is close to its running mean (a confident
+direction), a small one where it keeps surprising. ε enters twice, as in the
+paper; because it is added to s itself, ε = 1e-16 here acts like ε = 1e-8 in
+Adam, which is why the authors' released code and ``pytorch_optimizer``
+default to 1e-16 (used here too).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_positive
+from .adam import adam_direction
+from .base import Optimizer, check_decay, tree_map
+
+
+def adabelief(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-16) -> Optimizer:
+    """AdaBelief; state per layer ``(t, m, s)``."""
+    lr = check_positive(learning_rate, "learning_rate")
+    beta1, beta2 = check_decay(beta1, "beta1"), check_decay(beta2, "beta2")
+    eps = check_positive(eps, "eps")
+
+    def init(params):
+        return (0, tree_map(np.zeros_like, params), tree_map(np.zeros_like, params))
+
+    def update(grads, state, params=None):
+        t, m, s = state
+        t += 1
+        m = tree_map(lambda m_, g: beta1 * m_ + (1 - beta1) * g, m, grads)
+        s = tree_map(lambda s_, g, m_: beta2 * s_ + (1 - beta2) * (g - m_) ** 2 + eps, s, grads, m)
+        updates = tree_map(lambda m_, s_: -lr * adam_direction(m_, s_, t, beta1, beta2, eps, "corrected"), m, s)
+        return updates, (t, m, s)
+
+    return Optimizer(init, update, "adabelief", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps})

@@ -1,0 +1,187 @@
+"""Adaptive batch sizes by adaptive-sampling tests: AdAdaGrad and AdAdaGrad-Norm.
+
+Lau, Liu & Kolar, "AdAdaGrad: Adaptive Batch Size Schemes for Adaptive Gradient
+Methods" (arXiv:2402.11215, 2024): train with AdaGrad (or AdaGrad-Norm) and let
+the *next* batch be larger whenever the current batch's mean gradient is too
+noisy to trust. Noisy means that the variance of the mean gradient is large
+compared with its squared norm, estimated from the per-sample gradients
+g_1..g_B of the batch just used.
+
+The norm test (Byrd, Chin, Nocedal & Wu, 2012), over all parameters::
+
+    σ² = (1/(B−1)) Σ_i ‖g_i − ḡ‖²       (trace of the sample covariance)
+    passes when   σ² / B ≤ η² ‖ḡ‖²
+    else          B_next = ⌈σ² / (η² ‖ḡ‖²)⌉
+
+The coordinate-wise test (the paper's variant for AdaGrad's per-coordinate
+step sizes): the same inequality for every coordinate j separately::
+
+    σ_j² = (1/(B−1)) Σ_i (g_ij − ḡ_j)²
+    passes when   σ_j² / B ≤ η² ḡ_j²   for every j
+    else          B_next = ⌈max_j σ_j² / (η² ḡ_j²)⌉
+
+In both cases B_next is never smaller than the last request (the batch size
+only grows) and never larger than ``max_batch_size`` (the training loop also
+caps it at the size of the training set). A coordinate with σ_j² = 0 passes;
+one with ḡ_j = 0 but σ_j² > 0 fails outright (B_next = ∞, i.e. the cap). A
+batch of one sample has no variance estimate: the test is skipped.
+
+**Without per-sample gradients.** With the Gram identity (spec §3),
+``‖g_i‖² = K[i,i] = ‖Δ_i‖² (‖A_i‖² + 1)`` layer by layer, so with
+``T = Σ_i ‖g_i‖²`` and ``Q = ‖Σ_i g_i‖² = B² ‖ḡ‖²`` summed over the layers::
+
+    σ² / (B ‖ḡ‖²) = (B / (B − 1)) · (T/Q − 1/B) = (B / (B − 1)) · mean_variance(T, Q, B)
+
+— DBA's ``mean_variance`` metric (:mod:`dba_ref.metrics`) is the norm-test
+statistic up to the factor B/(B − 1), and the norm test costs O(B (in + out))
+per layer. The coordinate-wise test needs Σ_i g_ij², which for
+``g_i = Δ_i ⊗ [A_i, 1]`` is the matrix product ``(Δ⊙Δ)ᵀ [A⊙A, 1]``: O(B·in·out),
+the cost of the mean gradient itself, still with no (B, out, in) array.
+
+The authors' released code (github.com/timlautk/AdAdaGrad) implements the norm
+test from materialised per-sample gradients; it has no coordinate-wise test,
+whose definition here is the inequality above applied to every coordinate.
+
+**Not a DBA base.** These optimizers consume the batch's per-sample
+:class:`~dba_ref.backprop.Signals` (``takes_signals=True``), so
+``dba(adadagrad())`` is refused; see ``docs/optimizers/adadagrad.md`` for why
+the combination is not meaningful. ``dba(adagrad())`` is.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice, check_positive
+from ..backprop import mean_grads
+from ..metrics import mean_variance
+from .adagrad import adagrad, adagrad_norm
+from .base import Optimizer
+
+#: The adaptive-sampling tests.
+TESTS = ("norm", "coordinate")
+
+
+@dataclass(frozen=True)
+class BatchTest:
+    """One adaptive-sampling test on one batch.
+
+    ``statistic`` is the left-hand side over the right-hand side of the test
+    divided by η², i.e. ``σ²/(B ‖ḡ‖²)`` (norm) or ``max_j σ_j²/(B ḡ_j²)``
+    (coordinate): the test passes when ``statistic ≤ η²``. ``implied_size`` is
+    ``σ²/(η² ‖ḡ‖²)`` (or its coordinate-wise maximum), possibly ∞;
+    ``batch_size`` is B. Both are NaN for B = 1 (no test).
+    """
+
+    batch_size: int
+    statistic: float
+    implied_size: float
+
+    @property
+    def passed(self) -> bool:
+        return not self.implied_size > self.batch_size
+
+
+@dataclass(frozen=True)
+class AdaptiveBatchState:
+    """``base``: the base optimizer's state; ``batch_size``: the size requested for the next batch
+    (None before the first update; ``math.inf`` when a failed test asks for more than any cap,
+    which the training loop reads as "the whole training set"); ``last``: the :class:`BatchTest`
+    of the last update."""
+
+    base: Any
+    batch_size: int | None = None
+    last: BatchTest | None = None
+
+
+def gram_diagonal(A: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """``K[i, i] = ‖g_i‖² = ‖Δ_i‖² (‖A_i‖² + 1)`` for one layer, shape ``(B,)``, float64 (spec §3's diagonal)."""
+    A, D = np.asarray(A, np.float64), np.asarray(D, np.float64)
+    return np.einsum("bo,bo->b", D, D) * (np.einsum("bi,bi->b", A, A) + 1.0)
+
+
+def norm_test(signals, eta: float) -> BatchTest:
+    """The norm test on a batch's :class:`~dba_ref.backprop.Signals`, all layers together."""
+    B = signals.batch_size
+    if B < 2:
+        return BatchTest(B, math.nan, math.nan)
+    T = Q = 0.0
+    for A, D in signals.layers:
+        T += float(gram_diagonal(A, D).sum())
+        s = np.asarray(D, np.float64).T @ np.hstack([np.asarray(A, np.float64), np.ones((B, 1))])  # Σ_i g_i
+        Q += float(np.sum(s * s))
+    statistic = B / (B - 1) * float(mean_variance(T, Q, B))      # σ² / (B ‖ḡ‖²)
+    return BatchTest(B, statistic, B * statistic / eta ** 2)
+
+
+def coordinate_test(signals, eta: float) -> BatchTest:
+    """The coordinate-wise test: the norm test's inequality for every parameter separately."""
+    B = signals.batch_size
+    if B < 2:
+        return BatchTest(B, math.nan, math.nan)
+    worst = 0.0
+    for A, D in signals.layers:
+        A1 = np.hstack([np.asarray(A, np.float64), np.ones((B, 1))])     # the bias is the weight of a constant input
+        D = np.asarray(D, np.float64)
+        total = D.T @ A1                                  # Σ_i g_ij           (out, in + 1)
+        squares = (D * D).T @ (A1 * A1)                   # Σ_i g_ij²
+        var = np.maximum(squares - total * total / B, 0.0) / (B - 1)     # σ_j², clipped at 0 against rounding
+        mean2 = (total / B) ** 2                          # ḡ_j²
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(var > 0, var / (B * mean2), 0.0)            # σ_j² / (B ḡ_j²); ∞ where ḡ_j = 0 < σ_j²
+        worst = max(worst, float(ratio.max()))
+    return BatchTest(B, worst, B * worst / eta ** 2)
+
+
+_TEST_FUNCTIONS = {"norm": norm_test, "coordinate": coordinate_test}
+
+
+def adaptive_batch(base: Optimizer, test: str = "norm", eta: float = 0.1, max_batch_size: int | None = None) -> Optimizer:
+    """Wrap ``base`` so that every update also runs ``test`` and requests the next batch size.
+
+    The update itself is ``base``'s on the batch-mean gradient; the wrapper
+    only adds the test. The training loop reads the request through
+    ``Optimizer.requested_batch_size`` (see :func:`dba_ref.training.train`).
+    """
+    if not isinstance(base, Optimizer):
+        raise TypeError(f"base must be an Optimizer (e.g. dba_ref.optimizers.adagrad()), got {type(base).__name__}")
+    if base.takes_signals:
+        raise ValueError(f"base optimizer {base.name!r} already consumes per-sample signals; it cannot be wrapped")
+    run_test = _TEST_FUNCTIONS[check_choice(test, TESTS, "test")]
+    eta = check_positive(eta, "eta")
+    if max_batch_size is not None:
+        max_batch_size = check_positive(max_batch_size, "max_batch_size", integer=True)
+
+    def init(params):
+        return AdaptiveBatchState(base=base.init(params))
+
+    def update(signals, state, params=None):
+        updates, base_state = base.update(mean_grads(signals), state.base, params)
+        result = run_test(signals, eta)
+        requested = max(state.batch_size or 0, signals.batch_size)          # the batch size never shrinks
+        if not result.passed:
+            requested = max(requested, math.ceil(result.implied_size) if math.isfinite(result.implied_size) else math.inf)
+        if max_batch_size is not None:
+            requested = min(requested, max_batch_size)
+        return updates, AdaptiveBatchState(base=base_state, batch_size=requested, last=result)
+
+    hyper = {"base": base.name, **{f"base.{k}": v for k, v in base.hyperparams.items()},
+             "test": test, "eta": eta, "max_batch_size": max_batch_size}
+    return Optimizer(init, update, f"adaptive_batch({base.name})", hyper, takes_signals=True,
+                     requested_batch_size=lambda state: state.batch_size)
+
+
+def adadagrad(learning_rate: float = 1e-2, eps: float = 1e-10, initial_accumulator_value: float = 0.0,
+              eta: float = 0.1, test: str = "coordinate", max_batch_size: int | None = None) -> Optimizer:
+    """AdAdaGrad: :func:`~dba_ref.optimizers.adagrad.adagrad` with adaptive batch sizes (coordinate-wise test by default)."""
+    opt = adaptive_batch(adagrad(learning_rate, eps, initial_accumulator_value), test, eta, max_batch_size)
+    return replace(opt, name="adadagrad")
+
+
+def adadagrad_norm(learning_rate: float = 1.0, b0: float = 0.1, eta: float = 0.1, test: str = "norm",
+                   max_batch_size: int | None = None) -> Optimizer:
+    """AdAdaGrad-Norm: :func:`~dba_ref.optimizers.adagrad.adagrad_norm` with adaptive batch sizes (norm test)."""
+    return replace(adaptive_batch(adagrad_norm(learning_rate, b0), test, eta, max_batch_size), name="adadagrad_norm")
