@@ -1,0 +1,284 @@
+"""The reproduction protocol (spec §9) written down as data: what is run, and in which order.
+
+Vocabulary
+----------
+setting
+    The data and the budget, fixed for every method compared in it:
+    data set, training images per class, hidden width, batch size, epochs and
+    the size of the validation slice (a stratified draw from the pool,
+    disjoint from the training slice; on MNIST-5k the test set is what
+    neither slice took, on Fashion-MNIST the official 10k test set).
+method
+    An optimizer with its fixed options. Plain methods are the optimizers of
+    :data:`dba_ref.optimizers.OPTIMIZERS` (read when the protocol is built, so
+    optimizers added to the package join by themselves). DBA methods wrap SGD
+    or Adam with one metric × strategy, and a few ``min_size`` / ``tol``
+    values, each its own method. A method's learning rate is tuned.
+cell
+    A setting, the methods compared in it, and what it is for: ``main``
+    (the headline table), a ``hidden`` width check, or one of the readings of
+    the paper tried to close a gap (``sum-over-batch``, ``full-batch``,
+    ``longer``, ``peek``; see ``READINGS``).
+
+Fair tuning
+-----------
+Every method gets the same budget: one run per learning rate of the grid
+``default_lr × m`` (``m`` in ``lr_multipliers``, ``default_lr`` the
+optimizer's own default) on each of the ``tune_seeds``. A run is scored by its
+accuracy on the validation slice after the last epoch; the best learning rate
+is then trained once per ``final_seeds`` seed and evaluated once on the test
+set. Different seeds draw different slices and initialisations.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+from .._validation import check_choice
+from ..metrics import METRIC_NAMES
+from ..optimizers import OPTIMIZERS, Optimizer, dba, make_optimizer
+from .readings import sum_over_batch
+
+#: The abstract's numbers (spec §1). ``baseline`` is implied: 100 − err_DBA / (1 − RER).
+PAPER = {
+    60: {"regime": "1% of MNIST (60 per class)", "dba": 97.79, "rer": 81.78, "baseline": 100 - 2.21 / 0.1822},
+    10: {"regime": "10 images per class", "dba": 97.44, "rer": 88.07, "baseline": 100 - 2.56 / 0.1193},
+}
+
+#: What each kind of cell is for (the report prints these).
+READINGS = {
+    "main": "the protocol: batch 64, mean over the selection (spec §6)",
+    "hidden": "the same protocol with another hidden width, on a subset of methods",
+    "sum-over-batch": "DBA(SGD) updates with Σ_{i∈S} g_i / B (the rejected samples' terms dropped from the "
+                      "batch mean) instead of the mean over the selection",
+    "full-batch": "the whole training slice as one batch, so DBA selects from every training image at each step",
+    "longer": "three times the epoch budget",
+    "peek": "the final configurations of the main cell with the test set evaluated after every epoch, "
+            "to see what reporting the best epoch on test would give (not the protocol's number)",
+}
+
+#: The DBA bases the paper names.
+DBA_BASES = ("sgd", "adam")
+#: DBA strategies compared (exhaustive is excluded: B ≤ 20 only; "all" is the base optimizer itself).
+DBA_STRATEGIES = ("greedy", "prefix")
+#: Extra (metric, strategy, min_size, tol) variants beyond the defaults min_size=2, tol=0.
+DBA_VARIANTS = (("variance", "greedy", 0.5, 0.0), ("normalized_variance", "greedy", 0.5, 0.0),
+                ("mean_variance", "greedy", 2, 0.05))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Data and budget shared by every method of a cell."""
+
+    dataset: str
+    per_class: int
+    hidden: int
+    batch_size: int | None      # None: the whole training slice is one batch
+    epochs: int
+    val_per_class: int
+
+    @property
+    def key(self) -> str:
+        """File-name-safe identifier, e.g. ``mnist5k-pc60-h256-b64-e100-v50``."""
+        batch = "full" if self.batch_size is None else self.batch_size
+        return f"{self.dataset}-pc{self.per_class}-h{self.hidden}-b{batch}-e{self.epochs}-v{self.val_per_class}"
+
+    def describe(self) -> str:
+        batch = "the whole slice" if self.batch_size is None else str(self.batch_size)
+        return (f"{self.dataset}, {self.per_class} per class, 784-{self.hidden}-10 ReLU, batch {batch}, "
+                f"{self.epochs} epochs, validation {self.val_per_class} per class")
+
+
+@dataclass(frozen=True)
+class Method:
+    """An optimizer with fixed options; only its learning rate is tuned.
+
+    ``optimizer`` is a registry name: the baseline optimizer, or DBA's base when
+    ``dba`` is true. ``normalise`` is ``"selection"`` (the reference, spec §6)
+    or ``"batch"`` (the :func:`~dba_ref.reproduction.readings.sum_over_batch` reading).
+    """
+
+    optimizer: str
+    dba: bool = False
+    metric: str = "mean_variance"
+    strategy: str = "greedy"
+    min_size: int | float = 2
+    tol: float = 0.0
+    normalise: str = "selection"
+
+    def __post_init__(self):
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        check_choice(self.metric, METRIC_NAMES, "metric")
+        check_choice(self.normalise, ("selection", "batch"), "normalise")
+
+    @property
+    def key(self) -> str:
+        """File-name-safe identifier, e.g. ``dba-sgd-mean_variance-greedy-m2-t0``."""
+        if not self.dba:
+            return self.optimizer
+        key = f"dba-{self.optimizer}-{self.metric}-{self.strategy}-m{self.min_size:g}-t{self.tol:g}"
+        return key + ("-sumB" if self.normalise == "batch" else "")
+
+    @property
+    def label(self) -> str:
+        """Display name, e.g. ``DBA(SGD) mean_variance/greedy`` or ``DBA(SGD) variance/greedy min 0.5``."""
+        if not self.dba:
+            return self.optimizer
+        extra = "".join([f" min {self.min_size:g}" if self.min_size != 2 else "",
+                         f" tol {self.tol:g}" if self.tol else "",
+                         " Σ/B" if self.normalise == "batch" else ""])
+        return f"DBA({self.optimizer}) {self.metric}/{self.strategy}{extra}"
+
+    @property
+    def default_lr(self) -> float:
+        """The registry factory's default ``learning_rate``: the centre of the tuning grid."""
+        return default_learning_rate(self.optimizer)
+
+    def learning_rates(self, multipliers) -> list[float]:
+        """The tuning grid ``default_lr × m``, rounded to 3 significant digits."""
+        return [float(f"{self.default_lr * m:.3g}") for m in multipliers]
+
+    def build(self, learning_rate: float, backend: str = "numpy") -> Optimizer:
+        """The optimizer this method trains with at ``learning_rate``."""
+        base = make_optimizer(self.optimizer, learning_rate=learning_rate)
+        if not self.dba:
+            return base
+        opt = dba(base, metric=self.metric, strategy=self.strategy, min_size=self.min_size, tol=self.tol,
+                  backend=backend)
+        return sum_over_batch(opt) if self.normalise == "batch" else opt
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "label": self.label, "optimizer": self.optimizer, "dba": self.dba,
+                "metric": self.metric if self.dba else None, "strategy": self.strategy if self.dba else None,
+                "min_size": self.min_size if self.dba else None, "tol": self.tol if self.dba else None,
+                "normalise": self.normalise if self.dba else None}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A setting, the methods compared in it, and the reading it stands for (a key of ``READINGS``)."""
+
+    reading: str
+    setting: Setting
+    methods: tuple
+    test_every_epoch: bool = False
+
+    def __post_init__(self):
+        check_choice(self.reading, READINGS, "reading")
+
+    @property
+    def name(self) -> str:
+        return f"{self.reading}: {self.setting.key}"
+
+    @property
+    def final_role(self) -> str:
+        """Folder of the final runs: ``final``, or ``final-peek`` when the test set is seen every epoch."""
+        return "final-peek" if self.test_every_epoch else "final"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything a reproduction runs, cells in priority order (what matters most runs first)."""
+
+    name: str
+    cells: tuple
+    lr_multipliers: tuple
+    tune_seeds: tuple
+    final_seeds: tuple
+    notes: tuple = field(default_factory=tuple)
+
+    @property
+    def tuning_budget(self) -> int:
+        """Tuning runs per method and cell: the same for every method."""
+        return len(self.lr_multipliers) * len(self.tune_seeds)
+
+    def n_runs(self) -> int:
+        """Runs the protocol asks for, counting a run shared by two cells twice."""
+        return sum(len(c.methods) * (self.tuning_budget + len(self.final_seeds)) for c in self.cells)
+
+
+def default_learning_rate(name: str) -> float:
+    """Default ``learning_rate`` of registry optimizer ``name`` (``ValueError`` if it has none)."""
+    factory, _ = OPTIMIZERS[check_choice(name, OPTIMIZERS, "optimizer")]
+    param = inspect.signature(factory).parameters.get("learning_rate")
+    if param is None or param.default is inspect.Parameter.empty:
+        raise ValueError(f"optimizer {name!r} has no default learning_rate to centre a tuning grid on")
+    return float(param.default)
+
+
+def baseline_methods() -> tuple[list[Method], list[str]]:
+    """Every registry optimizer as a baseline, and a note for each one left out (and why).
+
+    The registry holds plain optimizers (they receive the batch-mean gradient)
+    and adaptive-batch ones such as AdAdaGrad (they receive the per-sample
+    signals and choose the next batch size); the trainer runs both, so both
+    are baselines. One without a default learning rate cannot be given the
+    same tuning grid and is left out.
+    """
+    methods, skipped = [], []
+    for name in OPTIMIZERS:
+        try:
+            default_learning_rate(name)
+            make_optimizer(name)
+        except (TypeError, ValueError) as exc:
+            skipped.append(f"{name}: {exc}")
+            continue
+        methods.append(Method(name))
+    return methods, skipped
+
+
+def dba_methods(bases=DBA_BASES) -> list[Method]:
+    """DBA around each base with every metric × strategy, then the ``DBA_VARIANTS``."""
+    methods = [Method(b, dba=True, metric=m, strategy=s) for b in bases for m in METRIC_NAMES for s in DBA_STRATEGIES]
+    methods += [Method(b, dba=True, metric=m, strategy=s, min_size=ms, tol=t)
+                for b in bases for m, s, ms, t in DBA_VARIANTS]
+    return methods
+
+
+def core_methods() -> tuple:
+    """The paper's four: SGD, Adam, DBA(SGD), DBA(Adam) with the reference defaults."""
+    return (Method("sgd"), Method("adam"), Method("sgd", dba=True), Method("adam", dba=True))
+
+
+def full_protocol(datasets=("mnist5k", "fashion-mnist")) -> Protocol:
+    """The real protocol: hidden 256 everywhere, every method, 5 seeds; readings and width checks on MNIST-5k.
+
+    Budget per run: 100 epochs of batch 64. Cells are ordered so that a
+    stopped reproduction has whole pictures: everything at 10 images per class
+    (about five times cheaper) first, then 60 per class; on each, MNIST-5k's
+    table and the readings that test the headline claims before Fashion-MNIST.
+    """
+    baselines, skipped = baseline_methods()
+    everything = tuple(baselines + dba_methods())
+    core = core_methods()
+    sum_b = (Method("sgd"), Method("sgd", dba=True, normalise="batch"),
+             Method("sgd", dba=True, strategy="prefix", normalise="batch"))
+
+    def setting(dataset, per_class, hidden=256, batch_size=64, epochs=100):
+        return Setting(dataset, per_class, hidden, batch_size, epochs, val_per_class=50)
+
+    cells = []
+    for pc in (10, 60):                 # 10 per class is about five times cheaper: its whole picture first
+        if "mnist5k" in datasets:
+            cells += [Cell("main", setting("mnist5k", pc), everything),
+                      Cell("sum-over-batch", setting("mnist5k", pc), sum_b),
+                      Cell("peek", setting("mnist5k", pc), core, test_every_epoch=True),
+                      Cell("full-batch", setting("mnist5k", pc, batch_size=None, epochs=300), core),
+                      Cell("longer", setting("mnist5k", pc, epochs=300), core),
+                      Cell("hidden", setting("mnist5k", pc, hidden=100), core),
+                      Cell("hidden", setting("mnist5k", pc, hidden=1000), core)]
+        if "fashion-mnist" in datasets:
+            cells.append(Cell("main", setting("fashion-mnist", pc), everything))
+    return Protocol("full", tuple(cells), lr_multipliers=(0.1, 10 ** -0.5, 1.0, 10 ** 0.5, 10.0),
+                    tune_seeds=(100,), final_seeds=(0, 1, 2, 3, 4),
+                    notes=tuple(f"optimizer left out: {s}" for s in skipped))
+
+
+def quick_protocol() -> Protocol:
+    """A smoke run of every code path in seconds (MNIST-5k only): its numbers mean nothing."""
+    tiny = Setting("mnist5k", per_class=10, hidden=32, batch_size=32, epochs=3, val_per_class=20)
+    core = core_methods()
+    sum_b = (Method("sgd"), Method("sgd", dba=True, normalise="batch"))
+    return Protocol("quick", (Cell("main", tiny, core), Cell("sum-over-batch", tiny, sum_b)),
+                    lr_multipliers=(1.0, 3.0), tune_seeds=(100,), final_seeds=(0, 1),
+                    notes=("smoke run: 3 epochs, hidden 32, 2 seeds; the numbers say nothing about the paper",))

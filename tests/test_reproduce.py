@@ -1,0 +1,147 @@
+"""`dba-ref reproduce`: the smoke run end to end, resuming, fair tuning, the Σ/B reading, the report."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dba_ref import MLP, adam, backprop, dba, sgd
+from dba_ref.cli import main
+from dba_ref.optimizers import OPTIMIZERS
+from dba_ref.reproduction import Method, full_protocol, quick_protocol, run_protocol, sum_over_batch
+from dba_ref.reproduction.protocol import PAPER, Setting
+from dba_ref.reproduction.report import rer, write_report
+from dba_ref.reproduction.runner import choose_learning_rate, run_path, tuning_runs, write_json
+
+
+def _run_files(out):
+    return sorted(p for p in (out / "runs").rglob("*.json"))
+
+
+def _unique_runs(protocol):
+    """Distinct runs the protocol asks for once every tuning has finished (shared runs counted once)."""
+    return {(c.setting.key, role, seed, m.key) for c in protocol.cells for m in c.methods
+            for role, seeds in (("tune", [(s, lr) for lr in m.learning_rates(protocol.lr_multipliers)
+                                          for s in protocol.tune_seeds]),
+                                (c.final_role, [(s, None) for s in protocol.final_seeds]))
+            for seed in seeds}
+
+
+@pytest.fixture(scope="module")
+def quick_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick")
+    assert main(["reproduce", "--quick", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_quick_writes_every_run_and_the_report(quick_out, capsys):
+    files = _run_files(quick_out)
+    assert len(files) == len(_unique_runs(quick_protocol()))
+    for name in ("report.md", "table.md", "summary.json"):
+        assert (quick_out / name).is_file()
+    figures = sorted(p.name for p in (quick_out / "figures").glob("*.png"))
+    assert any(n.startswith("selected-main") for n in figures) and any(n.startswith("accuracy-main") for n in figures)
+    report = (quick_out / "report.md").read_text()
+    assert "smoke run" in report and "## Plain statement" in report and "nothing: every run" in report
+
+
+def test_tuning_never_sees_the_test_set_and_finals_see_it_once(quick_out):
+    for path in _run_files(quick_out):
+        record = json.loads(path.read_text())
+        has_test = "test_acc" in record["result"]
+        assert has_test == (record["role"] != "tune"), path
+        assert not any(k.startswith("test") for k in record.get("curves", {})), path      # not every epoch
+
+
+def test_resume_redoes_nothing_and_retrains_only_what_is_missing(quick_out, capsys):
+    before = {p: p.stat().st_mtime_ns for p in _run_files(quick_out)}
+    assert main(["reproduce", "--quick", "--out", str(quick_out), "--quiet"]) == 0
+    assert "0 runs trained" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in _run_files(quick_out)} == before
+
+    victim = next(p for p in before if "final-s1" in p.parts[-2])
+    victim.unlink()
+    assert main(["reproduce", "--quick", "--out", str(quick_out), "--quiet"]) == 0
+    assert "1 runs trained" in capsys.readouterr().out
+    assert victim.is_file()
+
+
+def test_a_stopped_reproduction_reports_what_was_not_run(tmp_path):
+    protocol = quick_protocol()
+    counts = run_protocol(protocol, tmp_path, progress=False, deadline=0.0)
+    assert counts == {"done": 0, "skipped": 0, "failed": 0, "stopped": "time limit reached"}
+    report = write_report(protocol, tmp_path, tmp_path / "report.md", counts=counts).read_text()
+    assert "**Not run.**" in report and "stopped early: time limit reached" in report
+    assert "nothing: every run" not in report
+
+
+def test_every_method_gets_the_same_tuning_budget_and_new_optimizers_join(monkeypatch):
+    monkeypatch.setitem(OPTIMIZERS, "sgd_twin", (sgd, "a registry newcomer"))
+    protocol = full_protocol()
+    main_cells = [c for c in protocol.cells if c.reading == "main"]
+    assert {c.setting.hidden for c in main_cells} == {256}
+    assert {c.setting.dataset for c in main_cells} == {"mnist5k", "fashion-mnist"}
+    assert {c.setting.per_class for c in main_cells} == set(PAPER) == {10, 60}
+    assert len(protocol.final_seeds) >= 5 and not set(protocol.final_seeds) & set(protocol.tune_seeds)
+    for cell in protocol.cells:
+        per_method = {}
+        for _, _, method, _ in tuning_runs(protocol, cell):
+            per_method[method.key] = per_method.get(method.key, 0) + 1
+        assert set(per_method.values()) == {protocol.tuning_budget}, cell.name
+    keys = {m.key for m in main_cells[0].methods}
+    assert set(OPTIMIZERS) <= keys
+    assert {"dba-sgd-mean_variance-prefix-m2-t0", "dba-adam-normalized_variance-greedy-m2-t0"} <= keys
+    assert not any("exhaustive" in k for k in keys)
+
+
+def _fake_tuning(out, protocol, setting, method, accs):
+    for lr, acc in zip(method.learning_rates(protocol.lr_multipliers), accs):
+        diverged = acc is None
+        write_json(run_path(out, setting, "tune", protocol.tune_seeds[0], method, lr),
+                   {"result": {"diverged": diverged, "val_acc": 0.0 if diverged else acc, "val_loss": 1.0}})
+
+
+def test_learning_rate_is_chosen_on_validation_ties_to_the_smaller_and_never_a_diverged_run(tmp_path):
+    protocol = full_protocol(datasets=("mnist5k",))
+    setting = Setting("mnist5k", 10, 256, 64, 100, 50)
+    method = Method("sgd")
+    grid = method.learning_rates(protocol.lr_multipliers)
+    _fake_tuning(tmp_path, protocol, setting, method, [0.5, 0.9, 0.9, 0.7, None])
+    lr, scores = choose_learning_rate(protocol, setting, method, tmp_path)
+    assert lr == grid[1] and scores[grid[4]][0] == -math.inf
+    run_path(tmp_path, setting, "tune", protocol.tune_seeds[0], method, grid[0]).unlink()
+    assert choose_learning_rate(protocol, setting, method, tmp_path)[0] is None     # tuning incomplete
+
+
+def test_sum_over_batch_scales_each_layer_by_its_kept_fraction():
+    model = MLP([6, 5, 3], seed=1)
+    rng = np.random.default_rng(0)
+    signals = backprop(model, rng.normal(size=(16, 6)), rng.integers(0, 3, 16))
+    reference = dba(sgd(0.1))
+    ref_updates, ref_state = reference.update(signals, reference.init(model.params), model.params)
+    reading = sum_over_batch(dba(sgd(0.1)))
+    updates, state = reading.update(signals, reading.init(model.params), model.params)
+    assert reading.name == "dba(sgd)/B" and reading.takes_signals
+    for (W, b), (W_ref, b_ref), step in zip(updates, ref_updates, state.last):
+        assert 2 <= step.size < 16
+        np.testing.assert_allclose(W, W_ref * step.size / 16, rtol=1e-14)
+        np.testing.assert_allclose(b, b_ref * step.size / 16, rtol=1e-14)
+    with pytest.raises(ValueError, match="plain SGD"):
+        sum_over_batch(dba(adam()))
+    with pytest.raises(ValueError, match="plain SGD"):
+        sum_over_batch(sgd())
+    with pytest.raises(TypeError):
+        sum_over_batch("dba")
+
+
+def test_relative_error_reduction_matches_the_paper_arithmetic():
+    for claim in PAPER.values():
+        assert rer(claim["dba"], claim["baseline"]) == pytest.approx(claim["rer"], abs=1e-9)
+    assert rer(90.0, 80.0) == pytest.approx(50.0)
+
+
+def test_cli_rejects_bad_options(capsys):
+    assert main(["reproduce", "--quick", "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--quick", "--full"])
