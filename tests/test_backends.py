@@ -1,0 +1,351 @@
+"""Every backend against the NumPy reference (spec §7): same selections, same values, same updates.
+
+The compiled backends must reproduce :mod:`dba_ref.search` and
+:mod:`dba_ref.backprop` on fresh random inputs of several shapes and on every
+metric × strategy × ``min_size`` edge. Agreement rules (spec §5):
+
+- float64: the same removal order and the same selected set wherever every
+  NumPy decision margin exceeds 1e-9; values within 1e-12 relative (1e-12 of
+  the batch's scale for a value that cancels down to rounding noise).
+- float32 (documented tolerance, see ``docs/performance.md``): K within
+  ``FLOAT32_TOL`` of its Cauchy–Schwarz bound ``(‖a_i‖‖a_j‖ + 1)‖d_i‖‖d_j‖``;
+  selections agree wherever every margin exceeds ``FLOAT32_TOL``; values and
+  updates within ``FLOAT32_TOL`` relative.
+
+The ``cuda`` backend runs in Numba's CUDA simulator (``tests/conftest.py``),
+with small sizes; with ``DBA_REF_REAL_GPU=1`` on a machine with a GPU the same
+tests run on the device, with the larger sizes below.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+from dba_ref import MLP, apply_updates, backprop, dba, select, sgd
+from dba_ref.backends import BACKENDS, _kernels, get_backend
+from dba_ref.backprop import mean_grad as numpy_mean_grad
+from dba_ref.gram import gram as numpy_gram
+from dba_ref.metrics import METRIC_NAMES, metric_value
+
+SIMULATED = bool(numba.config.ENABLE_CUDASIM)
+COMPILED = ["numba", "cuda"]
+#: Batch sizes per backend: 1, 2, not a multiple of a block, and (where affordable) more than 1024.
+SIZES = {"numba": [1, 2, 37, 1100], "cuda": [1, 2, 37] if SIMULATED else [1, 2, 1000, 1100]}
+FLOAT32_TOL = 1e-4
+AMBIGUOUS = 1e-9
+
+
+def signals(rng, B, n_in, n_out, dtype=np.float64):
+    """Layer inputs A (ReLU-like) and error signals D with a shared direction, as in a real batch."""
+    A = np.maximum(rng.normal(size=(B, n_in)), 0.0)
+    D = rng.normal(size=n_out) + 0.7 * rng.normal(size=(B, n_out))
+    return A.astype(dtype), D.astype(dtype)
+
+
+def widths(backend):
+    """(inputs, outputs) of the layers tested: small under the simulator, deep and wide otherwise."""
+    if backend == "cuda" and SIMULATED:
+        return [(9, 3), (20, 5)]
+    return [(784, 512), (512, 10), (30, 1000)]
+
+
+def decisive_steps(trace, tol):
+    """How many leading greedy steps the NumPy trace decides clearly.
+
+    A step is ambiguous when its margin is at most ``tol`` (spec §5) or when
+    its best value is rounding noise: variance and normalized variance of a
+    single sample are 0 exactly, so the last step down to k = 1 compares
+    noise (its relative margin says nothing).
+    """
+    scale = trace.full_T / trace.batch_size if trace.metric == "variance" else 1.0
+    for t, margin in enumerate(trace.margins):
+        noise = t < len(trace.values) and abs(trace.values[t]) <= 1e-9 * scale
+        if margin <= tol or noise:
+            return t
+    return len(trace.margins)
+
+
+def value_scale(trace) -> float:
+    """The size of the terms a metric value is computed from: T/B for variance, 1 for the scale-free metrics."""
+    return max(abs(trace.full_T) / trace.batch_size, 1.0) if trace.metric == "variance" else 1.0
+
+
+def assert_same_selection(ref, out, tol=AMBIGUOUS, rtol=1e-12) -> bool:
+    """``out`` (a backend's Selection) agrees with ``ref`` (NumPy's) under the rules of this module.
+
+    Returns whether every decision was clear, i.e. the whole path was compared.
+    """
+    r, o = ref.trace, out.trace
+    assert (o.full_T, o.full_Q) == pytest.approx((r.full_T, r.full_Q), rel=rtol)
+    scale = value_scale(r)
+    if r.strategy != "greedy":
+        np.testing.assert_array_equal(out.indices, ref.indices)
+        np.testing.assert_array_equal(o.removed, r.removed)
+        np.testing.assert_allclose(o.values, r.values, rtol=rtol, atol=rtol * scale)
+        assert np.isclose(out.value, ref.value, rtol=rtol, atol=rtol * scale) or out.value == ref.value
+        return True
+    n = decisive_steps(r, tol)
+    np.testing.assert_array_equal(o.removed[:n], r.removed[:n])
+    np.testing.assert_allclose(o.values[:n], r.values[:n], rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(o.margins[:n], r.margins[:n], rtol=1e-6, atol=1e-9 if rtol < 1e-9 else rtol)
+    if n == len(r.margins):                   # every decision clear: the same path, the same set
+        np.testing.assert_array_equal(o.removed, r.removed)
+        np.testing.assert_array_equal(out.indices, ref.indices)
+        assert len(o.margins) == len(r.margins)
+    return n == len(r.margins)
+
+
+def cauchy_schwarz_bound(A, D):
+    """``(‖a_i‖‖a_j‖ + 1) ‖d_i‖‖d_j‖``: the size of the terms summed into K[i, j]."""
+    a = np.linalg.norm(A.astype(np.float64), axis=1)
+    d = np.linalg.norm(D.astype(np.float64), axis=1)
+    return (np.outer(a, a) + 1) * np.outer(d, d)
+
+
+@pytest.fixture(params=COMPILED)
+def backend(request):
+    return request.param
+
+
+# ---------------------------------------------------------------------------
+# Dispatch
+# ---------------------------------------------------------------------------
+def test_every_backend_is_registered_and_provides_the_interface():
+    assert BACKENDS == ("numpy", "numba", "cuda")
+    for name in BACKENDS:
+        module = get_backend(name)
+        for fn in ("gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad"):
+            assert callable(getattr(module, fn)), f"{name} lacks {fn}"
+
+
+def test_cuda_without_a_device_is_a_clear_error(monkeypatch):
+    module = get_backend("cuda")
+    monkeypatch.setattr(module.cuda, "is_available", lambda: False)
+    with pytest.raises(OSError, match="NUMBA_ENABLE_CUDASIM=1"):
+        get_backend("cuda")
+    with pytest.raises(OSError, match="backend='numba'"):
+        select(np.eye(3), backend="cuda")
+
+
+def test_compiled_scalar_metric_is_the_reference_bit_for_bit(rng):
+    T = np.concatenate([rng.random(200) * 10, [0.0, 1.0, 2.0, 5.0, -1.0]])
+    Q = np.concatenate([rng.random(200) * 50, [0.0, 0.0, 1e-300, 5e-12, 0.0]])
+    k = np.concatenate([rng.integers(1, 100, 200), [1, 3, 2, 1, 4]]).astype(np.float64)
+    for metric_id, name in enumerate(METRIC_NAMES):
+        expected = metric_value(name, T, Q, k)
+        got = np.array([_kernels.metric(metric_id, t, q, kk) for t, q, kk in zip(T, Q, k)])
+        np.testing.assert_array_equal(got, expected)
+
+
+# ---------------------------------------------------------------------------
+# Gram matrix
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gram_matches_numpy(rng, backend, dtype):
+    be = get_backend(backend)
+    tol = 1e-12 if dtype == np.float64 else FLOAT32_TOL
+    for B in SIZES[backend]:
+        for n_in, n_out in widths(backend):
+            A, D = signals(rng, B, n_in, n_out, dtype)
+            K = be.gram(A, D)
+            assert K.shape == (B, B) and K.dtype == dtype
+            np.testing.assert_array_equal(K, K.T)
+            error = np.abs(K.astype(np.float64) - numpy_gram(A, D).astype(np.float64))
+            assert np.all(error <= tol * cauchy_schwarz_bound(A, D)), (B, n_in, n_out, error.max())
+
+
+# ---------------------------------------------------------------------------
+# Searches
+# ---------------------------------------------------------------------------
+def min_size_edges(B):
+    """1, 2, a fraction, B − 1 and B (those that exist for this B)."""
+    return sorted({m for m in (1, 2, B - 1, B) if 1 <= m <= B}) + ([0.5] if B > 2 else [])
+
+
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+def test_greedy_matches_numpy(rng, backend, metric):
+    whole = []
+    for B in sorted(SIZES[backend] + [5]):
+        A, D = signals(rng, B, *widths(backend)[0])
+        K = numpy_gram(A, D)
+        edges = min_size_edges(B)
+        if backend == "cuda" and SIMULATED and B > 5:
+            edges = [2]                        # a greedy step costs ~30 ms of Python threads here
+        for min_size in edges:
+            for tol in (0.0, 0.02):
+                ref = select(K, metric, "greedy", min_size, tol)
+                whole.append(assert_same_selection(ref, select(K, metric, "greedy", min_size, tol, backend=backend)))
+    assert sum(whole) >= len(whole) / 2, "most paths must be compared whole, or the test compares little"
+
+
+@pytest.mark.parametrize("strategy", ["prefix", "exhaustive"])
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+def test_prefix_and_exhaustive_match_numpy(rng, backend, metric, strategy):
+    sizes = [1, 2, 11] if strategy == "exhaustive" else SIZES[backend]
+    for B in sizes:
+        K = numpy_gram(*signals(rng, B, 9, 3))
+        for min_size in min_size_edges(B):
+            ref = select(K, metric, strategy, min_size)
+            out = select(K, metric, strategy, min_size, backend=backend)
+            assert_same_selection(ref, out)
+            assert out.trace.n_evaluated == ref.trace.n_evaluated
+
+
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+@pytest.mark.parametrize("strategy", ["greedy", "prefix", "exhaustive"])
+def test_degenerate_gram_matrices_match_numpy(backend, metric, strategy):
+    """Ties everywhere: all-zero gradients (+inf metrics), duplicated samples, one sample."""
+    g = np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [-1.0, 0.5], [1.0, 2.0]])
+    cases = [np.zeros((6, 6)), g @ g.T, np.array([[3.0]])]
+    for K in cases:
+        for min_size in min_size_edges(K.shape[0]):
+            ref = select(K, metric, strategy, min_size)
+            out = select(K, metric, strategy, min_size, backend=backend)
+            np.testing.assert_array_equal(out.indices, ref.indices)
+            assert out.value == ref.value or np.isclose(out.value, ref.value, rtol=1e-12, atol=1e-12)
+            np.testing.assert_array_equal(out.trace.removed, ref.trace.removed)
+
+
+def test_float32_gram_gives_the_numpy_float32_selection(rng, backend):
+    be = get_backend(backend)
+    whole = []
+    for B in SIZES[backend][:-1] + [21]:
+        A, D = signals(rng, B, *widths(backend)[1], np.float32)
+        for metric in METRIC_NAMES:
+            ref = select(numpy_gram(A, D), metric, "greedy", min(2, B))
+            out = select(be.gram(A, D), metric, "greedy", min(2, B), backend=backend)
+            whole.append(assert_same_selection(ref, out, tol=FLOAT32_TOL, rtol=FLOAT32_TOL))
+    assert sum(whole) >= len(whole) / 2, "most paths must be compared whole, or the test compares little"
+
+
+# ---------------------------------------------------------------------------
+# The masked mean update
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mean_grad_matches_numpy(rng, backend, dtype):
+    be = get_backend(backend)
+    rtol = 1e-12 if dtype == np.float64 else FLOAT32_TOL
+    for B in SIZES[backend]:
+        for n_in, n_out in widths(backend):
+            A, D = signals(rng, B, n_in, n_out, dtype)
+            for indices in (None, np.arange(B), np.sort(rng.choice(B, size=max(1, B // 3), replace=False))):
+                gW, gb = be.mean_grad(A, D, indices)
+                rW, rb = numpy_mean_grad(A, D, indices)
+                assert gW.dtype == dtype and gb.dtype == dtype
+                np.testing.assert_allclose(gW, rW, rtol=rtol, atol=rtol * np.abs(rW).max())
+                np.testing.assert_allclose(gb, rb, rtol=rtol, atol=rtol * np.abs(rb).max())
+
+
+# ---------------------------------------------------------------------------
+# Whole DBA steps
+# ---------------------------------------------------------------------------
+def test_dba_optimizer_trains_alike_on_every_backend(rng, backend):
+    sizes = [9, 12, 3] if backend == "cuda" and SIMULATED else [64, 128, 10]
+    B = 12 if backend == "cuda" and SIMULATED else 150
+    X, y = rng.normal(size=(2 * B, sizes[0])), rng.integers(0, sizes[-1], 2 * B)
+    runs = {}
+    for name in ("numpy", backend):
+        model = MLP(sizes, seed=1)
+        opt = dba(sgd(0.1), backend=name)
+        state = opt.init(model.params)
+        history = []
+        for step in range(2):
+            signals_ = backprop(model, X[step * B:(step + 1) * B], y[step * B:(step + 1) * B])
+            updates, state = opt.update(signals_, state, model.params)
+            model.set_params(apply_updates(model.params, updates))
+            history.append([layer.selection.indices for layer in state.last])
+        runs[name] = (model, history)
+    (ref_model, ref_hist), (model, hist) = runs["numpy"], runs[backend]
+    for ref_sets, sets in zip(ref_hist, hist):
+        for r, s in zip(ref_sets, sets):
+            np.testing.assert_array_equal(s, r)
+    for (W, b), (rW, rb) in zip(model.params, ref_model.params):
+        np.testing.assert_allclose(W, rW, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(b, rb, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+def test_cuda_device_step_matches_numpy_layer_by_layer(rng, metric):
+    """The whole-step host code: stats, one-block-per-layer greedy and updates, arrays kept on the device."""
+    cuda_backend = get_backend("cuda")
+    B = 37 if SIMULATED else 1100
+    layers = [signals(rng, B, n_in, n_out) for n_in, n_out in widths("cuda")]
+    step = cuda_backend.DeviceStep(layers)
+    totals = step.totals()
+    paths = step.search(metric, "greedy", 2, 0.0)
+    keeps = []
+    for l, (A, D) in enumerate(layers):
+        K = numpy_gram(A, D)
+        assert totals[l] == pytest.approx((np.trace(K), K.sum()), rel=1e-12)
+        ref = select(K, metric, "greedy", 2)
+        removed, values, margins = paths[l]
+        assert decisive_steps(ref.trace, AMBIGUOUS) == len(ref.trace.margins)
+        np.testing.assert_array_equal(removed, ref.trace.removed)
+        np.testing.assert_allclose(values, ref.trace.values, rtol=1e-12, atol=1e-12 * value_scale(ref.trace))
+        keeps.append(ref.indices)
+    assert step.search(metric, "all", 2, 0.0) == [None, None]
+    for (gW, gb), (A, D), keep in zip(step.mean_grads(keeps), layers, keeps):
+        rW, rb = numpy_mean_grad(A, D, keep)
+        np.testing.assert_allclose(gW, rW, rtol=1e-12, atol=1e-12 * np.abs(rW).max())
+        np.testing.assert_allclose(gb, rb, rtol=1e-12, atol=1e-12 * np.abs(rb).max())
+
+
+def test_cli_trains_with_the_numba_backend(tmp_path):
+    from dba_ref.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "digits", "--per-class", "5", "--hidden", "16", "--epochs", "1",
+                 "--batch-size", "25", "--backend", "numba", "--out", str(out), "--quiet", "--no-plot"])
+    assert code == 0 and (out / "results.json").exists()
+    assert '"backend": "numba"' in (out / "results.json").read_text()
+
+
+# ---------------------------------------------------------------------------
+# The CUDA kernels compile for a real GPU (checked without one when libNVVM is installed)
+# ---------------------------------------------------------------------------
+_COMPILE_CHECK = textwrap.dedent("""
+    import numpy as np
+    import numba.cuda.dispatcher
+    from numba import cuda, types
+
+    class SM90:                      # device functions ask the current device for its compute capability
+        compute_capability = (9, 0)
+    numba.cuda.dispatcher.get_current_device = lambda: SM90()
+    import dba_ref.backends.cuda as cb
+
+    def array(t, nd, layout="C"):
+        return types.Array(t, nd, layout)
+    f64, i64, i8 = types.float64, types.int64, types.int8
+    for dtype in (np.float64, np.float32):
+        t = numba.from_dtype(np.dtype(dtype))
+        gram_kernel, masked_sum_kernel = cb._dense_kernels(np.dtype(dtype))
+        signatures = [
+            (gram_kernel, (array(t, 2), array(t, 2), array(t, 2, "A"), t)),
+            (masked_sum_kernel, (array(t, 2), array(t, 2), array(i64, 1), t, array(t, 2))),
+            (cb._masked_bias, (array(t, 2), array(i64, 1), t, array(t, 1))),
+            (cb._column_sums, (array(t, 3), array(f64, 2), array(f64, 2))),
+            (cb._totals, (array(f64, 2), array(f64, 2), array(f64, 2))),
+            (cb._greedy, (array(t, 3), array(f64, 2), array(f64, 2), array(f64, 2), i64, i64, f64,
+                          array(f64, 2), array(i8, 2), array(i64, 2), array(f64, 2), array(f64, 2),
+                          array(i64, 2))),
+        ]
+        for kernel, signature in signatures:
+            cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))
+    print("compiled")
+""")
+
+
+def test_cuda_kernels_compile_to_ptx():
+    """The simulator does not type-check kernels; NVVM does (skipped where libNVVM is not installed)."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    probe = subprocess.run([sys.executable, "-c", "from numba.cuda.cudadrv.nvvm import NVVM; NVVM()"],
+                           env=env, capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("libNVVM not found (pip install nvidia-cuda-nvcc-cu12 and set CUDA_HOME to "
+                    "site-packages/nvidia/cuda_nvcc to run this check without a GPU)")
+    result = subprocess.run([sys.executable, "-c", _COMPILE_CHECK], env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and "compiled" in result.stdout, result.stderr[-3000:]
