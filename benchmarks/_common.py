@@ -1,0 +1,100 @@
+"""Shared pieces of the benchmark scripts: timing, the machine, the batches, one training step.
+
+A "step" is what :func:`dba_ref.training.train` does with one batch: backprop,
+the optimizer's update, and writing the new parameters into the model.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from dba_ref import MLP, apply_updates, backprop, dba, sgd
+from dba_ref.backends import get_backend
+from dba_ref.data import load_dataset
+
+
+def median_time(fn, repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def load() -> str:
+    """The 1-minute load average, as text: the cores are shared, so every row says how busy they were."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def machine() -> str:
+    """CPU model, core count, Python, NumPy and Numba versions."""
+    import numba
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}, "
+            f"Numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads)")
+
+
+def header(title: str, command: str) -> None:
+    print(f"# {title}")
+    print(f"# date {time.strftime('%Y-%m-%d %H:%M')}; machine: {machine()}")
+    print(f"# command: {command}")
+
+
+def mnist_batches(B: int, n_batches: int, seed: int = 0):
+    """``n_batches`` batches of B MNIST-5k images, without replacement within a batch up to B = 5000."""
+    data = load_dataset("mnist5k")
+    rng = np.random.default_rng(seed)
+    n = len(data.y)
+    return [(data.X[idx], data.y[idx]) for idx in (rng.choice(n, B, replace=B > n) for _ in range(n_batches))]
+
+
+class Stepper:
+    """Plain SGD and DBA(SGD) steps of one backend on a fixed cycle of batches.
+
+    The plain step takes each layer's mean gradient from the backend's
+    ``mean_grad`` (the whole batch); the DBA step is :func:`dba_ref.dba` with
+    its defaults (mean_variance, greedy, min_size 2).
+    """
+
+    def __init__(self, sizes, batches, backend: str, learning_rate: float = 0.05, seed: int = 0):
+        self.model = MLP(sizes, seed=seed)
+        self.batches = batches
+        self.backend = get_backend(backend)
+        self.sgd = sgd(learning_rate)
+        self.dba = dba(sgd(learning_rate), backend=backend)
+        self.sgd_state = self.sgd.init(self.model.params)
+        self.dba_state = self.dba.init(self.model.params)
+        self.count = 0
+
+    def _batch(self):
+        self.count += 1
+        return self.batches[self.count % len(self.batches)]
+
+    def plain(self) -> None:
+        signals = backprop(self.model, *self._batch())
+        grads = [self.backend.mean_grad(A, D, None) for A, D in signals.layers]
+        updates, self.sgd_state = self.sgd.update(grads, self.sgd_state, self.model.params)
+        self.model.set_params(apply_updates(self.model.params, updates))
+
+    def dba_step(self) -> None:
+        signals = backprop(self.model, *self._batch())
+        updates, self.dba_state = self.dba.update(signals, self.dba_state, self.model.params)
+        self.model.set_params(apply_updates(self.model.params, updates))
+
+    def selected(self) -> list:
+        """Samples kept per layer in the last DBA step."""
+        return [layer.size for layer in self.dba_state.last]
