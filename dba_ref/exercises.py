@@ -135,7 +135,8 @@ class Report:
         if others:
             more = len(self.failures) - 1 - len(others)
             lines.append("Also failing: " + "; ".join(others) + (f"; and {more} more" if more else "") + ".")
-        lines.append(f"Re-run these exact cases with check({ex.number}, {ex.function}, seed={self.seed}).")
+        lines.append(f"Re-run these exact cases with check({ex.number}, {ex.function}, seed={self.seed}), "
+                     f"or --seed {self.seed} on the command line.")
         return "\n".join(lines)
 
     __str__ = text
@@ -163,7 +164,8 @@ def _fmt(x) -> str:
 def _where_raised(exc: BaseException) -> str:
     """``' (in f, line N: code)'``: the last frame outside this module and outside NumPy, the student's line."""
     skip = (str(Path(__file__).resolve()), str(Path(np.__file__).resolve().parent))
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not str(Path(f.filename).resolve()).startswith(skip)]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not str(Path(f.filename).resolve()).startswith(skip)]
     if not frames:
         return ""
     f = frames[-1]
@@ -188,7 +190,8 @@ def check(exercise, function: Callable, seed: int | None = None, n_random: int =
     """
     ex = get_exercise(exercise)
     if not callable(function):
-        raise TypeError(f"give the function itself, e.g. check({ex.number}, {ex.function}); got {type(function).__name__}")
+        raise TypeError(f"give the function itself, e.g. check({ex.number}, {ex.function}); "
+                        f"got {type(function).__name__}")
     if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 0:
         raise ValueError(f"n_random must be an integer >= 0, got {n_random!r}")
     if seed is None:
@@ -403,8 +406,9 @@ def _explain_error_signals_error(exc, case) -> str | None:
         return None
     weights = case.args[0]
     shapes = ", ".join(f"W_{l + 1} {W.shape}" for l, W in enumerate(weights))
-    return (f"a shape mismatch, often a transposed product. Here X is {case.args[2].shape} and {shapes}. Forward: Z_l = A_{{l-1}} @ W_l.T + b_l; "
-            "backward: Δ_l = (Δ_{l+1} @ W_{l+1}) * φ'(Z_l), (B, out_{l+1}) @ (out_{l+1}, out_l)")
+    return (f"a shape mismatch, often a transposed product. Here X is {case.args[2].shape} and {shapes}. "
+            "Forward: Z_l = A_{l-1} @ W_l.T + b_l; backward: Δ_l = (Δ_{l+1} @ W_{l+1}) * φ'(Z_l), "
+            "(B, out_{l+1}) @ (out_{l+1}, out_l)")
 
 
 # --------------------------------------------------------------------------
@@ -446,7 +450,8 @@ def _grade_gram(got, expected, case) -> str | None:
                     "You built Dᵀ D or Aᵀ A (a transposed product); use D @ D.T and A @ A.T")
         return f"{problem}: K has one entry per pair of samples, (B, B) = ({B}, {B})"
     DD, AA = D @ D.T, A @ A.T
-    wrong = [(DD * AA, "the bias term is missing: K = (D Dᵀ) ⊙ (A Aᵀ + 1); the + 1 is the bias, a constant input"),
+    wrong = [(DD * AA,
+              "the bias term is missing: K = (D Dᵀ) ⊙ (A Aᵀ + 1); the + 1 is the bias, a constant input"),
              (DD @ (AA + 1), "a matrix product where the identity has an elementwise one: "
                              "K = (D Dᵀ) ⊙ (A Aᵀ + 1), i.e. (D @ D.T) * (A @ A.T + 1)"),
              ((DD + 1) * AA, "the + 1 belongs to the input factor: K = (D Dᵀ) ⊙ (A Aᵀ + 1)"),
@@ -499,6 +504,10 @@ def _metric_random(rng) -> Case:
     return Case(f"12 random subsets of a batch of {B}", _stats_of_subsets(rng, B, int(rng.integers(1, 6)), 12))
 
 
+_UNBIASED_AT_ONE = ("at k = 1 you divided by k − 1 = 0: that is the unbiased variance. The spec's variance is "
+                    "the biased one, V = T/k − Q/k² (divide by k)")
+
+
 def _grade_mean_variance(got, expected, case) -> str | None:
     T, Q, k = (np.asarray(a, np.float64) for a in case.args)
     arr, problem = _as_float_array(got, "your result")
@@ -521,12 +530,11 @@ def _grade_mean_variance(got, expected, case) -> str | None:
         message = f"for {stats} you returned {_fmt(arr)}, expected {_fmt(expected)}"
     guarded = ~np.isfinite(expected)
     if (guarded & bad).any():
-        return _with_cause(message, "the guard is missing or wrong: when Q <= 1e-12·k·T the selected gradients "
-                                    "cancel (their mean is zero to rounding) and the metric must be +inf, "
-                                    "e.g. np.where(Q > 1e-12 * k * T, T / Q - 1 / k, np.inf)")
+        return _with_cause(message, f"the guard is missing or wrong: when Q <= {Q_EPS:g}·k·T the selected "
+                                    "gradients cancel (their mean is zero to rounding) and the metric must be "
+                                    f"+inf, e.g. np.where(Q > {Q_EPS:g} * k * T, T / Q - 1 / k, np.inf)")
     if (bad & (kb == 1) & ~np.isfinite(arr)).any():
-        return _with_cause(message, "at k = 1 you divided by k − 1 = 0: that is the unbiased variance. "
-                                    "The spec's variance is the biased one, V = T/k − Q/k² (divide by k)")
+        return _with_cause(message, _UNBIASED_AT_ONE)
     with np.errstate(all="ignore"):
         # Each alternative is compared where it is defined; elsewhere it is taken to agree.
         wrong = [(np.where(~guarded & (kb > 1), expected * kb / (kb - 1), expected),
@@ -545,10 +553,9 @@ def _explain_metric_error(exc, case) -> str | None:
         return None
     T, Q, k = (np.asarray(a, np.float64) for a in case.args)
     if np.any(k == 1):
-        return ("at k = 1 you divided by k − 1 = 0: that is the unbiased variance. The spec's variance is the "
-                "biased one, V = T/k − Q/k² (divide by k)")
+        return _UNBIASED_AT_ONE
     if np.any(Q <= Q_EPS * k * T):
-        return ("Q = 0 here (the gradients cancel): test the guard Q <= 1e-12·k·T first and return +inf "
+        return (f"Q = 0 here (the gradients cancel): test the guard Q <= {Q_EPS:g}·k·T first and return +inf "
                 "without dividing")
     return None
 

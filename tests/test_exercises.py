@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dba_ref.cli import main
-from dba_ref.exercises import EXERCISES, check, describe_difference, get_exercise, load_student_function
+from dba_ref.exercises import EXERCISES, Case, check, describe_difference, get_exercise, load_student_function
 from dba_ref.search import greedy_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,7 +190,6 @@ def test_ex2_transposed_product_that_broadcasts_reports_the_shape():
     ex = get_exercise(2)
     rng = np.random.default_rng(0)
     A, D = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
-    from dba_ref.exercises import Case
     case = Case("B = 5, in = out = 3", (A, D))
     message = ex.grade((D.T @ D) * (A.T @ A + 1), ex.reference(A, D), case)
     assert "K has shape (3, 3), expected (5, 5)" in message and "transposed product" in message
@@ -236,7 +235,6 @@ def test_ex3_unbiased_variance_on_arrays_only():
     T, Q, k = case.args
     keep = k > 1
     got = student_mean_variance(T[keep], Q[keep], k[keep], unbiased=True)
-    from dba_ref.exercises import Case
     message = ex.grade(got, ex.reference(T[keep], Q[keep], k[keep]), Case("no k = 1", (T[keep], Q[keep], k[keep])))
     assert "you used the unbiased variance (divided by k − 1)" in message
 

@@ -55,7 +55,7 @@ import numpy as np
 
 
 def error_signals(weights, biases, X, y):
-    """The error signals ``[Δ_1, ..., Δ_L]`` of a ReLU MLP with softmax cross-entropy, one (B, out_l) array per layer."""
+    """The error signals ``[Δ_1, ..., Δ_L]`` of a ReLU MLP with softmax cross-entropy, one (B, out_l) array each."""
     # Your code here.
     raise NotImplementedError("write error_signals")
 
