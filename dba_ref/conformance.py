@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -172,16 +172,24 @@ def model_from_inputs(inputs) -> MLP:
 # Decision margins: how close each decision of a search was (spec §5)
 # --------------------------------------------------------------------------
 # A metric value is a difference (T/k − Q/k², kT/Q − 1, T/Q − 1/k) that can
-# cancel to 0: every singleton has the value 0, for instance, up to rounding.
-# Gaps between values are therefore measured against the *leading term* of the
-# values (T/k, kT/Q, T/Q), which bounds them and sets their rounding error, not
-# against the values themselves: two singletons at ±1e-17 are a tie, not a
-# relative gap of 2.
-def leading_term(metric: str, T, Q, k) -> np.ndarray:
-    """``T/k`` (variance), ``kT/Q`` (normalized_variance) or ``T/Q`` (mean_variance): the scale of a value."""
+# cancel to 0 (every singleton has the value 0, up to rounding), and the ratio
+# metrics divide by Q = ‖Σ g_i‖², which is itself a sum that cancels when the
+# gradients point in opposite directions. Gaps and errors between values are
+# therefore measured in units of the values' *rounding scale*, not of the values:
+# two singletons at ±1e-17 are a tie, not a relative gap of 2.
+def value_scale(metric: str, T, Q, k) -> np.ndarray:
+    """The size of the rounding error of a metric value, in units of the unit roundoff.
+
+    ``T/k`` for ``variance`` (the term it is a difference of); for the ratio
+    metrics their leading term (``kT/Q``, ``T/Q``) times ``kT/Q ≥ 1``, the
+    condition number of ``Q`` (Q's rounding error is about ε·kT, by Cauchy–Schwarz).
+    """
     T, Q, k = np.asarray(T, np.float64), np.asarray(Q, np.float64), np.asarray(k, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {"variance": T / k, "normalized_variance": k * T / Q, "mean_variance": T / Q}[metric]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if metric == "variance":
+            return T / k
+        condition = k * T / Q
+        return condition * (condition if metric == "normalized_variance" else T / Q)
 
 
 def scaled_gap(a: float, b: float, scale: float) -> float:
@@ -197,7 +205,7 @@ def greedy_margins(K: np.ndarray, metric: str, removed, n_steps: int, tol: float
     """The margin of each of the ``n_steps`` steps greedy evaluated along its path ``removed``.
 
     For each step: ``min(gap(best, second best), gap(best, threshold))``, the
-    gaps scaled by the larger leading term of the two values compared.
+    gaps scaled by the larger :func:`value_scale` of the two values compared.
     """
     K = np.asarray(K, np.float64)
     d = np.diag(K)
@@ -207,12 +215,12 @@ def greedy_margins(K: np.ndarray, metric: str, removed, n_steps: int, tol: float
         r, k = K[:, active].sum(axis=1), int(active.sum())
         T, Q = d[active].sum(), r[active].sum()
         values = np.where(active, metric_value(metric, T - d, Q - 2 * r + d, k - 1), np.inf)
-        scales = leading_term(metric, T - d, Q - 2 * r + d, k - 1)
+        scales = value_scale(metric, T - d, Q - 2 * r + d, k - 1)
         best = int(np.argmin(values))
         second = int(np.argmin(np.where(np.arange(len(d)) == best, np.inf, values)))
         threshold = acceptance_threshold(float(metric_value(metric, T, Q, k)), tol)
         margins.append(min(scaled_gap(values[best], values[second], max(scales[best], scales[second])),
-                           scaled_gap(values[best], threshold, max(scales[best], leading_term(metric, T, Q, k)))))
+                           scaled_gap(values[best], threshold, max(scales[best], value_scale(metric, T, Q, k)))))
         if t < len(removed):
             active[removed[t]] = False
     return np.array(margins, np.float64)
@@ -234,7 +242,7 @@ def prefix_margins(K: np.ndarray, metric: str, min_size: int) -> np.ndarray:
     order, path = prefix_path(K, metric, min_size)
     P = K[np.ix_(order, order)]
     k = np.arange(1, K.shape[0] + 1)
-    scales = leading_term(metric, np.cumsum(np.diag(P)), P.cumsum(0).cumsum(1).diagonal(), k)
+    scales = value_scale(metric, np.cumsum(np.diag(P)), P.cumsum(0).cumsum(1).diagonal(), k)
     return np.array(rank + _choice_gap(path[min_size - 1:], scales[min_size - 1:]), np.float64)
 
 
@@ -247,7 +255,7 @@ def exhaustive_margins(K: np.ndarray, metric: str, min_size: int) -> np.ndarray:
     for row, s in enumerate(subsets):
         M[row, list(s)] = 1.0
     T, Q, k = M @ np.diag(K), np.einsum("ni,ij,nj->n", M, K, M), M.sum(axis=1)
-    return np.array(_choice_gap(metric_value(metric, T, Q, k), leading_term(metric, T, Q, k)), np.float64)
+    return np.array(_choice_gap(metric_value(metric, T, Q, k), value_scale(metric, T, Q, k)), np.float64)
 
 
 def decision_margins(selection, K: np.ndarray, tol: float = 0.0) -> np.ndarray:
@@ -260,6 +268,12 @@ def decision_margins(selection, K: np.ndarray, tol: float = 0.0) -> np.ndarray:
     if tr.strategy == "exhaustive":
         return exhaustive_margins(K, tr.metric, tr.min_size)
     return np.zeros(0)
+
+
+def selection_fields(selection, K: np.ndarray, tol: float = 0.0) -> dict:
+    """A reference selection as the golden files store it: ``indices``, ``value``, ``removed``, ``values``, ``margins``."""
+    return {"indices": selection.indices, "value": selection.value, "removed": selection.trace.removed,
+            "values": selection.trace.values, "margins": decision_margins(selection, K, tol)}
 
 
 def _choice_gap(values: np.ndarray, scales: np.ndarray) -> list:
@@ -293,8 +307,7 @@ def reference_outputs(inputs) -> dict:
         for metric in map(str, inputs["metrics"]):
             for strategy in map(str, inputs["strategies"]):
                 sel = select(K, metric, strategy, m, tol)
-                for name, value in (("indices", sel.indices), ("value", sel.value), ("removed", sel.trace.removed),
-                                    ("values", sel.trace.values), ("margins", decision_margins(sel, K, tol))):
+                for name, value in selection_fields(sel, K, tol).items():
                     selections[selection_key(metric, strategy, l, name)] = np.asarray(value)
             out[f"full/L{l}/{metric}"] = np.asarray(sel.trace.full_value)     # the whole batch's statistics
         out[f"full/L{l}/T"], out[f"full/L{l}/Q"] = np.asarray(sel.trace.full_T), np.asarray(sel.trace.full_Q)
@@ -422,13 +435,9 @@ def max_rel_error(actual, reference, scale=None) -> float:
 
 
 def value_scales(K: np.ndarray, metric: str, subsets) -> np.ndarray:
-    """The leading term (:func:`leading_term`) of each subset's metric value.
-
-    Metric values are compared relative to it, not to themselves: a value that
-    cancels to nearly 0 carries a rounding error of the size of its leading term.
-    """
+    """The rounding scale (:func:`value_scale`) of each subset's metric value; values are compared relative to it."""
     stats = np.array([subset_stats(K, list(s)) for s in subsets], np.float64).reshape(-1, 3)
-    return leading_term(metric, *stats.T)
+    return value_scale(metric, *stats.T)
 
 
 def path_subsets(batch_size: int, removed) -> list:
@@ -438,13 +447,13 @@ def path_subsets(batch_size: int, removed) -> list:
 
 def full_stats_scales(K: np.ndarray, name: str) -> float:
     """Scale of a full-batch statistic: T itself; ``B·T`` for Q (its Cauchy–Schwarz bound, as Q can
-    cancel); the leading term for a metric value."""
+    cancel); :func:`value_scale` for a metric value."""
     B, T = K.shape[0], float(np.trace(K))
     if name == "T":
         return T
     if name == "Q":
         return B * T
-    return float(leading_term(name, T, K.sum(), B))
+    return float(value_scale(name, T, K.sum(), B))
 
 
 @dataclass(frozen=True)
@@ -647,6 +656,7 @@ class SelectionCheck:
     value_error: float | None = None
     values_error: float | None = None
     values_problem: str = ""
+    full_stats_error: float | None = None
 
     def record(self, where: str, row) -> None:
         """Enter the findings into the report rows (``row(quantity)`` gives one)."""
@@ -690,6 +700,24 @@ def check_selection(K: np.ndarray, metric: str, strategy: str, ref: dict, indice
             scales = value_scales(K, metric, path_subsets(K.shape[0], np.asarray(ref["removed"]))[:n])
             values_error = max_rel_error(values[:n], ref_values[:n], scales)
     return SelectionCheck(verdict, value_error, values_error, problem)
+
+
+def check_against(reference, K: np.ndarray, other, tol: float = 0.0,
+                  threshold: float = AMBIGUITY["float64"]) -> SelectionCheck:
+    """Compare another implementation's selection with a reference :class:`~dba_ref.Selection` made on ``K``.
+
+    ``other`` has the attributes ``indices``, ``removed``, ``value``, ``values``,
+    ``full_T``, ``full_Q`` and ``full_value`` (arrays, tensors or numbers); the
+    result adds the full-batch statistics' max relative error to :func:`check_selection`'s.
+    """
+    K = np.asarray(K, np.float64)
+    tr = reference.trace
+    got = {f: np.asarray(getattr(other, f)) for f in ("indices", "removed", "value", "values")}
+    result = check_selection(K, tr.metric, tr.strategy, selection_fields(reference, K, tol), **got, threshold=threshold)
+    full = max(max_rel_error(other.full_T, tr.full_T, full_stats_scales(K, "T")),
+               max_rel_error(other.full_Q, tr.full_Q, full_stats_scales(K, "Q")),
+               max_rel_error(other.full_value, tr.full_value, full_stats_scales(K, tr.metric)))
+    return replace(result, full_stats_error=full)
 
 
 def format_report(report: Report, max_listed: int = 20) -> str:

@@ -7,14 +7,15 @@
 - weights after one DBA step and after 20 steps on the same batches <= 1e-9, for DBA(SGD),
   DBA(momentum), DBA(Nesterov) and DBA(Adam) against ``torch.optim``.
 """
+import doctest
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
 
 from dba_ref import MLP, adam, apply_updates, backprop, dba, gram, momentum, nesterov, per_sample_grads, select, sgd  # noqa: E402
-from dba_ref.conformance import (check_selection, compare_selection, decision_margins, full_stats_scales,  # noqa: E402
-                                 max_rel_error)
+from dba_ref.conformance import check_against, compare_selection, decision_margins, max_rel_error  # noqa: E402
 from dba_ref.frameworks import torch_dba as td  # noqa: E402
 from dba_ref.metrics import METRIC_NAMES  # noqa: E402
 from dba_ref.model import ACTIVATIONS  # noqa: E402
@@ -55,6 +56,10 @@ def assert_close(actual, reference, tol, what):
     assert err <= tol, f"{what}: max relative error {err:.3g} > {tol:g}"
 
 
+def test_docstring_example_runs():
+    assert doctest.testmod(td).failed == 0
+
+
 @pytest.mark.parametrize("n_layers", [1, 2, 3, 4])
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
@@ -75,17 +80,11 @@ def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
 
 def compare(ref_sel, K, torch_sel):
     """The verdict on a torch selection (spec §5), after checking the values it allows comparing."""
-    tr = ref_sel.trace
-    ref = {"indices": ref_sel.indices, "removed": tr.removed, "value": ref_sel.value, "values": tr.values,
-           "margins": decision_margins(ref_sel, K)}
-    result = check_selection(K, tr.metric, tr.strategy, ref, torch_sel.indices.numpy(), torch_sel.removed.numpy(),
-                             torch_sel.value, torch_sel.values.numpy(), AMBIGUOUS)
+    result = check_against(ref_sel, K, torch_sel, threshold=AMBIGUOUS)
     assert not result.values_problem, result.values_problem
-    for what, err in (("selected value", result.value_error), ("path values", result.values_error)):
-        assert err is None or err <= SELECTION_TOL, f"{what}: max relative error {err:.3g}"
-    for stat, got in (("T", torch_sel.full_T), ("Q", torch_sel.full_Q), (tr.metric, torch_sel.full_value)):
-        ref_stat = {"T": tr.full_T, "Q": tr.full_Q}.get(stat, tr.full_value)
-        assert max_rel_error(got, ref_stat, full_stats_scales(K, stat)) <= SELECTION_TOL, stat
+    for what in ("value_error", "values_error", "full_stats_error"):
+        err = getattr(result, what)
+        assert err is None or err <= SELECTION_TOL, f"{what}: {err:.3g}"
     return result.verdict
 
 
