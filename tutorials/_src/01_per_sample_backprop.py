@@ -194,7 +194,7 @@ print(f"forward differences: smallest error {min(forward):.1e} at h = {hs[int(np
 fig, ax = plt.subplots(figsize=(6, 3.8))
 ax.loglog(hs, central, "o-", ms=4, label=r"central  $(\ell(\theta+h)-\ell(\theta-h))/2h$")
 ax.loglog(hs, forward, "s-", ms=4, label=r"forward  $(\ell(\theta+h)-\ell(\theta))/h$")
-ax.loglog(hs, 1e-16 / hs, ":", color="0.5", label=r"$\varepsilon / h$ (rounding)")
+ax.loglog(hs, np.finfo(float).eps / hs, ":", color="0.5", label=r"$\varepsilon / h$ (rounding)")
 ax.set_xlabel("step h")
 ax.set_ylabel("max |finite difference − by hand|")
 ax.set_title(f"{sum(g.size for g in grads_by_hand.values())} per-sample derivatives: finite differences vs backprop",
@@ -260,7 +260,7 @@ fig.tight_layout()
 # ## Your turn: exercise 1
 #
 # `tutorials/exercises/ex1_error_signals.py` asks for `error_signals(weights, biases, X, y)`: the
-# list $[\Delta_1, \dots, \Delta_L]$ for a ReLU network of any depth (also none: $L = 1$). Check it
+# list $[\Delta_1, \dots, \Delta_L]$ for a ReLU network of any depth, down to no hidden layer. Check it
 # with `dba-ref exercises check 1 tutorials/exercises/ex1_error_signals.py`, or inside a notebook
 # with `dba_ref.exercises.check`. This is what the autograder says about an answer that forgets the
 # biases in the forward pass:

@@ -38,8 +38,8 @@ np.set_printoptions(precision=4, suppress=True)
 # | `mean_variance` | $(V/k) / \|\bar g\|^2 = T/Q - 1/k$ | noise-to-signal of the *update*, the mean of $k$ samples |
 #
 # All three are minimised. A metric with $Q$ in the denominator is $+\infty$ when the selected
-# gradients cancel ($Q \le 10^{-12}\, kT$). For a single sample all three are 0, which is why
-# the searches stop at `min_size` (default 2).
+# gradients cancel ($Q \le 10^{-12}\, kT$). For a single sample all three are 0, so a search allowed
+# down to one sample tends to end there: `min_size`, the smallest subset allowed, defaults to 2.
 #
 # ## What each metric prefers
 #
