@@ -4,9 +4,8 @@
 ``tutorials/exercises/``, should a notebook be added there) in a fresh
 ``python3`` kernel with nbclient, under a per-notebook time limit, and fails on
 any cell error. The limit guards against a hang on a loaded machine; it is not a
-speed target. Executing the notebooks takes a minute or two, so those tests are
-marked ``slow``: run them with ``python -m pytest tests/test_notebooks.py -m slow``.
-The other tests here are fast and run by default.
+speed target. Executing the notebooks takes a minute or two; it is part of the
+default run (and so of CI), because a tutorial that no longer runs is a broken product.
 """
 import importlib.util
 import os
@@ -77,13 +76,11 @@ def run_notebook(nb, cwd: Path, limit: float = NOTEBOOK_TIME_LIMIT) -> None:
             client.execute_cell(cell, index)         # raises CellExecutionError on any error
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path):
     run_notebook(nbformat.read(path, as_version=4), path.parent)
 
 
-@pytest.mark.slow
 def test_runner_fails_on_an_error_and_on_the_time_limit(tmp_path):
     cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]
     with pytest.raises(nbclient.exceptions.CellExecutionError, match="ZeroDivisionError"):

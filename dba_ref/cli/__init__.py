@@ -52,6 +52,9 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
+    except BrokenPipeError:                  # e.g. `dba-ref ... | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
+        return 0
     except (ValueError, TypeError, OSError) as exc:
         if os.environ.get("DBA_REF_DEBUG"):
             raise
