@@ -1,6 +1,8 @@
 """The optimizers of the package without a framework: the pure-function contract, DBA as a wrapper of each,
 restatements of the papers' equations, the components of the heuristics, input validation, the listing."""
+import inspect
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -338,3 +340,17 @@ def test_cli_shows_defaults_and_rejects_unknown_names(capsys):
     assert "beta1=0.02" in out and "bias_correction=False" in out
     assert main(["optimizers", "nope"]) == 2
     assert "unknown optimizer 'nope'" in capsys.readouterr().err
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "optimizers"
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_optimizer_has_a_page_that_states_its_defaults(name):
+    """docs/optimizers/NAME.md lists every hyper-parameter with the default the code has."""
+    page = (DOCS / f"{name}.md").read_text()
+    factory, _ = OPTIMIZERS[name]
+    for param, spec in inspect.signature(factory).parameters.items():
+        assert f"| `{param}` | `{spec.default!r}` |" in page, f"{name}.md: {param} = {spec.default!r}"
+    assert "## Checked against" in page
+    assert f"[`{name}`]({name}.md)" in (DOCS / "README.md").read_text()

@@ -36,7 +36,7 @@ OPTIMIZERS = {
                                        "(Lau et al., 2024)"),
     "adabelief": (adabelief, "AdaBelief, Adam with the variance of g − m in place of g² (Zhuang et al., 2020)"),
     "adan": (adan, "Adan, adaptive Nesterov momentum from gradient differences (Xie et al., 2022)"),
-    "diffgrad": (diffgrad, "diffGrad, Adam damped where the gradient changes little (Dubey et al., 2019)"),
+    "diffgrad": (diffgrad, "diffGrad, Adam damped where the gradient changes little (Dubey et al., 2020)"),
     "adamp": (adamp, "AdamP, Adam without the radial update on scale-invariant-looking weights (Heo et al., 2021)"),
     "sgdp": (sgdp, "SGDP, momentum SGD without the radial update on scale-invariant-looking weights "
                    "(Heo et al., 2021)"),

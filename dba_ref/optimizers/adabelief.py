@@ -10,9 +10,10 @@ its *surprise* g − m, the "belief" in the current gradient (Algorithm 2)::
 
 A large step where the gradient is close to its running mean (a confident
 direction), a small one where it keeps surprising. ε enters twice, as in the
-paper; because it is added to s itself, ε = 1e-16 here acts like ε = 1e-8 in
-Adam, which is why the authors' released code and ``pytorch_optimizer``
-default to 1e-16 (used here too).
+paper. Because ε is added to s itself, ε² here plays roughly the role of ε in
+Adam; the default 1e-16 is that of the authors' ``adabelief-pytorch`` (from
+0.1.0) and of ``pytorch_optimizer``. The paper's algorithm box omits the bias
+correction for brevity; the authors' code applies it, as here.
 """
 from __future__ import annotations
 

@@ -33,10 +33,11 @@ batch of one sample has no variance estimate: the test is skipped.
     σ² / (B ‖ḡ‖²) = (B / (B − 1)) · (T/Q − 1/B) = (B / (B − 1)) · mean_variance(T, Q, B)
 
 — DBA's ``mean_variance`` metric (:mod:`dba_ref.metrics`) is the norm-test
-statistic up to the factor B/(B − 1), and the norm test costs O(B (in + out))
-per layer. The coordinate-wise test needs Σ_i g_ij², which for
-``g_i = Δ_i ⊗ [A_i, 1]`` is the matrix product ``(Δ⊙Δ)ᵀ [A⊙A, 1]``: O(B·in·out),
-the cost of the mean gradient itself, still with no (B, out, in) array.
+statistic up to the factor B/(B − 1). T needs only the diagonal of the Gram
+matrix and Q the mean gradient that the update computes anyway, so the norm
+test adds O(B (in + out)) per layer. The coordinate-wise test needs Σ_i g_ij²,
+which for ``g_i = Δ_i ⊗ [A_i, 1]`` is the matrix product ``(Δ⊙Δ)ᵀ [A⊙A, 1]``:
+O(B·in·out), the cost of the mean gradient itself, still with no (B, out, in) array.
 
 The authors' released code (github.com/timlautk/AdAdaGrad) implements the norm
 test from materialised per-sample gradients; it has no coordinate-wise test,
@@ -59,7 +60,7 @@ from .._validation import check_choice, check_positive
 from ..backprop import mean_grads
 from ..metrics import mean_variance
 from .adagrad import adagrad, adagrad_norm
-from .base import Optimizer
+from .base import Optimizer, tree_leaves
 
 #: The adaptive-sampling tests.
 TESTS = ("norm", "coordinate")
@@ -103,35 +104,40 @@ def gram_diagonal(A: np.ndarray, D: np.ndarray) -> np.ndarray:
     return np.einsum("bo,bo->b", D, D) * (np.einsum("bi,bi->b", A, A) + 1.0)
 
 
-def norm_test(signals, eta: float) -> BatchTest:
-    """The norm test on a batch's :class:`~dba_ref.backprop.Signals`, all layers together."""
+def norm_test(signals, eta: float, grads=None) -> BatchTest:
+    """The norm test on a batch's :class:`~dba_ref.backprop.Signals`, all layers together.
+
+    ``grads`` are the batch-mean gradients when the caller has them already (the
+    update needs them anyway); then the test itself costs O(B (in + out)) per layer.
+    """
     B = signals.batch_size
     if B < 2:
         return BatchTest(B, math.nan, math.nan)
-    T = Q = 0.0
-    for A, D in signals.layers:
-        T += float(gram_diagonal(A, D).sum())
-        s = np.asarray(D, np.float64).T @ np.hstack([np.asarray(A, np.float64), np.ones((B, 1))])  # Σ_i g_i
-        Q += float(np.sum(s * s))
+    grads = mean_grads(signals) if grads is None else grads
+    T = sum(float(gram_diagonal(A, D).sum()) for A, D in signals.layers)             # Σ_i ‖g_i‖²
+    Q = B * B * sum(float(np.sum(np.square(leaf, dtype=np.float64))) for leaf in tree_leaves(grads))   # ‖Σ_i g_i‖²
     statistic = B / (B - 1) * float(mean_variance(T, Q, B))      # σ² / (B ‖ḡ‖²)
     return BatchTest(B, statistic, B * statistic / eta ** 2)
 
 
-def coordinate_test(signals, eta: float) -> BatchTest:
-    """The coordinate-wise test: the norm test's inequality for every parameter separately."""
+def coordinate_test(signals, eta: float, grads=None) -> BatchTest:
+    """The coordinate-wise test: the norm test's inequality for every parameter separately.
+
+    Needs Σ_i g_ij² = ``(Δ⊙Δ)ᵀ [A⊙A, 1]`` per layer, one matrix product; ``grads``
+    as for :func:`norm_test`.
+    """
     B = signals.batch_size
     if B < 2:
         return BatchTest(B, math.nan, math.nan)
+    grads = mean_grads(signals) if grads is None else grads
     worst = 0.0
-    for A, D in signals.layers:
-        A1 = np.hstack([np.asarray(A, np.float64), np.ones((B, 1))])     # the bias is the weight of a constant input
-        D = np.asarray(D, np.float64)
-        total = D.T @ A1                                  # Σ_i g_ij           (out, in + 1)
-        squares = (D * D).T @ (A1 * A1)                   # Σ_i g_ij²
-        var = np.maximum(squares - total * total / B, 0.0) / (B - 1)     # σ_j², clipped at 0 against rounding
-        mean2 = (total / B) ** 2                          # ḡ_j²
+    for (A, D), (gW, gb) in zip(signals.layers, grads):
+        A, D = np.asarray(A, np.float64), np.asarray(D, np.float64)
+        mean = np.hstack([np.asarray(gW, np.float64), np.asarray(gb, np.float64)[:, None]])   # ḡ_j, (out, in + 1)
+        squares = np.hstack([(D * D).T @ (A * A), np.sum(D * D, axis=0)[:, None]])            # Σ_i g_ij²
+        var = np.maximum(squares - B * mean * mean, 0.0) / (B - 1)      # σ_j², clipped at 0 against rounding
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(var > 0, var / (B * mean2), 0.0)            # σ_j² / (B ḡ_j²); ∞ where ḡ_j = 0 < σ_j²
+            ratio = np.where(var > 0, var / (B * mean * mean), 0.0)       # σ_j² / (B ḡ_j²); ∞ where ḡ_j = 0 < σ_j²
         worst = max(worst, float(ratio.max()))
     return BatchTest(B, worst, B * worst / eta ** 2)
 
@@ -159,8 +165,9 @@ def adaptive_batch(base: Optimizer, test: str = "norm", eta: float = 0.1, max_ba
         return AdaptiveBatchState(base=base.init(params))
 
     def update(signals, state, params=None):
-        updates, base_state = base.update(mean_grads(signals), state.base, params)
-        result = run_test(signals, eta)
+        grads = mean_grads(signals)
+        updates, base_state = base.update(grads, state.base, params)
+        result = run_test(signals, eta, grads)
         requested = max(state.batch_size or 0, signals.batch_size)          # the batch size never shrinks
         if not result.passed:
             requested = max(requested, math.ceil(result.implied_size) if math.isfinite(result.implied_size) else math.inf)

@@ -1,4 +1,4 @@
-"""diffGrad (Dubey, Chakraborty, Roy, Mukherjee, Singh & Chaudhuri, IEEE TNNLS 2019).
+"""diffGrad (Dubey, Chakraborty, Roy, Mukherjee, Singh & Chaudhuri, IEEE TNNLS 2020; arXiv:1909.11015).
 
 Adam whose step is damped coordinate by coordinate where the gradient hardly
 changes between steps (near a minimum), through the "friction coefficient"
