@@ -11,20 +11,23 @@ written by ``data/golden/make_golden.py`` through :func:`write_golden`;
 The check (``dba-ref conformance check``) reads another implementation's
 outputs for the same inputs and compares them quantity by quantity:
 
-- floating-point quantities by the **max relative error**
-  ``max|a − r| / max|r|`` over one array (r the reference; entries where r is
-  ±inf must be equal), against the tolerance of :data:`TOLERANCES`;
-- selections and removal orders **exactly**, except at a near-tie (spec §5): a
-  decision whose reference margin is ≤ :data:`AMBIGUITY` is a close call that a
-  correct implementation may decide the other way; it is reported as
-  *ambiguous*, not as a failure, and what follows from it is not compared.
+- arrays (losses, gradients, Grams, weights) by the **max relative error**
+  ``max|a − r| / max|r|`` over the array (r the reference), against the
+  tolerance of :data:`TOLERANCES` for the case's dtype;
+- metric values relative to their **rounding scale** (:func:`value_scale`),
+  because a metric is a difference that can cancel to 0; ``Q`` relative to
+  ``B·T``; entries where the reference is ±inf must be equal;
+- selected sets and removal orders **exactly**, except at a near-tie (spec §5):
+  a decision whose reference margin (:func:`decision_margins`) is ≤
+  :data:`AMBIGUITY` is a close call that a correct implementation may decide
+  the other way; it is reported as *ambiguous*, not as a failure, and nothing
+  that follows from it is compared.
 
 Keys of one case file: inputs (``X``, ``y``, ``W1``, ``b1``, ... and the
-hyper-parameters), outputs (``losses``, ``grad_W1``, ``gram1``,
-``sel/<metric>/<strategy>/L<l>/<field>``, ``dba_sgd/W1``, ...) and two
-reference-only fields of a selection (``margins``, ``n_evaluated``) that the
-check uses but never asks for. A results file holds the outputs of every case
-under ``<case>/<key>``.
+hyper-parameters), outputs (``losses``, ``grad_W1``, ``gram1``, ``full/L1/T``,
+``sel/<metric>/<strategy>/L<l>/<field>``, ``dba_sgd/W1``, ...) and the
+reference-only ``margins`` of every selection, which the check uses but never
+asks for. A results file holds the outputs of every case under ``<case>/<key>``.
 """
 from __future__ import annotations
 
@@ -730,7 +733,8 @@ def format_report(report: Report, max_listed: int = 20) -> str:
         else:
             error, tol = (f"{row.max_error:.2e}" if row.compared else "-"), f"{row.tolerance:.0e}"
         result = "pass" if row.passed else "FAIL"
-        notes = [f"{len(getattr(row, a))} {a}" for a in ("missing", "bad", "ambiguous") if getattr(row, a)]
+        notes = [f"{len(getattr(row, a))} {label}" for a, label in (("missing", "missing"), ("bad", "wrong shape"),
+                                                                   ("ambiguous", "ambiguous")) if getattr(row, a)]
         if notes:
             result += f" ({', '.join(notes)})"
         lines.append((row.quantity, row.dtype, str(row.compared), error, tol, result, row.worst_key))

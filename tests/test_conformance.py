@@ -170,6 +170,13 @@ def test_unreadable_or_missing_results_are_one_line_errors(tmp_path, capsys):
     assert "golden cases small, deep" in capsys.readouterr().err
 
 
+def test_conformance_without_an_action_prints_its_help(capsys):
+    assert main(["conformance"]) == 2
+    assert "export" in capsys.readouterr().out
+    assert main(["conformance", "check", "x.npz", "--max-listed", "-1"]) == 2
+    assert "--max-listed must be >= 0" in capsys.readouterr().err
+
+
 def test_compare_selection_rules():
     ref_indices, ref_removed = np.array([0, 2, 3]), np.array([1, 4])
     # greedy stopped by min_size after two removals: a third removal is a failure, there was no decision

@@ -46,6 +46,8 @@ def run(args) -> int:
     if args.action is None:
         args._parser.print_help()
         return 2
+    if args.action == "check" and args.max_listed < 0:
+        raise ValueError(f"--max-listed must be >= 0, got {args.max_listed}")
     golden = load_golden(args.golden)
     if args.action == "export":
         paths = export_inputs(args.directory, golden)
