@@ -85,8 +85,8 @@ def test_every_method_gets_the_same_tuning_budget_and_new_optimizers_join(monkey
     assert len(protocol.final_seeds) >= 5 and not set(protocol.final_seeds) & set(protocol.tune_seeds)
     for cell in protocol.cells:
         per_method = {}
-        for _, _, method, _ in tuning_runs(protocol, cell):
-            per_method[method.key] = per_method.get(method.key, 0) + 1
+        for method in cell.methods:
+            per_method[method.key] = sum(1 for _ in tuning_runs(protocol, cell, method))
         assert set(per_method.values()) == {protocol.tuning_budget}, cell.name
     keys = {m.key for m in main_cells[0].methods}
     assert set(OPTIMIZERS) <= keys

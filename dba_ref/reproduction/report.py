@@ -333,6 +333,11 @@ def _find(cells, reading: str, dataset: str, per_class: int, hidden: int = 256, 
     return None
 
 
+def _incomplete(c: CellResult) -> str:
+    """A warning when a cell is read before all its runs finished (its choices may still change)."""
+    return "" if c.finished >= c.planned else f"(From an incomplete cell: {c.finished} of {c.planned} runs.)"
+
+
 def _versus(a: MethodResult, b: MethodResult) -> str:
     """``+1.23 points (RER 12.3%, paired t-test over 5 seeds p = 0.01)`` for a against b."""
     p, n = paired_p(a, b)
@@ -371,7 +376,7 @@ def claim_statements(cells) -> list[str]:
         ours_rer = rer(best_dba.mean, best_base.mean)
         rer_ok = ours_rer >= paper["rer"] - RER_TOLERANCE
         top_dba = max((m for m in c.dba() if m.finals), key=lambda m: m.mean)
-        text = [head,
+        text = [head, _incomplete(c),
                 f"Best DBA method (chosen on validation): {_label(best_dba)} at {fmt_acc(best_dba)}; "
                 f"the best of all {sum(1 for m in c.dba() if m.finals)} DBA methods run, picked on test "
                 f"(optimistic), is {_label(top_dba)} at {top_dba.mean:.2f}%.",
@@ -386,7 +391,7 @@ def claim_statements(cells) -> list[str]:
                 f"(criterion: within {RER_TOLERANCE:g} points)"
                 + (f"; vs SGD {_versus(best_dba, sgd)}" if sgd else "")
                 + (f"; vs Adam {_versus(best_dba, adam)}" if adam else "") + "."]
-        out.append(" ".join(text))
+        out.append(" ".join(t for t in text if t))
     return out
 
 
@@ -408,7 +413,7 @@ def reading_statements(cells) -> list[str]:
         if best_dba is None:
             out.append(f"{what}: not run to the end ({c.finished} of {c.planned} runs finished).")
             continue
-        sentence = f"{what}: best DBA {_label(best_dba)} {fmt_acc(best_dba)}"
+        sentence = f"{what}: {_incomplete(c)}{' ' if _incomplete(c) else ''}best DBA {_label(best_dba)} {fmt_acc(best_dba)}"
         if best_base is not None:
             sentence += f", best baseline {_label(best_base)} {fmt_acc(best_base)}: DBA {_versus(best_dba, best_base)}"
         main_dba = main.best_dba() if main else None

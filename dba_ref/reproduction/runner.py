@@ -184,21 +184,19 @@ def choose_learning_rate(protocol: Protocol, setting: Setting, method: Method, o
     return best, scores
 
 
-def tuning_runs(protocol: Protocol, cell: Cell):
-    """The tuning runs of a cell, ``(role, seed, method, lr)``: every method × learning rate × tuning seed."""
-    for method in cell.methods:
-        for lr in method.learning_rates(protocol.lr_multipliers):
-            for seed in protocol.tune_seeds:
-                yield "tune", seed, method, lr
+def tuning_runs(protocol: Protocol, cell: Cell, method: Method):
+    """The tuning runs of one method of a cell, ``(role, seed, method, lr)``: every learning rate × tuning seed."""
+    for lr in method.learning_rates(protocol.lr_multipliers):
+        for seed in protocol.tune_seeds:
+            yield "tune", seed, method, lr
 
 
-def final_runs(protocol: Protocol, cell: Cell, out):
-    """The final runs of a cell: each method whose tuning is complete, at its selected rate, on every final seed."""
-    for method in cell.methods:
-        lr, _ = choose_learning_rate(protocol, cell.setting, method, out)
-        if lr is not None:
-            for seed in protocol.final_seeds:
-                yield cell.final_role, seed, method, lr
+def final_runs(protocol: Protocol, cell: Cell, method: Method, out):
+    """The final runs of one method of a cell, once its tuning is complete: the selected rate on every final seed."""
+    lr, _ = choose_learning_rate(protocol, cell.setting, method, out)
+    if lr is not None:
+        for seed in protocol.final_seeds:
+            yield cell.final_role, seed, method, lr
 
 
 class _Stop(Exception):
@@ -209,7 +207,9 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
                  deadline: float | None = None, skip_datasets=(), log=print) -> dict:
     """Run every unfinished run of ``protocol`` (resumable); return counts of what happened.
 
-    Cells run in order, each its tuning runs and then its final runs.
+    The cells of ``protocol.schedule`` run in order, and within a cell one
+    method after the other, its tuning runs and then its final runs, so that
+    a stopped reproduction leaves whole methods behind.
     ``deadline`` (a ``time.time()`` value) stops before starting a run after
     it. Cells on a data set in ``skip_datasets`` are not started. A run that
     raises is recorded in ``failures.json`` and retried by the next
@@ -225,7 +225,8 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
     data = DataCache(data_dir)
     counts = {"done": 0, "skipped": 0, "failed": 0, "stopped": None}
     failures = []
-    bar = tqdm(total=protocol.n_runs(), unit="run", disable=not progress, desc=f"reproduce --{protocol.name}")
+    bar = tqdm(total=protocol.n_runs(scheduled=True), unit="run", disable=not progress,
+               desc=f"reproduce --{protocol.name}")
 
     def do(cell, role, seed, method, lr):
         path = run_path(out, cell.setting, role, seed, method, lr)
@@ -247,15 +248,16 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
         bar.update(1)
 
     try:
-        for cell in protocol.cells:
+        for cell in protocol.schedule:
             if cell.setting.dataset in skip_datasets:
                 bar.update(len(cell.methods) * (protocol.tuning_budget + len(protocol.final_seeds)))
                 continue
             bar.set_postfix_str(cell.name)
-            for run in tuning_runs(protocol, cell):
-                do(cell, *run)
-            for run in final_runs(protocol, cell, out):
-                do(cell, *run)
+            for method in cell.methods:
+                for run in tuning_runs(protocol, cell, method):
+                    do(cell, *run)
+                for run in final_runs(protocol, cell, method, out):
+                    do(cell, *run)
     except _Stop:
         counts["stopped"] = "time limit reached"
     except KeyboardInterrupt:
