@@ -19,14 +19,25 @@ from dba_ref.data import load_dataset
 
 def median_time(fn, repeats: int, warmup: int = 2) -> float:
     """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
+    return median_times(fn, repeats, warmup)[0]
+
+
+def median_times(fn, repeats: int, warmup: int = 2) -> tuple[float, float]:
+    """Median wall time and median CPU time (all threads of the process) of ``fn()``, in seconds.
+
+    On shared cores the CPU time is the steadier measure of the work done;
+    with one thread (``OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1``) it is what
+    the wall time would be on an idle core.
+    """
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def load() -> str:
@@ -44,8 +55,9 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}, "
-            f"Numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads)")
+            f"Numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads), OpenBLAS threads: {blas}")
 
 
 def header(title: str, command: str) -> None:

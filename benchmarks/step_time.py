@@ -3,8 +3,9 @@
 A 784-hidden-10 ReLU MLP on MNIST-5k batches; a step is backprop, the
 optimizer's update and writing the parameters (what the trainer does per
 batch). Prints the median times, their ratio (the target: DBA ≤ 2× plain on
-the numba backend at B = 600, hidden 512), the samples DBA kept per layer,
-the load average, and for every DBA row where the step splits its time.
+the numba backend at B = 600, hidden 512), the same for the CPU time of the process (steadier than the wall time on
+shared cores), the samples DBA kept per layer, the load average, and for
+every DBA row where the step splits its (wall) time.
 
     python benchmarks/step_time.py                                  # numpy and numba, B = 128, 600, 2048
     python benchmarks/step_time.py --backends numpy --batch-sizes 128 600   # issue 2's table
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import Stepper, header, load, median_time, mnist_batches
+from _common import Stepper, header, load, median_time, median_times, mnist_batches
 
 from dba_ref import backprop, select
 
@@ -45,19 +46,20 @@ def main(argv=None) -> int:
 
     header(f"plain SGD step vs DBA(SGD) step, 784-{args.hidden}-10 MLP, MNIST-5k batches",
            "python benchmarks/step_time.py " + " ".join(sys.argv[1:]))
-    print("| backend | B | plain SGD step (ms) | DBA(SGD) step (ms) | DBA / plain | kept per layer "
-          "| DBA parts: backprop / Gram / select / masked mean (ms) | load |")
-    print("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |")
+    print("| backend | B | plain SGD step (ms) | DBA(SGD) step (ms) | DBA / plain | CPU time: plain, DBA (ms) "
+          "| DBA / plain (CPU) | kept per layer | DBA parts: backprop / Gram / select / masked mean (ms) | load |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |")
     for backend in args.backends:
         for B in args.batch_sizes:
             stepper = Stepper([784, args.hidden, 10], mnist_batches(B, 8), backend)
             before = load()
-            plain = median_time(stepper.plain, args.repeats)
-            step = median_time(stepper.dba_step, args.repeats)
+            plain, plain_cpu = median_times(stepper.plain, args.repeats)
+            step, step_cpu = median_times(stepper.dba_step, args.repeats)
             parts = breakdown(stepper, max(3, args.repeats // 3))
             kept = ", ".join(str(k) for k in stepper.selected())
             split = " / ".join(f"{parts[k]:.1f}" for k in ("backprop", "gram", "select", "mean"))
-            print(f"| {backend} | {B} | {1e3 * plain:.1f} | {1e3 * step:.1f} | {step / plain:.2f} | {kept} "
+            print(f"| {backend} | {B} | {1e3 * plain:.1f} | {1e3 * step:.1f} | {step / plain:.2f} "
+                  f"| {1e3 * plain_cpu:.1f}, {1e3 * step_cpu:.1f} | {step_cpu / plain_cpu:.2f} | {kept} "
                   f"| {split} | {before} → {load()} |", flush=True)
     return 0
 

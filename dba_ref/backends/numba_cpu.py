@@ -8,8 +8,8 @@ and values. What is compiled, and what is not:
   are dense matrix products and go to BLAS through NumPy, exactly as in the
   reference (NumPy computes ``X @ X.T`` with the symmetric rank-k update
   ``syrk``, half the work of a general product; no hand-written loop comes
-  near BLAS on a CPU). The combination ``DD ⊙ (AA + 1)`` is a parallel
-  ``@njit`` kernel working in place, in the input dtype.
+  near BLAS on a CPU). The combination ``DD ⊙ (AA + 1)`` is an ``@njit``
+  kernel working in place, in the input dtype, with no temporary matrix.
 - **greedy**: the whole backward elimination is one ``@njit`` kernel, no
   Python loop over steps or samples. K is symmetric (every Gram matrix is),
   so the kernel reads row i where the reference subtracts column i. The full-batch statistics
@@ -25,9 +25,17 @@ and values. What is compiled, and what is not:
   the O(B²) part, ``Σ_{a<k} K[o_k, o_a]`` for every k, is a parallel kernel.
 - **exhaustive**: one kernel over all 2^B subsets (B ≤ 20), building every
   subset's ``(T, Q)`` from the subset without its highest sample (O(B) per
-  subset), in parallel within each level.
-- **mean gradient** ``(1/|S|) Δ_Sᵀ [A_S, 1]``: the selected rows are gathered
-  by a parallel kernel; the product ``Δ_Sᵀ A_S`` is BLAS, as in the reference.
+  subset instead of O(B²)).
+- **mean gradient** ``(1/|S|) Δ_Sᵀ [A_S, 1]``: the reference's own function.
+  Its cost is the product ``Δ_Sᵀ A_S`` (BLAS); gathering the k selected rows
+  first is ~1% of it, and a compiled gather was measured slower than NumPy's
+  fancy indexing (0.41 vs 0.26 ms at B = 2048), so nothing here is compiled.
+
+``parallel=True`` is used where one parallel region carries O(B²) work (the
+prefix sums). It does not pay for the memory-bound combination and it hurts
+on a machine whose cores are busy: with the load above the core count, every
+parallel region waited ~16 ms for a descheduled worker thread (measured; see
+``docs/performance.md``).
 
 Every kernel is compiled on first use and cached on disk (``cache=True``,
 in ``__pycache__`` next to this file); ``docs/performance.md`` gives the cost
@@ -50,9 +58,13 @@ __all__ = ["gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad
 # --------------------------------------------------------------------------
 # Gram matrix
 # --------------------------------------------------------------------------
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _combine_gram(DD, AA, one):
-    """``DD ← DD ⊙ (AA + one)`` in place (``one`` is 1 in the dtype of the matrices)."""
+    """``DD ← DD ⊙ (AA + one)`` in place (``one`` is 1 in the dtype of the matrices).
+
+    Compiled serial (``prange`` runs as ``range``); ``benchmarks/kernel_choices.py``
+    compiles it with ``parallel=True`` too, to show that does not pay.
+    """
     n, m = DD.shape
     for i in prange(n):
         for j in range(m):
@@ -181,7 +193,7 @@ def _lexicographically_smaller(a, b):
     return (a & above) == 0
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _exhaustive_kernel(K, metric_id, min_size):
     """Best subset (as a bit mask), its value, and the number of subsets evaluated."""
     B = K.shape[0]
@@ -190,7 +202,7 @@ def _exhaustive_kernel(K, metric_id, min_size):
     Q = np.zeros(n, np.float64)
     for high in range(B):                    # subsets whose highest sample is `high`
         start = 1 << high
-        for m in prange(start, 2 * start):
+        for m in range(start, 2 * start):
             rest = m - start
             s = 0.0
             for i in range(high):
@@ -224,18 +236,5 @@ def exhaustive_search(K: np.ndarray, metric: str, min_size: int):
 # --------------------------------------------------------------------------
 # Mean gradient over the selection
 # --------------------------------------------------------------------------
-@njit(cache=True, parallel=True)
-def _gather_rows(X, indices):
-    """``X[indices]`` as a new C-contiguous array, rows copied in parallel."""
-    out = np.empty((indices.shape[0], X.shape[1]), X.dtype)
-    for p in prange(indices.shape[0]):
-        out[p] = X[indices[p]]
-    return out
-
-
-def mean_grad(A: np.ndarray, D: np.ndarray, indices=None):
-    """``(1/|S|) Δ_Sᵀ [A_S, 1]`` as ``(gW, gb)``; same result as :func:`dba_ref.backprop.mean_grad`."""
-    if indices is not None and len(indices) != A.shape[0]:
-        rows = np.asarray(indices, np.int64)
-        A, D = _gather_rows(A, rows), _gather_rows(D, rows)
-    return reference_mean_grad(A, D)
+#: ``(1/|S|) Δ_Sᵀ [A_S, 1]``: the reference itself (row gather + BLAS); see the module docstring.
+mean_grad = reference_mean_grad
