@@ -181,7 +181,7 @@ def model_from_inputs(inputs) -> MLP:
 # therefore measured in units of the values' *rounding scale*, not of the values:
 # two singletons at ±1e-17 are a tie, not a relative gap of 2.
 def value_scale(metric: str, T, Q, k) -> np.ndarray:
-    """The size of the rounding error of a metric value, in units of the unit roundoff.
+    """The rounding scale of a metric value: its rounding error is about the unit roundoff times this.
 
     ``T/k`` for ``variance`` (the term it is a difference of); for the ratio
     metrics their leading term (``kT/Q``, ``T/Q``) times ``kT/Q ≥ 1``, the
@@ -448,7 +448,7 @@ def path_subsets(batch_size: int, removed) -> list:
     return [np.setdiff1d(np.arange(batch_size), removed[:t + 1]) for t in range(len(removed))]
 
 
-def full_stats_scales(K: np.ndarray, name: str) -> float:
+def full_stat_scale(K: np.ndarray, name: str) -> float:
     """Scale of a full-batch statistic: T itself; ``B·T`` for Q (its Cauchy–Schwarz bound, as Q can
     cancel); :func:`value_scale` for a metric value."""
     B, T = K.shape[0], float(np.trace(K))
@@ -632,7 +632,7 @@ def _check_case(name: str, ref: dict, results: dict, report: Report) -> set:
         scale = None
         if q == "full_stats":
             _, layer, stat = key.split("/")
-            scale = full_stats_scales(np.asarray(ref[f"gram{layer[1:]}"], np.float64), stat)
+            scale = full_stat_scale(np.asarray(ref[f"gram{layer[1:]}"], np.float64), stat)
         if not key.startswith("sel/"):
             report.row(q, dtype).record_error(f"{name}/{key}", max_rel_error(value, ref[key], scale))
     for prefix in sorted({k.rsplit("/", 1)[0] for k in got if k.startswith("sel/")}):
@@ -717,9 +717,9 @@ def check_against(reference, K: np.ndarray, other, tol: float = 0.0,
     tr = reference.trace
     got = {f: np.asarray(getattr(other, f)) for f in ("indices", "removed", "value", "values")}
     result = check_selection(K, tr.metric, tr.strategy, selection_fields(reference, K, tol), **got, threshold=threshold)
-    full = max(max_rel_error(other.full_T, tr.full_T, full_stats_scales(K, "T")),
-               max_rel_error(other.full_Q, tr.full_Q, full_stats_scales(K, "Q")),
-               max_rel_error(other.full_value, tr.full_value, full_stats_scales(K, tr.metric)))
+    full = max(max_rel_error(other.full_T, tr.full_T, full_stat_scale(K, "T")),
+               max_rel_error(other.full_Q, tr.full_Q, full_stat_scale(K, "Q")),
+               max_rel_error(other.full_value, tr.full_value, full_stat_scale(K, tr.metric)))
     return replace(result, full_stats_error=full)
 
 
