@@ -8,6 +8,7 @@ import doctest
 
 import numpy as np
 import pytest
+from conftest import random_batch
 
 pytest.importorskip("jax", reason="JAX is not installed (optional: pip install jax)")
 
@@ -30,10 +31,6 @@ def random_model(rng, n_layers, activation):
     return model
 
 
-def batch(rng, model, B):
-    return rng.normal(size=(B, model.sizes[0])), rng.integers(0, model.n_classes, size=B)
-
-
 def compare(ref_sel, K, jax_sel):
     result = check_against(ref_sel, K, jax_sel, threshold=AMBIGUOUS)
     assert not result.values_problem, result.values_problem
@@ -52,7 +49,7 @@ def test_docstring_example_runs():
 def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
     for _ in range(3):
         model = random_model(rng, n_layers, activation)
-        X, y = batch(rng, model, int(rng.choice([1, 5, 11])))
+        X, y = random_batch(rng, model, int(rng.choice([1, 5, 11])))
         assert max_rel_error(jd.per_sample_losses(model.params, X, y, activation), model.losses(X, y)) <= GRAD_TOL
         signals = backprop(model, X, y)
         for (gW, gb), (rW, rb), (A, D) in zip(jd.per_sample_grads(model.params, X, y, activation),
@@ -68,7 +65,7 @@ def test_selections_and_removal_orders_match(rng, metric, strategy):
     statuses = []
     for trial in range(6):
         model = random_model(rng, int(rng.integers(1, 4)), str(rng.choice(sorted(ACTIVATIONS))))
-        X, y = batch(rng, model, int(rng.integers(4, 11)))
+        X, y = random_batch(rng, model, int(rng.integers(4, 11)))
         min_size = [2, 3, 0.5, 1][trial % 4]
         for (gW, gb), (A, D) in zip(jd.per_sample_grads(model.params, X, y, model.activation),
                                     backprop(model, X, y).layers):
@@ -103,12 +100,12 @@ def run_dba(base, metric, strategy, min_size, batches, activation="tanh"):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("metric", METRIC_NAMES)
 def test_one_dba_step_matches(rng, metric, strategy, base):
-    run_dba(base, metric, strategy, 2, [batch(rng, MLP([7, 9, 5, 3]), 10)])
+    run_dba(base, metric, strategy, 2, [random_batch(rng, MLP([7, 9, 5, 3]), 10)])
 
 
 @pytest.mark.parametrize("base", list(BASES))
 def test_twenty_training_steps_on_the_same_batches_match(base):
     rng = np.random.default_rng(2024)
-    batches = [batch(rng, MLP([7, 9, 5, 3]), 10 if step < 19 else 3) for step in range(20)]
+    batches = [random_batch(rng, MLP([7, 9, 5, 3]), 10 if step < 19 else 3) for step in range(20)]
     state = run_dba(base, "mean_variance", "greedy", 4, batches)
     assert [s.size for s in state.last] == [3, 3, 3]          # the last batch, smaller than min_size, used whole

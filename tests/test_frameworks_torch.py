@@ -11,6 +11,7 @@ import doctest
 
 import numpy as np
 import pytest
+from conftest import random_batch
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
 
@@ -42,10 +43,6 @@ def random_model(rng, n_layers, activation):
     return model
 
 
-def batch(rng, model, B):
-    return rng.normal(size=(B, model.sizes[0])), rng.integers(0, model.n_classes, size=B)
-
-
 def tensors(X, y):
     return torch.as_tensor(X), torch.as_tensor(y)
 
@@ -65,7 +62,7 @@ def test_docstring_example_runs():
 def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
     for _ in range(3):
         model = random_model(rng, n_layers, activation)
-        X, y = batch(rng, model, int(rng.choice([1, 5, 11])))
+        X, y = random_batch(rng, model, int(rng.choice([1, 5, 11])))
         net = td.TorchMLP.from_params(model.params, activation)
         Xt, yt = tensors(X, y)
         assert_close(td.per_sample_losses(net, Xt, yt), model.losses(X, y), GRAD_TOL, "losses")
@@ -99,7 +96,7 @@ def test_selections_and_removal_orders_match_for_every_metric_and_strategy(rng, 
     statuses = []
     for trial in range(12):
         model = random_model(rng, int(rng.integers(1, 4)), str(rng.choice(sorted(ACTIVATIONS))))
-        X, y = batch(rng, model, int(rng.integers(4, 11)))
+        X, y = random_batch(rng, model, int(rng.integers(4, 11)))
         net = td.TorchMLP.from_params(model.params, model.activation)
         min_size = [1, 2, 3, 0.5][trial % 4]
         for (gW, gb), (A, D) in zip(td.per_sample_grads(net, *tensors(X, y)), backprop(model, X, y).layers):
@@ -172,7 +169,7 @@ def assert_same_step(ref_layers, torch_sels, model, net, what):
 def test_one_dba_step_matches(rng, metric, strategy, base):
     make_ref, make_torch = BASES[base]
     model = random_model(rng, 3, "tanh")
-    X, y = batch(rng, model, 10)
+    X, y = random_batch(rng, model, 10)
     net = td.TorchMLP.from_params(model.params, model.activation)
     opt = dba(make_ref(), metric=metric, strategy=strategy, min_size=2)
     _, ref_layers = reference_step(model, opt, opt.init(model.params), X, y)
@@ -195,7 +192,7 @@ def test_twenty_training_steps_on_the_same_batches_match(base, config):
     topt = td.DBA(net, make_torch(net.parameters()), metric, strategy, min_size)
     state = opt.init(model.params)
     for step in range(20):
-        X, y = batch(rng, model, 10 if step < 19 else 3)
+        X, y = random_batch(rng, model, 10 if step < 19 else 3)
         state, ref_layers = reference_step(model, opt, state, X, y)
         assert_same_step(ref_layers, topt.step(*tensors(X, y)), model, net, f"DBA({base}) step {step + 1}")
     if min_size == 4:
