@@ -11,17 +11,27 @@ from ._validation import check_choice
 def plot_batch_sizes(ax, history, x: str = "step", label: str | None = None, color=None):
     """Batch size per step of a run on ``ax`` (log scale): the figure of an adaptive-batch run (AdAdaGrad).
 
-    ``x="step"`` plots it against the step number; ``x="epoch"`` against the
-    samples processed divided by the training-set size, so runs whose batches
-    grow at different rates share one axis. A dip at the end of an epoch is its last,
-    truncated batch, not a smaller request. Returns the line drawn.
+    For an adaptive run the line is the batch size in force at every step (the
+    initial size, then what the optimizer requested after the previous step),
+    and dots mark the steps whose batch was smaller because it was the truncated
+    end of an epoch. For any other run the line is the size of every batch.
+    ``x="step"`` plots against the step number; ``x="epoch"`` against the
+    samples processed before the step divided by the training-set size, so runs
+    whose batches grow at different rates share one axis. Returns the line drawn.
     """
     sizes = np.asarray(history.steps["batch_size"])
     if check_choice(x, ("step", "epoch"), "x") == "step":
         where, xlabel = np.arange(1, sizes.size + 1), "step"
     else:
-        where, xlabel = np.concatenate([[0], np.cumsum(sizes)[:-1]]) / history.config["n_train"], "epoch (samples seen / n_train)"
-    (line,) = ax.step(where, sizes, where="post", lw=1.2, color=color, label=label)
+        where = np.concatenate([[0], np.cumsum(sizes)[:-1]]) / history.config["n_train"]
+        xlabel = "epoch (samples seen / training-set size)"
+    if "requested_batch_size" in history.steps:
+        in_force = np.concatenate([[history.config["batch_size"]], history.steps["requested_batch_size"][:-1]])
+        (line,) = ax.step(where, in_force, where="post", lw=1.2, color=color, label=label)
+        short = sizes < in_force
+        ax.plot(where[short], sizes[short], ".", ms=4, color=line.get_color())
+    else:
+        (line,) = ax.step(where, sizes, where="post", lw=1.2, color=color, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("batch size")
     ax.set_yscale("log")
