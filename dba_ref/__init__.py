@@ -11,7 +11,8 @@ that subset. The modules, one concept each:
 - :mod:`dba_ref.metrics`    variance, normalized variance, mean variance from (T, Q, k)
 - :mod:`dba_ref.search`     greedy / prefix / exhaustive / all subset search
 - :mod:`dba_ref.backends`   NumPy (reference), and faster kernels behind one dispatch
-- :mod:`dba_ref.optimizers` SGD, momentum, Adam and the DBA wrapper (optax style)
+- :mod:`dba_ref.optimizers` SGD, momentum, Adam, AdaGrad(-Norm), AdAdaGrad(-Norm), AdaBelief, Adan,
+  diffGrad, AdamP, SGDP, EnhancedSGD, and the DBA wrapper (optax style)
 - :mod:`dba_ref.data`       bundled MNIST-5k, IDX files, scikit-learn digits, stratified subsets
 - :mod:`dba_ref.training`   the training loop and its history
 - :mod:`dba_ref.cli`        the ``dba-ref`` command
@@ -20,8 +21,9 @@ from .backprop import Signals, backprop, batch_grads, mean_grad, mean_grads, per
 from .gram import explicit_gram, explicit_layer_grams, gram, layer_grams
 from .metrics import METRICS, mean_variance, metric_value, normalized_variance, variance
 from .model import MLP
-from .optimizers import (OPTIMIZERS, Optimizer, adam, apply_updates, dba, make_optimizer, momentum, nesterov,
-                         sgd)
+from .optimizers import (OPTIMIZERS, Optimizer, adabelief, adadagrad, adadagrad_norm, adagrad, adagrad_norm, adam,
+                         adamp, adan, adaptive_batch, apply_updates, dba, diffgrad, enhanced_sgd, make_optimizer,
+                         momentum, nesterov, sgd, sgdp)
 from .search import Selection, SelectionTrace, select
 
 __version__ = "0.1.0"
@@ -32,5 +34,7 @@ __all__ = [
     "METRICS", "variance", "normalized_variance", "mean_variance", "metric_value",
     "select", "Selection", "SelectionTrace",
     "Optimizer", "OPTIMIZERS", "make_optimizer", "apply_updates", "sgd", "momentum", "nesterov", "adam", "dba",
+    "adagrad", "adagrad_norm", "adadagrad", "adadagrad_norm", "adaptive_batch", "adabelief", "adan", "diffgrad",
+    "adamp", "sgdp", "enhanced_sgd",
     "__version__",
 ]

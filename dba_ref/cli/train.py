@@ -89,7 +89,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimizer")
     g.add_argument("--optimizer", default="dba", choices=["dba", *OPTIMIZERS],
                    help="'dba' wraps --base; any other name trains plainly (default: %(default)s)")
-    g.add_argument("--base", default="sgd", choices=list(OPTIMIZERS), help="DBA's base optimizer (default: %(default)s)")
+    wrappable = [name for name, (factory, _) in OPTIMIZERS.items() if not factory().takes_signals]
+    g.add_argument("--base", default="sgd", choices=wrappable, help="DBA's base optimizer (default: %(default)s)")
     g.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's own)")
     g.add_argument("--hparam", type=_hparam, action="append", default=[], metavar="NAME=VALUE",
                    help="another hyper-parameter of the (base) optimizer, e.g. --hparam momentum=0.8; repeatable")
@@ -102,7 +103,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="numpy", choices=BACKENDS, help="kernels for the selection")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default: %(default)s)")
-    g.add_argument("--batch-size", type=_batch_size, default=64, help="batch size, or 'full' (default: %(default)s)")
+    g.add_argument("--batch-size", type=_batch_size, default=64,
+                   help="batch size, or 'full'; for adadagrad/adadagrad_norm the initial size (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seed of the data draw, initialisation and shuffling")
     g.add_argument("--out", default=None, help="output folder (default: runs/DATASET-OPTIMIZER-sSEED)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -151,6 +153,9 @@ def run(args) -> int:
     if "selected" in history.steps:
         sizes = ", ".join(f"layer {l + 1}: {sum(s) / len(s):.1f}" for l, s in enumerate(history.steps["selected"]))
         print(f"mean selected batch size: {sizes} (batches of {args.batch_size or len(split.y_train)})")
+    if history.config.get("adaptive_batch"):
+        sizes = history.steps["batch_size"]
+        print(f"batch size grew from {sizes[0]} to {max(sizes)} over {len(sizes)} steps")
     print(f"wrote {out / 'results.json'}")
     if not args.no_plot:
         from ..plots import plot_history
