@@ -186,13 +186,14 @@ def fmt(x: float, spec: str = ".2f", suffix: str = "") -> str:
 
 
 def _label(m: MethodResult) -> str:
-    return m.method.label
+    """The method's name, flagged when its selected learning rate is at the end of the grid."""
+    return m.method.label + (f" [lr {m.lr:g} at the grid's edge]" if m.at_edge else "")
 
 
 def method_row(m: MethodResult, best_base: MethodResult | None, budget: int) -> list[str]:
     """One row of a cell table."""
     if m.lr is None:
-        return [_label(m), f"tuning {m.tuned}/{budget}"] + ["not run"] + [""] * 7
+        return [m.method.label, f"tuning {m.tuned}/{budget}"] + ["not run"] + [""] * 7
     lr = f"{m.lr:g}" + (" (edge)" if m.at_edge else "")
     seconds = m.final_values("train_seconds")
     def budget_mean(key):
@@ -206,7 +207,7 @@ def method_row(m: MethodResult, best_base: MethodResult | None, budget: int) -> 
         per_update = f"{np.mean([r['budget']['samples_processed'] / r['budget']['steps'] for r in m.finals]):.1f}"
     red = rer(m.mean, best_base.mean) if (m.method.dba and best_base is not None and m.finals) else math.nan
     div = f" ({m.n_diverged} diverged)" if m.n_diverged else ""
-    return [_label(m), lr, f"{100 * m.val_acc:.1f}", fmt_acc(m) + div, fmt(red, ".1f", "%"),
+    return [m.method.label, lr, f"{100 * m.val_acc:.1f}", fmt_acc(m) + div, fmt(red, ".1f", "%"),
             budget_mean("steps"), budget_mean("samples_processed"), per_update,
             fmt(float(seconds.mean()) if seconds.size else math.nan, ".1f")]
 
@@ -231,7 +232,7 @@ def cell_table(c: CellResult, budget: int) -> str:
         for m in c.methods:
             if m.finals:
                 peak = m.peak_test()
-                peek_rows.append([_label(m), fmt_acc(m), f"{peak.mean():.2f} ± {peak.std(ddof=1) if peak.size > 1 else 0:.2f}",
+                peek_rows.append([m.method.label, fmt_acc(m), f"{peak.mean():.2f} ± {peak.std(ddof=1) if peak.size > 1 else 0:.2f}",
                                   f"{peak.mean() - m.mean:+.2f}"])
         if peek_rows:
             text += "\n\nBest epoch on test (test-peeking, not the protocol's number):\n\n" + markdown_table(
@@ -261,7 +262,7 @@ def plot_accuracy(c: CellResult, path: Path) -> Path | None:
     y = np.arange(len(done))
     ax.barh(y, [m.mean for m in done], xerr=[0 if math.isnan(m.std) else m.std for m in done],
             color=["tab:orange" if m.method.dba else "tab:blue" for m in done], alpha=0.8)
-    ax.set_yticks(y, [_label(m) for m in done], fontsize=7)
+    ax.set_yticks(y, [m.method.label for m in done], fontsize=7)
     paper = PAPER.get(c.cell.setting.per_class) if c.cell.setting.dataset == "mnist5k" else None
     if paper:
         ax.axvline(paper["dba"], color="tab:red", ls="--", label=f"paper DBA {paper['dba']}%")
@@ -313,7 +314,7 @@ def plot_selected(c: CellResult, path: Path) -> Path | None:
         ax.set_xlabel("step")
         ax.set_ylabel("samples in the update")
         ax.set_ylim(0, batch * 1.05)
-        ax.set_title(f"{_label(m)}, lr {m.lr:g}", fontsize=9)
+        ax.set_title(f"{m.method.label}, lr {m.lr:g}", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(cell_title(c), fontsize=9)
@@ -359,6 +360,20 @@ def baseline_level(paper: dict, sgd: MethodResult | None, adam: MethodResult | N
             f"({_label(better)}, {better.mean:.2f}%) is {abs(gap):.2f} points {'above' if gap >= 0 else 'below'} it.")
 
 
+def direction(dba_: MethodResult, base: MethodResult) -> str:
+    """Whether DBA beats the best baseline at all, whatever the size of the gain (paired t-test, 5%)."""
+    p, n = paired_p(dba_, base)
+    better = dba_.mean > base.mean
+    if math.isnan(p):
+        return (f"Direction (DBA above the best baseline): {'yes' if better else 'no'}, "
+                f"untested ({n} paired seeds).")
+    significant = p < 0.05
+    verdict = "reproduced" if better and significant else "not reproduced"
+    return (f"Direction (DBA above the best baseline at all): **{verdict}**: "
+            f"{'higher' if better else 'not higher'}, {'' if significant else 'not '}significant at 5% "
+            f"(paired t-test over {n} seeds, p = {p:.2g}).")
+
+
 def claim_statements(cells) -> list[str]:
     """One paragraph per claim of the abstract, from the MNIST-5k main cells."""
     out = []
@@ -393,7 +408,8 @@ def claim_statements(cells) -> list[str]:
                 f"{_versus(best_dba, best_base)}, against the paper's {paper['rer']}% "
                 f"(criterion: within {RER_TOLERANCE:g} points)"
                 + (f"; vs SGD {_versus(best_dba, sgd)}" if sgd else "")
-                + (f"; vs Adam {_versus(best_dba, adam)}" if adam else "") + "."]
+                + (f"; vs Adam {_versus(best_dba, adam)}" if adam else "") + ".",
+                direction(best_dba, best_base)]
         out.append(" ".join(t for t in text if t))
     return out
 
@@ -556,7 +572,8 @@ def write_report(protocol: Protocol, out, report_path, *, notes=(), command: str
         + (f"; 1-minute load average during the final runs {min(loads):.1f}–{max(loads):.1f} "
            "(the cores were shared, so wall times are upper bounds)" if loads else "") + ".",
         "Every number below is computed from the JSON files of the runs under "
-        f"`{rel(out / 'runs')}/`; rerunning the command resumes, it never redoes a finished run.",
+        f"`{rel(out / 'runs')}/`; rerunning the command resumes (it never redoes a finished run) and adding "
+        "`--report-only` rewrites this page from the runs on disk.",
         "",
         "## The protocol",
         "",
