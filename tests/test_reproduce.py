@@ -10,7 +10,7 @@ from dba_ref.cli import main
 from dba_ref.optimizers import OPTIMIZERS
 from dba_ref.reproduction import Method, full_protocol, quick_protocol, run_protocol, sum_over_batch
 from dba_ref.reproduction.protocol import PAPER, Setting
-from dba_ref.reproduction.report import rer, write_report
+from dba_ref.reproduction.report import CellResult, MethodResult, claim_statements, rer, write_report
 from dba_ref.reproduction.runner import choose_learning_rate, run_path, tuning_runs, write_json
 
 
@@ -145,3 +145,27 @@ def test_cli_rejects_bad_options(capsys):
     assert "--threads" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["reproduce", "--quick", "--full"])
+
+
+def _fake_method(method, accs, val=0.5):
+    finals = [{"seed": s, "result": {"test_acc": a / 100, "diverged": False}} for s, a in enumerate(accs)]
+    return MethodResult(method, [0.1], 1, {0.1: (val, 0.0)}, 0.1, finals)
+
+
+@pytest.mark.parametrize("dba_accs, verdicts", [
+    ([97.9, 97.6, 97.8, 97.7, 98.0], ("Accuracy claim: **reproduced**", "RER claim: **reproduced**",
+                                      "**reproduced**: higher, significant")),
+    ([89.5, 89.9, 89.1, 89.7, 89.3], ("Accuracy claim: **not reproduced**: ours is 8.29 points below",
+                                      "RER claim: **not reproduced**", "**reproduced**: higher, significant")),
+    ([88.1, 87.9, 88.2, 87.6, 88.0], ("Accuracy claim: **not reproduced**", "RER claim: **not reproduced**",
+                                      "**not reproduced**")),
+])
+def test_the_plain_statement_follows_the_numbers(dba_accs, verdicts):
+    protocol = full_protocol(datasets=("mnist5k",))
+    cell = next(c for c in protocol.cells if c.reading == "main" and c.setting.per_class == 60)
+    methods = [_fake_method(Method("sgd"), [87.9, 88.1, 87.7, 88.3, 87.8], val=0.88),
+               _fake_method(Method("sgd", dba=True), dba_accs, val=0.9)]
+    statement = claim_statements([CellResult(cell, methods, planned=10, finished=10)])[0]
+    assert "1% of MNIST" in statement and "incomplete" not in statement
+    for verdict in verdicts:
+        assert verdict in statement
