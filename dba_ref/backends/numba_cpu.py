@@ -12,35 +12,38 @@ and values. What is compiled, and what is not:
   kernel working in place, in the input dtype, with no temporary matrix.
 - **greedy**: the whole backward elimination is one ``@njit`` kernel, no
   Python loop over steps or samples. K is symmetric (every Gram matrix is),
-  so the kernel reads row i where the reference subtracts column i. The full-batch statistics
-  ``r = K.sum(axis=1)``, ``T`` and ``Q`` are taken with the same NumPy
-  expressions as the reference, so both start from identical numbers; each
+  so the kernel reads row i where the reference subtracts column i. The
+  full-batch statistics ``r = K.sum(axis=1)``, ``T`` and ``Q`` are taken
+  with the same NumPy expressions as the reference, so both start from
+  identical numbers (the paths then agree bit for bit in practice); each
   step then updates r, evaluates every remaining candidate and keeps the
   best and the second best in one pass over a row of K. The remaining
   samples are kept packed (in index order, so ties still go to the lowest
   index), so a step costs O(|S|) and the path O(B²) with half the constant.
-  ``parallel=True`` does not pay here: a step is a few microseconds of work
-  and every step depends on the previous one.
 - **prefix**: the ranking is :func:`dba_ref.search.alignment_order` itself;
-  the O(B²) part, ``Σ_{a<k} K[o_k, o_a]`` for every k, is a parallel kernel.
+  the O(B²) part, ``Σ_{a<k} K[o_k, o_a]`` for every k, is one kernel.
 - **exhaustive**: one kernel over all 2^B subsets (B ≤ 20), building every
   subset's ``(T, Q)`` from the subset without its highest sample (O(B) per
   subset instead of O(B²)).
 - **mean gradient** ``(1/|S|) Δ_Sᵀ [A_S, 1]``: the reference's own function.
   Its cost is the product ``Δ_Sᵀ A_S`` (BLAS); gathering the k selected rows
-  first is ~1% of it, and a compiled gather was measured slower than NumPy's
-  fancy indexing (0.41 vs 0.26 ms at B = 2048), so nothing here is compiled.
+  first is ~1% of it, and a compiled gather was measured no faster than
+  NumPy's fancy indexing (``benchmarks/kernel_choices.py``), so nothing here
+  is compiled.
 
-``parallel=True`` is used where one parallel region carries O(B²) work (the
-prefix sums). It does not pay for the memory-bound combination and it hurts
-on a machine whose cores are busy: with the load above the core count, every
-parallel region waited ~16 ms for a descheduled worker thread (measured; see
-``docs/performance.md``).
+Every kernel is compiled serial. ``parallel=True`` was measured for the
+combination and the prefix sums (``benchmarks/kernel_choices.py``) and did
+not pay on the 2-core development machine: a parallel region costs ~8 ms
+there whenever the other core is busy, more than the whole serial kernel
+below B ≈ 2000, and it lost at every size measured (``docs/performance.md``).
+The greedy path cannot use it anyway: each step depends on the previous
+one and is a few microseconds of work.
 
 Every kernel is compiled on first use and cached on disk (``cache=True``,
-in ``__pycache__`` next to this file); ``docs/performance.md`` gives the cost
-of the first call with and without the cache. Inputs may be float32 or
-float64; ``T``, ``Q`` and ``r`` are float64 in either case (spec §4).
+in ``__pycache__`` next to this file, or ``NUMBA_CACHE_DIR``);
+``docs/performance.md`` gives the cost of the first call with and without
+the cache. Inputs may be float32 or float64; ``T``, ``Q`` and ``r`` are
+float64 in either case (spec §4).
 """
 from __future__ import annotations
 
@@ -151,9 +154,13 @@ def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float):
 # --------------------------------------------------------------------------
 # Prefix of the alignment ranking
 # --------------------------------------------------------------------------
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _prefix_stats(K, order):
-    """``(T_k, Q_k)`` of the first k ranked samples, k = 1..B (float64)."""
+    """``(T_k, Q_k)`` of the first k ranked samples, k = 1..B (float64).
+
+    Compiled serial (``prange`` runs as ``range``); ``benchmarks/kernel_choices.py``
+    compiles it with ``parallel=True`` too, to show that does not pay here.
+    """
     B = order.shape[0]
     step = np.empty(B, np.float64)           # Q_k − Q_{k−1} = 2 Σ_{a<k} K[o_k, o_a] + K[o_k, o_k]
     diag = np.empty(B, np.float64)
