@@ -8,8 +8,8 @@ e.g. a PCG64 generator's 128-bit state), ``float`` (NaN and ±inf included),
 package's own frozen dataclasses and named tuples (``DBAState``,
 ``LayerStep``, ``Selection``, ``AdaptiveBatchState``, ``AdanState``, ...).
 
-**Exact.** Arrays are stored with their dtype and bytes, floats as
-``float.hex`` strings, ints as JSON integers: what is read back is equal bit
+**Exact.** Arrays are stored with their dtype and bytes, floats as the
+hex of their 8 bytes, ints as JSON integers: what is read back is equal bit
 for bit to what was written, so a resumed run continues exactly where the
 interrupted one stopped.
 
@@ -48,6 +48,7 @@ import hashlib
 import io
 import json
 import os
+import struct
 import sys
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def encode(obj, arrays: list, where: str = "state"):
     if obj is None or type(obj) in (bool, int, str):
         return obj
     if type(obj) is float:
-        return {"$": "float", "hex": obj.hex()}
+        return {"$": "float", "bits": struct.pack(">d", obj).hex()}     # every float64, NaN payloads included
     if isinstance(obj, (np.ndarray, np.generic)):
         if obj.dtype.hasobject or obj.dtype.kind not in "biufcSU":
             raise TypeError(f"{where}: cannot checkpoint an array of dtype {obj.dtype} (object or structured)")
@@ -141,7 +142,7 @@ def decode(tree, arrays):
         raise CheckpointError(f"malformed checkpoint tree node {str(tree)[:80]!r}")
     tag = tree["$"]
     if tag == "float":
-        return float.fromhex(tree["hex"])
+        return struct.unpack(">d", bytes.fromhex(tree["bits"]))[0]
     if tag in ("array", "scalar", "floats", "ints"):
         arr = arrays[str(tree["ref"])]
         return arr if tag == "array" else arr[()] if tag == "scalar" else arr.tolist()
@@ -225,7 +226,9 @@ def read_checkpoint(path):
         raise CheckpointError(f"{path}: unreadable checkpoint data ({exc})") from exc
     try:
         return decode(tree, arrays)
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError, struct.error) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
         raise CheckpointError(f"{path}: malformed checkpoint ({exc!r})") from exc
 
 
