@@ -13,8 +13,10 @@ the network's output ``k`` is ``classes_[k]``. Inputs are validated by
 scikit-learn (NaN, inf, sparse, complex, wrong ``n_features_in_`` are
 refused) and converted to ``dtype``.
 
-It passes ``sklearn.utils.estimator_checks.check_estimator`` with no check
-skipped or expected to fail (``tests/test_estimator.py`` runs it).
+It passes every check of ``sklearn.utils.estimator_checks.check_estimator``
+(scikit-learn 1.9.1: 55 checks), none skipped or expected to fail;
+``tests/test_estimator.py`` runs them. One of them, ``check_array_api_input``,
+scikit-learn skips unless ``SCIPY_ARRAY_API=1`` is set; the test sets it.
 
 >>> from sklearn.datasets import load_iris
 >>> from sklearn.pipeline import make_pipeline
