@@ -192,6 +192,12 @@ def _first_nonfinite(arrays) -> int | None:
     return next((i for i, a in enumerate(arrays, start=1) if not np.all(np.isfinite(a))), None)
 
 
+def _nonfinite_layer(params) -> int | None:
+    """The first layer (from 1) whose ``W`` or ``b`` holds NaN or inf, or None."""
+    return next((l for l, (W, b) in enumerate(params, start=1)
+                 if not (np.isfinite(W).all() and np.isfinite(b).all())), None)
+
+
 class Trainer:
     """A model, an optimizer and the optimizer's state: the per-step code of every training loop here.
 
@@ -207,6 +213,10 @@ class Trainer:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a dba_ref Optimizer (e.g. dba_ref.sgd(0.1)), "
                             f"got {type(optimizer).__name__}")
+        layer = _nonfinite_layer(model.params)
+        if layer is not None:
+            raise ValueError(f"the model's layer {layer} has NaN or inf parameters; train a model with finite "
+                             "weights (set them with model.set_params, which checks them)")
         self.model, self.optimizer = model, optimizer
         self.state = optimizer.init(model.params) if state is None else state
         self.step = step
@@ -231,7 +241,7 @@ class Trainer:
         grads = signals if self.optimizer.takes_signals else mean_grads(signals)
         updates, state = self.optimizer.update(grads, self.state, self.model.params)
         params = apply_updates(self.model.params, updates)
-        layer = _first_nonfinite(np.concatenate([np.ravel(W), b]) for W, b in params)
+        layer = _nonfinite_layer(params)
         if layer is not None:
             raise TrainingDiverged(step, layer, "the update gives parameters with")
         self.model.set_params(params)
