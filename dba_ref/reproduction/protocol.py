@@ -50,13 +50,16 @@ READINGS = {
     "main": "the protocol, with the reference DBA (the update is the mean over the selection, spec §6)",
     "hidden": "the same protocol with another hidden width, on a subset of methods",
     "sum-over-batch": "DBA(SGD) updates with Σ_{i∈S} g_i / B (the rejected samples' terms dropped from the "
-                      "batch mean) instead of the mean over the selection",
+                      "batch mean) instead of the mean over the selection; its steps being |S|/B times shorter, "
+                      "its learning-rate grid is centred 10 times higher (same number of tuning runs)",
     "full-batch": "the whole training slice as one batch, so DBA selects from every training image at each step",
     "longer": "three times the epoch budget",
     "peek": "the final configurations of the main cell with the test set evaluated after every epoch, "
             "to see what reporting the best epoch on test would give (not the protocol's number)",
 }
 
+#: The Σ/B reading's grid is centred this many times above its base's default (its steps are |S|/B shorter).
+SUM_OVER_BATCH_LR_SHIFT = 10.0
 #: The DBA bases the paper names.
 DBA_BASES = ("sgd", "adam")
 #: DBA strategies compared (exhaustive is excluded: B ≤ 20 only; "all" is the base optimizer itself).
@@ -131,8 +134,13 @@ class Method:
 
     @property
     def default_lr(self) -> float:
-        """The registry factory's default ``learning_rate``: the centre of the tuning grid."""
-        return default_learning_rate(self.optimizer)
+        """The centre of the tuning grid: the registry factory's default ``learning_rate``.
+
+        For the Σ/B reading it is ``SUM_OVER_BATCH_LR_SHIFT`` times that: its steps are
+        ``|S|/B`` times shorter than DBA's, so the same grid would sit too low.
+        """
+        shift = SUM_OVER_BATCH_LR_SHIFT if self.dba and self.normalise == "batch" else 1.0
+        return default_learning_rate(self.optimizer) * shift
 
     def learning_rates(self, multipliers) -> list[float]:
         """The tuning grid ``default_lr × m``, rounded to 3 significant digits."""

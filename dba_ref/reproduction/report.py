@@ -25,7 +25,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -435,9 +435,10 @@ def reading_statements(cells) -> list[str]:
         sentence = f"{what}: {_incomplete(c)}{' ' if _incomplete(c) else ''}best DBA {_label(best_dba)} {fmt_acc(best_dba)}"
         if best_base is not None:
             sentence += f", best baseline {_label(best_base)} {fmt_acc(best_base)}: DBA {_versus(best_dba, best_base)}"
-        main_dba = main.best_dba() if main else None
-        if main_dba is not None:
-            sentence += f"; against the main cell's best DBA ({main_dba.mean:.2f}%): {best_dba.mean - main_dba.mean:+.2f} points"
+        twin = main.get(replace(best_dba.method, normalise="selection").key) if main else None
+        if twin is not None:
+            sentence += (f"; against the same DBA method in the main cell ({twin.method.label}, {twin.mean:.2f}%): "
+                         f"{best_dba.mean - twin.mean:+.2f} points")
         paper = PAPER.get(s.per_class)
         if paper:
             sentence += f"; still {paper['dba'] - best_dba.mean:.2f} points below the paper's {paper['dba']}%"
