@@ -305,7 +305,8 @@ def plot_selected(c: CellResult, path: Path) -> Path | None:
         steps = first["budget"]["steps"]
         per_epoch = steps // first["budget"]["epochs"]
         batch = first["budget"]["batch_size"]
-        ax.axhline(batch, color="0.6", lw=1, label=f"batch ({batch}; the last of an epoch may be smaller)")
+        note = "; the last of an epoch may be smaller" if per_epoch > 1 else ""
+        ax.axhline(batch, color="0.6", lw=1, label=f"batch handed to DBA, B = {batch}{note}")
         for layer, colour in zip(range(len(first["selected_per_step"])), ("tab:blue", "tab:orange", "tab:green")):
             ax.plot(np.arange(1, steps + 1), first["selected_per_step"][layer], color=colour, lw=0.4, alpha=0.5)
             mean = np.mean([r["curves"]["selected_mean"][layer] for r in runs], axis=0)
