@@ -169,7 +169,7 @@ class DBAClassifier(ClassifierMixin, BaseEstimator):
         batch = X.shape[0] if self.batch_size is None else check_positive(self.batch_size, "batch_size", integer=True)
         trainer = Trainer(self.model_, self.build_optimizer(), state=self.optimizer_state_, step=self.t_,
                           steps=self.steps_)
-        sampler = trainer.sampler(X.shape[0], min(batch, X.shape[0]), self._shuffle_rng, bool(self.shuffle))
+        sampler = trainer.sampler(X.shape[0], batch, self._shuffle_rng, bool(self.shuffle))     # capped at n
         for _ in range(epochs):
             first = trainer.step
             trainer.run_epoch(X, y, sampler)

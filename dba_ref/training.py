@@ -63,10 +63,10 @@ class TrainingDiverged(ValueError, FloatingPointError):
     """A step produced NaN or inf. ``step`` (1-based, counted over the whole run) and ``layer``
     (1..L, spec §2) say where; the model keeps the parameters it had before that step."""
 
-    def __init__(self, step: int, layer: int, what: str):
+    def __init__(self, step: int, layer: int, reason: str):
         self.step, self.layer = step, layer
-        super().__init__(f"training diverged at step {step}: {what} NaN or inf in layer {layer}; the model "
-                         f"keeps its parameters from before step {step} (lower the learning rate?)")
+        super().__init__(f"training diverged at step {step}: {reason}; the model keeps its parameters from before "
+                         f"step {step} (lower the learning rate?)")
 
 
 class BatchSampler:
@@ -236,14 +236,13 @@ class Trainer:
         signals = backprop(self.model, X, y)
         step = self.step + 1
         if not np.all(np.isfinite(signals.losses)):
-            layer = _first_nonfinite(signals.inputs[1:]) or self.model.n_layers     # else the logits overflowed
-            raise TrainingDiverged(step, layer, "the loss is NaN or inf; the forward pass has")
+            raise self._diverged_loss(step, X)
         grads = signals if self.optimizer.takes_signals else mean_grads(signals)
         updates, state = self.optimizer.update(grads, self.state, self.model.params)
         params = apply_updates(self.model.params, updates)
         layer = _nonfinite_layer(params)
         if layer is not None:
-            raise TrainingDiverged(step, layer, "the update gives parameters with")
+            raise TrainingDiverged(step, layer, f"the update gives layer {layer} parameters that are NaN or inf")
         self.model.set_params(params)
         self.state, self.step = state, step
         loss = float(signals.losses.mean())
@@ -252,6 +251,15 @@ class Trainer:
         if isinstance(state, DBAState):
             self._record_dba(state.last)
         return loss
+
+    def _diverged_loss(self, step: int, X) -> TrainingDiverged:
+        """The error for a non-finite loss, naming the first layer whose pre-activations Z_l overflow."""
+        pre, _ = self.model.forward_all(self.model.check_batch(X))
+        layer = _first_nonfinite(pre)
+        if layer is None:
+            return TrainingDiverged(step, self.model.n_layers, f"the loss is NaN or inf: the logits of layer "
+                                    f"{self.model.n_layers} spread beyond the floating-point range")
+        return TrainingDiverged(step, layer, f"the loss is NaN or inf: the pre-activations of layer {layer} overflow")
 
     def run_epoch(self, X, y, sampler: BatchSampler, after_step=None) -> None:
         """Step through (the rest of) one epoch of ``sampler`` over ``(X, y)``; ``after_step()`` after each step."""

@@ -299,6 +299,19 @@ def test_divergence_names_step_and_layer_and_keeps_the_last_good_state(tmp_path,
     assert (again.value.step, again.value.layer) == (err.step, err.layer)
 
 
+def test_an_update_that_breaks_one_layer_is_named(digits):
+    from dba_ref import Optimizer
+
+    def update(grads, state, params):            # finite for layer 1, inf in layer 2's bias on the third step
+        bad = state == 2
+        return [(-0.1 * gW, -0.1 * gb + (np.inf if bad and l == 1 else 0.0)) for l, (gW, gb) in enumerate(grads)], state + 1
+    broken = Optimizer(lambda params: 0, update, "broken")
+    model = MLP([64, 12, 10], seed=0)
+    with pytest.raises(TrainingDiverged, match="step 3: the update gives layer 2 parameters that are NaN or inf") as exc:
+        train(model, broken, digits.X_train, digits.y_train, epochs=1, batch_size=16, progress=False)
+    assert (exc.value.step, exc.value.layer) == (3, 2) and np.all(np.isfinite(model.biases[1]))
+
+
 def test_a_diverging_step_leaves_the_model_at_its_last_finite_parameters(digits):
     model = MLP([64, 12, 10], seed=0)
     trainer = Trainer(model, sgd(1e300))
