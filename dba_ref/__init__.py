@@ -14,7 +14,9 @@ that subset. The modules, one concept each:
 - :mod:`dba_ref.optimizers` SGD, momentum, Adam, AdaGrad(-Norm), AdAdaGrad(-Norm), AdaBelief, Adan,
   diffGrad, AdamP, SGDP, EnhancedSGD, and the DBA wrapper (optax style)
 - :mod:`dba_ref.data`       bundled MNIST-5k, IDX files, scikit-learn digits, stratified subsets
-- :mod:`dba_ref.training`   the training loop and its history
+- :mod:`dba_ref.training`   the training loop, its history, checkpoint/resume
+- :mod:`dba_ref.checkpoint` exact, pickle-free checkpoint files
+- :mod:`dba_ref.estimator`  ``DBAClassifier``, a scikit-learn estimator (imported on first use)
 - :mod:`dba_ref.cli`        the ``dba-ref`` command
 """
 from .backprop import Signals, backprop, batch_grads, mean_grad, mean_grads, per_sample_grads
@@ -28,6 +30,16 @@ from .search import Selection, SelectionTrace, select
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # DBAClassifier needs scikit-learn, whose import costs ~1 s: load it only when asked for.
+    if name == "DBAClassifier":
+        from .estimator import DBAClassifier
+
+        return DBAClassifier
+    raise AttributeError(f"module 'dba_ref' has no attribute {name!r}")
+
+
 __all__ = [
     "MLP", "Signals", "backprop", "per_sample_grads", "batch_grads", "mean_grad", "mean_grads",
     "gram", "layer_grams", "explicit_gram", "explicit_layer_grams",
@@ -36,5 +48,5 @@ __all__ = [
     "Optimizer", "OPTIMIZERS", "make_optimizer", "apply_updates", "sgd", "momentum", "nesterov", "adam", "dba",
     "adagrad", "adagrad_norm", "adadagrad", "adadagrad_norm", "adaptive_batch", "adabelief", "adan", "diffgrad",
     "adamp", "sgdp", "enhanced_sgd",
-    "__version__",
+    "DBAClassifier", "__version__",
 ]

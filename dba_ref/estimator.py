@@ -39,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_dtype, check_positive
 from .model import MLP
-from .optimizers import Optimizer, dba, make_optimizer
+from .optimizers import Optimizer, build_optimizer
 from .training import Trainer
 
 try:                                    # scikit-learn >= 1.6
@@ -128,9 +128,9 @@ class DBAClassifier(ClassifierMixin, BaseEstimator):
         if self.learning_rate is not None:
             params["learning_rate"] = self.learning_rate
         if self.optimizer != "dba":
-            return make_optimizer(self.optimizer, **params)
-        return dba(make_optimizer(self.base, **params), metric=self.metric, strategy=self.strategy,
-                   min_size=self.min_size, tol=self.tol, backend=self.backend)
+            return build_optimizer(self.optimizer, params)
+        return build_optimizer("dba", params, base=self.base, metric=self.metric, strategy=self.strategy,
+                               min_size=self.min_size, tol=self.tol, backend=self.backend)
 
     def _hidden(self) -> list:
         sizes = self.hidden_layer_sizes

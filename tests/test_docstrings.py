@@ -6,7 +6,7 @@ import pytest
 
 MODULES = ["dba_ref.model", "dba_ref.backprop", "dba_ref.gram", "dba_ref.search", "dba_ref.metrics",
            "dba_ref.optimizers.sgd", "dba_ref.optimizers.dba", "dba_ref.data", "dba_ref.training",
-           "dba_ref.exercises"]
+           "dba_ref.exercises", "dba_ref.checkpoint", "dba_ref.estimator", "dba_ref.optimizers"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from . import _checkpointing
+
 NAME = "train"
 HELP = "train an MLP with DBA or a plain optimizer"
 
@@ -109,19 +111,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=None, help="output folder (default: runs/DATASET-OPTIMIZER-sSEED)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--no-plot", action="store_true", help="do not write training.png")
+    _checkpointing.add_arguments(g)
 
 
 def build_optimizer(args):
     """The optimizer the options describe."""
-    from ..optimizers import dba, make_optimizer
+    from ..optimizers import build_optimizer as build
 
     hparams = dict(args.hparam)
     if args.lr is not None:
         hparams["learning_rate"] = args.lr
     if args.optimizer != "dba":
-        return make_optimizer(args.optimizer, **hparams)
-    return dba(make_optimizer(args.base, **hparams), metric=args.metric, strategy=args.strategy,
-               min_size=args.min_size, tol=args.tol, backend=args.backend)
+        return build(args.optimizer, hparams)
+    return build("dba", hparams, base=args.base, metric=args.metric, strategy=args.strategy,
+                 min_size=args.min_size, tol=args.tol, backend=args.backend)
 
 
 def run(args) -> int:
@@ -145,7 +148,7 @@ def run(args) -> int:
                     epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet,
                     results_path=out / "results.json",
                     config={"dataset": args.dataset, "per_class": None if args.fraction else args.per_class,
-                            "fraction": args.fraction})
+                            "fraction": args.fraction}, **_checkpointing.train_kwargs(args, out))
     final = history.final
     print(f"final: train loss {final['train_loss']:.4f}, train acc {final['train_acc']:.4f}, "
           f"test loss {final['test_loss']:.4f}, test acc {final['test_acc']:.4f} "

@@ -58,7 +58,24 @@ def make_optimizer(name: str, **hyperparams) -> Optimizer:
     return factory(**hyperparams)
 
 
+def build_optimizer(name: str, hyperparams: dict | None = None, *, base: str = "sgd", **dba_options) -> Optimizer:
+    """Optimizer ``name`` with ``hyperparams``; for ``name="dba"``, DBA wrapping ``base`` built with them.
+
+    ``dba_options`` (``metric``, ``strategy``, ``min_size``, ``tol``, ``backend``)
+    go to :func:`dba` and are refused for a plain optimizer.
+
+    >>> build_optimizer("dba", {"learning_rate": 0.05}, base="adam", metric="variance").name
+    'dba(adam)'
+    """
+    hyperparams = dict(hyperparams or {})
+    if name != "dba":
+        if dba_options:
+            raise TypeError(f"{', '.join(sorted(dba_options))} only apply to optimizer 'dba', not {name!r}")
+        return make_optimizer(name, **hyperparams)
+    return dba(make_optimizer(base, **hyperparams), **dba_options)
+
+
 __all__ = ["Optimizer", "apply_updates", "tree_map", "tree_norm", "sgd", "momentum", "nesterov", "adam",
            "adagrad", "adagrad_norm", "adadagrad", "adadagrad_norm", "adaptive_batch", "AdaptiveBatchState",
            "BatchTest", "adabelief", "adan", "diffgrad", "adamp", "sgdp", "enhanced_sgd", "EPS_PLACEMENTS",
-           "dba", "DBAState", "LayerStep", "OPTIMIZERS", "make_optimizer"]
+           "dba", "DBAState", "LayerStep", "OPTIMIZERS", "make_optimizer", "build_optimizer"]
