@@ -9,7 +9,7 @@ setting
     disjoint from the training slice; on MNIST-5k the test set is what
     neither slice took, on Fashion-MNIST the official 10k test set).
 method
-    An optimizer with its fixed options. Plain methods are the optimizers of
+    An optimizer with its fixed options. Baselines are the optimizers of
     :data:`dba_ref.optimizers.OPTIMIZERS` (read when the protocol is built, so
     optimizers added to the package join by themselves). DBA methods wrap SGD
     or Adam with one metric × strategy, and a few ``min_size`` / ``tol``
@@ -24,7 +24,8 @@ Fair tuning
 -----------
 Every method gets the same budget: one run per learning rate of the grid
 ``default_lr × m`` (``m`` in ``lr_multipliers``, ``default_lr`` the
-optimizer's own default) on each of the ``tune_seeds``. A run is scored by its
+optimizer's own default; see :attr:`Method.default_lr` for the one exception)
+on each of the ``tune_seeds``. A run is scored by its
 accuracy on the validation slice after the last epoch; the best learning rate
 is then trained once per ``final_seeds`` seed and evaluated once on the test
 set. Different seeds draw different slices and initialisations.
