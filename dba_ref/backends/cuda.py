@@ -402,10 +402,12 @@ class DeviceStep:
     ``K_l`` and their statistics on the device, and keeps them there; the
     methods copy back only their results. All layers share the batch size B.
 
-    >>> step = DeviceStep(signals.layers)                    # doctest: +SKIP
-    >>> T, Q = step.totals()[0]                              # full-batch statistics of layer 0
-    >>> paths = step.search("mean_variance", "greedy", 2, 0.0)
-    >>> grads = step.mean_grads([keep_0, keep_1])            # (gW, gb) per layer
+    Use, for one batch's :class:`~dba_ref.backprop.Signals`::
+
+        step = DeviceStep(signals.layers)
+        stats = step.totals()                                # (L, 2): T and Q of the whole batch
+        paths = step.search("mean_variance", "greedy", 2, 0.0)   # [(removed, values, margins)]
+        grads = step.mean_grads(kept_indices_per_layer)      # [(gW, gb)]
     """
 
     def __init__(self, layers):
