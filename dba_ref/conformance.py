@@ -40,10 +40,10 @@ import numpy as np
 
 from .backprop import backprop, per_sample_grads
 from .gram import gram
-from .metrics import METRIC_NAMES, metric_value, subset_stats
+from .metrics import METRIC_NAMES, metric_value, subset_stats, value_scale
 from .model import MLP
 from .optimizers import adam, apply_updates, dba, sgd
-from .search import STRATEGIES, acceptance_threshold, alignment_order, prefix_path, select
+from .search import STRATEGIES, alignment_order, prefix_path, scaled_gap, select
 
 # --------------------------------------------------------------------------
 # The cases
@@ -180,55 +180,6 @@ def model_from_inputs(inputs) -> MLP:
 # gradients point in opposite directions. Gaps and errors between values are
 # therefore measured in units of the values' *rounding scale*, not of the values:
 # two singletons at ±1e-17 are a tie, not a relative gap of 2.
-def value_scale(metric: str, T, Q, k) -> np.ndarray:
-    """The rounding scale of a metric value: its rounding error is about the unit roundoff times this.
-
-    ``T/k`` for ``variance`` (the term it is a difference of); for the ratio
-    metrics their leading term (``kT/Q``, ``T/Q``) times ``kT/Q ≥ 1``, the
-    condition number of ``Q`` (Q's rounding error is about ε·kT, by Cauchy–Schwarz).
-    """
-    T, Q, k = np.asarray(T, np.float64), np.asarray(Q, np.float64), np.asarray(k, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if metric == "variance":
-            return T / k
-        condition = k * T / Q
-        return condition * (condition if metric == "normalized_variance" else T / Q)
-
-
-def scaled_gap(a: float, b: float, scale: float) -> float:
-    """``|a − b| / scale``: 0 for equal values (both inf included), 1 if exactly one is inf."""
-    if a == b:
-        return 0.0
-    if np.isinf(a) or np.isinf(b):
-        return 1.0
-    return abs(a - b) / scale if scale > 0 else np.inf
-
-
-def greedy_margins(K: np.ndarray, metric: str, removed, n_steps: int, tol: float) -> np.ndarray:
-    """The margin of each of the ``n_steps`` steps greedy evaluated along its path ``removed``.
-
-    For each step: ``min(gap(best, second best), gap(best, threshold))``, the
-    gaps scaled by the larger :func:`value_scale` of the two values compared.
-    """
-    K = np.asarray(K, np.float64)
-    d = np.diag(K)
-    active = np.ones(K.shape[0], dtype=bool)
-    margins = []
-    for t in range(n_steps):
-        r, k = K[:, active].sum(axis=1), int(active.sum())
-        T, Q = d[active].sum(), r[active].sum()
-        values = np.where(active, metric_value(metric, T - d, Q - 2 * r + d, k - 1), np.inf)
-        scales = value_scale(metric, T - d, Q - 2 * r + d, k - 1)
-        best = int(np.argmin(values))
-        second = int(np.argmin(np.where(np.arange(len(d)) == best, np.inf, values)))
-        threshold = acceptance_threshold(float(metric_value(metric, T, Q, k)), tol)
-        margins.append(min(scaled_gap(values[best], values[second], max(scales[best], scales[second])),
-                           scaled_gap(values[best], threshold, max(scales[best], value_scale(metric, T, Q, k)))))
-        if t < len(removed):
-            active[removed[t]] = False
-    return np.array(margins, np.float64)
-
-
 def prefix_margins(K: np.ndarray, metric: str, min_size: int) -> np.ndarray:
     """How close the decisions of the prefix search are.
 
@@ -261,11 +212,15 @@ def exhaustive_margins(K: np.ndarray, metric: str, min_size: int) -> np.ndarray:
     return np.array(_choice_gap(metric_value(metric, T, Q, k), value_scale(metric, T, Q, k)), np.float64)
 
 
-def decision_margins(selection, K: np.ndarray, tol: float = 0.0) -> np.ndarray:
-    """The decision margins of a reference selection made with ``tol`` (empty for ``all``, which decides nothing)."""
+def decision_margins(selection, K: np.ndarray) -> np.ndarray:
+    """The decision margins of a reference selection (empty for ``all``, which decides nothing).
+
+    Greedy records its own (:attr:`dba_ref.SelectionTrace.margins`); prefix
+    and exhaustive are measured here.
+    """
     tr = selection.trace
     if tr.strategy == "greedy":
-        return greedy_margins(K, tr.metric, tr.removed, len(tr.margins), tol)
+        return tr.margins.copy()
     if tr.strategy == "prefix":
         return prefix_margins(K, tr.metric, tr.min_size)
     if tr.strategy == "exhaustive":
@@ -273,10 +228,10 @@ def decision_margins(selection, K: np.ndarray, tol: float = 0.0) -> np.ndarray:
     return np.zeros(0)
 
 
-def selection_fields(selection, K: np.ndarray, tol: float = 0.0) -> dict:
+def selection_fields(selection, K: np.ndarray) -> dict:
     """A reference selection as the golden files store it: ``indices``, ``value``, ``removed``, ``values``, ``margins``."""
     return {"indices": selection.indices, "value": selection.value, "removed": selection.trace.removed,
-            "values": selection.trace.values, "margins": decision_margins(selection, K, tol)}
+            "values": selection.trace.values, "margins": decision_margins(selection, K)}
 
 
 def _choice_gap(values: np.ndarray, scales: np.ndarray) -> list:
@@ -310,7 +265,7 @@ def reference_outputs(inputs) -> dict:
         for metric in map(str, inputs["metrics"]):
             for strategy in map(str, inputs["strategies"]):
                 sel = select(K, metric, strategy, m, tol)
-                for name, value in selection_fields(sel, K, tol).items():
+                for name, value in selection_fields(sel, K).items():
                     selections[selection_key(metric, strategy, l, name)] = np.asarray(value)
             out[f"full/L{l}/{metric}"] = np.asarray(sel.trace.full_value)     # the whole batch's statistics
         out[f"full/L{l}/T"], out[f"full/L{l}/Q"] = np.asarray(sel.trace.full_T), np.asarray(sel.trace.full_Q)
@@ -705,7 +660,7 @@ def check_selection(K: np.ndarray, metric: str, strategy: str, ref: dict, indice
     return SelectionCheck(verdict, value_error, values_error, problem)
 
 
-def check_against(reference, K: np.ndarray, other, tol: float = 0.0,
+def check_against(reference, K: np.ndarray, other,
                   threshold: float = AMBIGUITY["float64"]) -> SelectionCheck:
     """Compare another implementation's selection with a reference :class:`~dba_ref.Selection` made on ``K``.
 
@@ -716,7 +671,7 @@ def check_against(reference, K: np.ndarray, other, tol: float = 0.0,
     K = np.asarray(K, np.float64)
     tr = reference.trace
     got = {f: np.asarray(getattr(other, f)) for f in ("indices", "removed", "value", "values")}
-    result = check_selection(K, tr.metric, tr.strategy, selection_fields(reference, K, tol), **got, threshold=threshold)
+    result = check_selection(K, tr.metric, tr.strategy, selection_fields(reference, K), **got, threshold=threshold)
     full = max(max_rel_error(other.full_T, tr.full_T, full_stat_scale(K, "T")),
                max_rel_error(other.full_Q, tr.full_Q, full_stat_scale(K, "Q")),
                max_rel_error(other.full_value, tr.full_value, full_stat_scale(K, tr.metric)))

@@ -10,6 +10,14 @@ because ⟨u ⊗ a, v ⊗ c⟩ = (u·v)(a·c); the ``+ 1`` is the bias, a consta
 input. Cost: O(B²(in + out)) time and O(B²) memory, instead of O(B·in·out)
 memory for the explicit gradients. :func:`explicit_gram` is the slow path that
 materialises them; the two agree to rounding.
+
+K is always computed in float64, float32 inputs included. The metrics cancel
+(``V = T/k − Q/k²``) when gradients nearly agree, and float32 rounding of K's
+own entries (about 1e-7 relative) would be amplified by that cancellation:
+at pairwise cosines of 0.9999 a float32 K puts the variance off by about 1e-3
+relative, a float64 K from the same float32 signals by about 1e-12
+(``tests/test_float32_stability.py``). Accumulating T and Q in float64 alone
+cannot repair entries that are already rounded.
 """
 from __future__ import annotations
 
@@ -19,12 +27,13 @@ from .backprop import backprop, flatten_layer_grads, per_sample_grads
 
 
 def gram(A: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``, shape ``(B, B)``, in the dtype of the inputs.
+    """``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``, shape ``(B, B)``, float64 whatever the inputs' dtype.
 
     >>> import numpy as np
     >>> gram(np.array([[1.0, 2.0]]), np.array([[3.0]]))   # ‖[3·1, 3·2, 3]‖² = 54
     array([[54.]])
     """
+    A, D = np.asarray(A, np.float64), np.asarray(D, np.float64)
     return (D @ D.T) * (A @ A.T + 1)
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_choice, check_gram, check_tol, resolve_min_size
-from .metrics import METRICS, Q_EPS, metric_value
+from .metrics import METRICS, Q_EPS, metric_value, value_scale
 
 STRATEGIES = ("greedy", "prefix", "exhaustive", "all")
 #: Largest batch the exhaustive search accepts (2^20 ≈ 10^6 subsets).
@@ -58,9 +58,11 @@ class SelectionTrace:
         ``values[t]`` is the metric after ``t + 1`` removals of ``removed``.
     margins : float array
         Greedy only: for every step evaluated (the last may be the rejected
-        one), how close the decision was, as a relative gap
-        ``min(|best − second best|, |best − threshold|) / scale``. Two
-        implementations must agree on a step whose margin exceeds 1e-9.
+        one), how close the decision was: ``min(|best − second best| / s_best,
+        |best − threshold| / max(s_best, s_current))`` with ``s`` the rounding
+        scale of a value (:func:`dba_ref.metrics.value_scale`); 0 for equal
+        values, 1 when exactly one is infinite. Two implementations must agree
+        on a step whose margin exceeds 1e-9.
     n_evaluated : int
         Number of subsets whose metric was computed.
     """
@@ -94,13 +96,26 @@ class Selection:
 # --------------------------------------------------------------------------
 # NumPy kernels. Every backend provides these three with the same signature.
 # --------------------------------------------------------------------------
-def relative_gap(a: float, b: float) -> float:
-    """``|a − b| / max(|a|, |b|)``; 0 for equal values (both inf included), 1 if exactly one is inf."""
+def scaled_gap(a: float, b: float, scale: float) -> float:
+    """``|a − b| / scale``; 0 for equal values (both inf included), 1 if exactly one is inf."""
     if a == b:
         return 0.0
     if np.isinf(a) or np.isinf(b):
         return 1.0
-    return abs(a - b) / max(abs(a), abs(b))
+    return abs(a - b) / scale if scale > 0 else np.inf
+
+
+def decision_margin(metric: str, best: float, second: float, threshold: float, best_stats, current_stats) -> float:
+    """How close one greedy decision was (see :class:`SelectionTrace`).
+
+    ``best_stats`` and ``current_stats`` are the ``(T, Q, k)`` of the best
+    candidate and of the current subset; the gaps are measured against their
+    rounding scales, so values that cancel to about 0 count as ties.
+    """
+    s_best = float(value_scale(metric, *best_stats))
+    s_current = float(value_scale(metric, *current_stats))
+    s_either = s_best if s_best > s_current else s_current        # (NaN-safe as the compiled kernels)
+    return min(scaled_gap(best, second, s_best), scaled_gap(best, threshold, s_either))
 
 
 def acceptance_threshold(current: float, tol: float) -> float:
@@ -128,7 +143,8 @@ def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float):
         best_value = float(cand[best])
         threshold = acceptance_threshold(current, tol)
         second = float(np.min(np.delete(cand, best))) if k > 1 else np.inf
-        margins.append(min(relative_gap(best_value, second), relative_gap(best_value, threshold)))
+        best_stats = (T - diag[best], Q - 2.0 * r[best] + diag[best], k - 1)
+        margins.append(decision_margin(metric, best_value, second, threshold, best_stats, (T, Q, k)))
         if not best_value < threshold:
             break
         T -= diag[best]
@@ -170,13 +186,15 @@ def prefix_path(K: np.ndarray, metric: str, min_size: int):
 def exhaustive_search(K: np.ndarray, metric: str, min_size: int, chunk: int = 1 << 15):
     """Every subset of size ≥ ``min_size``; returns ``(indices, value, n_evaluated)``.
 
-    Subset m (an integer) contains sample i when bit i of m is set. Exact ties
-    go to the lexicographically smallest sorted index list.
+    Subset m (an integer) contains sample i when bit i of m is set. Among
+    subsets of equal value the largest wins (a removal must strictly improve,
+    as in greedy and prefix), then the lexicographically smallest sorted index
+    list; so when every value is +inf the whole batch is kept.
     """
     B = K.shape[0]
     bits = np.arange(B)
     diag = np.diag(K)
-    best_value, best_sets, n_evaluated = np.inf, [], 0
+    best_value, best_key, n_evaluated = np.inf, None, 0
     for start in range(1, 1 << B, chunk):
         masks = np.arange(start, min(start + chunk, 1 << B))
         M = ((masks[:, None] >> bits) & 1).astype(np.float64)
@@ -188,15 +206,15 @@ def exhaustive_search(K: np.ndarray, metric: str, min_size: int, chunk: int = 1 
         n_evaluated += masks.size
         vals = metric_value(metric, M @ diag, ((M @ K) * M).sum(axis=1), k)
         low = vals.min()
-        if low < best_value:
-            best_value, best_sets = low, []
-        if low == best_value:
-            best_sets.extend(masks[vals == low].tolist())
-    if not best_sets:        # every subset's metric is +inf: all of them tie
-        best_sets = [(1 << B) - 1]
-        best_value = float(metric_value(metric, diag.sum(), K.sum(), B))
-    best = min(tuple(int(i) for i in bits if (m >> i) & 1) for m in best_sets)
-    return np.array(best, np.int64), float(best_value), n_evaluated
+        if low > best_value:
+            continue
+        tied = masks[vals == low]
+        sizes = k[vals == low]
+        largest = tied[sizes == sizes.max()]
+        key = min((-int(sizes.max()), tuple(int(i) for i in bits if (m >> i) & 1)) for m in largest)
+        if best_key is None or low < best_value or key < best_key:
+            best_value, best_key = low, key
+    return np.array(best_key[1], np.int64), float(best_value), n_evaluated
 
 
 # --------------------------------------------------------------------------
@@ -244,20 +262,42 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
     m = resolve_min_size(min_size, B)
     if m > B:
         raise ValueError(f"min_size={m} is larger than the batch (B={B}); use min_size <= {B}")
-    if strategy == "exhaustive" and B > EXHAUSTIVE_MAX_B:
+    check_exhaustive_size(strategy, B)
+    be = get_backend(backend)
+    if strategy == "all":
+        result = None
+    elif strategy == "greedy":
+        result = be.greedy_path(K, metric, m, tol)
+    elif strategy == "prefix":
+        result = be.prefix_path(K, metric, m)
+    else:
+        result = be.exhaustive_search(K, metric, m)
+    return package_selection(metric, strategy, B, m, float(np.trace(K)), float(K.sum()), result)
+
+
+def check_exhaustive_size(strategy: str, batch_size: int) -> None:
+    """``exhaustive`` is allowed only for B <= EXHAUSTIVE_MAX_B."""
+    if strategy == "exhaustive" and batch_size > EXHAUSTIVE_MAX_B:
         raise ValueError(
             f"strategy='exhaustive' evaluates 2^B subsets and is allowed only for B <= {EXHAUSTIVE_MAX_B}, "
-            f"got B={B}; use 'greedy' or 'prefix'"
+            f"got B={batch_size}; use 'greedy' or 'prefix'"
         )
-    be = get_backend(backend)
-    T, Q = float(np.trace(K)), float(K.sum())
+
+
+def package_selection(metric: str, strategy: str, batch_size: int, min_size: int, T: float, Q: float,
+                      result) -> Selection:
+    """The :class:`Selection` for a backend's raw search ``result`` (None for ``"all"``).
+
+    ``T`` and ``Q`` are the full batch's statistics. Shared by :func:`select`
+    and by backends that search on a device (:class:`dba_ref.backends.cuda.DeviceStep`).
+    """
+    B, m = batch_size, min_size
     full = float(metric_value(metric, T, Q, B))
     base = dict(metric=metric, strategy=strategy, batch_size=B, min_size=m, full_T=T, full_Q=Q, full_value=full)
-
     if strategy == "all":
         return Selection(np.arange(B, dtype=np.int64), full, SelectionTrace(**base))
     if strategy == "greedy":
-        removed, values, margins = be.greedy_path(K, metric, m, tol)
+        removed, values, margins = result
         keep = np.ones(B, dtype=bool)
         keep[removed] = False
         value = float(values[-1]) if len(values) else full
@@ -265,16 +305,17 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
                                n_evaluated=1 + sum(B - t for t in range(len(margins))))
         return Selection(np.flatnonzero(keep).astype(np.int64), value, trace)
     if strategy == "prefix":
-        order, values = be.prefix_path(K, metric, m)
+        order, values = result
         sizes = np.arange(B, m - 1, -1)                    # B, B-1, ..., m
         path = values[sizes - 1]
         k_best = int(sizes[np.argmin(path)])               # first minimum = the longest prefix
         trace = SelectionTrace(**base, removed=order[::-1][: B - m].copy(), values=path[1:].copy(),
                                n_evaluated=B - m + 1)
         return Selection(np.sort(order[:k_best]), float(values[k_best - 1]), trace)
-    indices, value, n_evaluated = be.exhaustive_search(K, metric, m)
+    indices, value, n_evaluated = result
     return Selection(np.sort(indices), value, SelectionTrace(**base, n_evaluated=n_evaluated))
 
 
-__all__ = ["select", "Selection", "SelectionTrace", "greedy_path", "prefix_path", "exhaustive_search",
-           "alignment_order", "STRATEGIES", "EXHAUSTIVE_MAX_B", "Q_EPS"]
+__all__ = ["select", "package_selection", "check_exhaustive_size", "Selection", "SelectionTrace", "greedy_path",
+           "prefix_path", "exhaustive_search", "alignment_order", "decision_margin", "scaled_gap", "STRATEGIES",
+           "EXHAUSTIVE_MAX_B", "Q_EPS"]

@@ -48,7 +48,7 @@ def idx_folder(folder, images=None, labels=None):
     for prefix, n in (("train", 30), ("t10k", 10)):
         write_idx(folder / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         write_idx(folder / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
-    for name, content in ((f"train-images-idx3-ubyte", images), (f"train-labels-idx1-ubyte", labels)):
+    for name, content in (("train-images-idx3-ubyte", images), ("train-labels-idx1-ubyte", labels)):
         if content is not None:
             (folder / name).write_bytes(content)
     return folder

@@ -36,9 +36,8 @@ from dba_ref.backends import BACKENDS, get_backend
 from dba_ref.backprop import flatten_layer_grads, mean_grads, per_sample_grads
 from dba_ref.metrics import METRIC_NAMES, Q_EPS, metric_value
 from dba_ref.model import ACTIVATIONS, cross_entropy
-from dba_ref.search import EXHAUSTIVE_MAX_B
 
-from test_backends import AMBIGUOUS, assert_same_selection, decisive_steps
+from conftest import AMBIGUOUS, assert_same_selection, decisive_steps
 
 #: Examples and largest batch per backend: the CUDA simulator runs a Python thread per CUDA thread.
 EXAMPLES = {"numpy": 100, "numba": 50, "cuda": 4}
@@ -346,11 +345,7 @@ def test_gram_identity_batch_sum_and_dba_step_on_drawn_mlps(backend):
     check()
 
 
-@pytest.mark.parametrize("backend", [
-    pytest.param(b, marks=pytest.mark.xfail(strict=True, reason="the CUDA mean gradient of the whole batch differs "
-                                            "from NumPy's D.T @ A / B by an ulp (summation order); spec §7 asks "
-                                            "strategy='all' to be bit for bit; reported to the lead"))
-    if b == "cuda" else b for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_strategy_all_reproduces_the_base_optimizer_bit_for_bit(backend):
     @examples(backend)
     @given(case=mlp_batches(MAX_B[backend]))

@@ -11,9 +11,12 @@ the NumPy reference round alike:
   by its position in :data:`dba_ref.metrics.METRIC_NAMES`.
 - :func:`acceptance_threshold` — a greedy removal is accepted when its value
   is strictly below ``(1 − tol)·current`` (``current`` itself when ≤ 0).
-- :func:`decision_margin` — ``min(gap(best, second), gap(best, threshold))``
-  with ``gap(a, b) = |a − b| / max(|a|, |b|)``, 0 for equal values, 1 when
-  exactly one is infinite: the margin the reference records for every step.
+- :func:`value_scale` — the rounding scale of a metric value
+  (:func:`dba_ref.metrics.value_scale`).
+- :func:`decision_margin` — ``min(|best − second| / s_best, |best − threshold|
+  / max(s_best, s_current))``, 0 for equal values, 1 when exactly one is
+  infinite: the margin the reference records for every step
+  (:func:`dba_ref.search.decision_margin`).
 
 Every function is an ``@njit`` dispatcher for the CPU kernels; the CUDA
 backend compiles the same Python source (``.py_func``) as device functions,
@@ -59,22 +62,37 @@ def acceptance_threshold(current, tol):
     return (1.0 - tol) * current
 
 
-@njit(cache=True)
-def decision_margin(best, second, threshold):
-    """How close a greedy step was: the smaller relative gap of ``best`` to ``second`` and to ``threshold``.
+@njit(cache=True, error_model="numpy")
+def value_scale(metric_id, T, Q, k):
+    """Rounding scale of the metric value of ``(T, Q, k)``: ``T/k``, ``(kT/Q)²`` or ``(kT/Q)(T/Q)``."""
+    if metric_id == VARIANCE:
+        return T / k
+    condition = k * T / Q
+    if metric_id == NORMALIZED_VARIANCE:
+        return condition * condition
+    return condition * (T / Q)
 
-    The relative gap of a and b is ``|a − b| / max(|a|, |b|)``, 0 when
-    ``a == b`` (both inf included) and 1 when exactly one is inf, as
-    :func:`dba_ref.search.relative_gap`.
+
+@njit(cache=True, error_model="numpy")
+def decision_margin(best, second, threshold, scale_best, scale_current):
+    """How close a greedy step was: the gap of ``best`` to ``second`` (over ``scale_best``) and to
+    ``threshold`` (over the larger of the two scales), whichever is smaller.
+
+    A gap is 0 when the values are equal (both inf included), 1 when exactly
+    one is inf, and inf when its scale is not positive, as
+    :func:`dba_ref.search.scaled_gap`.
     """
-    margin = 1.0
-    for other in (second, threshold):
+    margin = math.inf
+    for which in range(2):
+        other = second if which == 0 else threshold
+        scale = scale_best if which == 0 or scale_best > scale_current else scale_current
         if best == other:
             gap = 0.0
         elif math.isinf(best) or math.isinf(other):
             gap = 1.0
-        else:
-            scale = abs(best) if abs(best) > abs(other) else abs(other)
+        elif scale > 0:
             gap = abs(best - other) / scale
+        else:
+            gap = math.inf
         margin = gap if gap < margin else margin
     return margin

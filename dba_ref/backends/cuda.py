@@ -36,9 +36,11 @@ arrays, one call at a time, like every backend. ``prefix_path`` and
 for the GPU to run the Gram, greedy and update kernels; the exhaustive
 search is for B ≤ 20, where K has at most 400 entries.
 
-Float32 and float64: K and the mean gradient are computed (and accumulated)
-in the dtype of A and Δ, as BLAS does for the reference; ``r``, ``T``, ``Q``
-and the metric are float64 in both cases (spec §4).
+Float32 and float64: as in the reference (:mod:`dba_ref.gram`), K is computed
+in float64 whatever the inputs' dtype, so A and Δ are uploaded as float64;
+``r``, ``T``, ``Q`` and the metric are float64 too (spec §4). Mean gradients
+are computed in float64 on the device and returned in the inputs' dtype. The
+kernels themselves are generic in the float type.
 
 Without a GPU the kernels run in Numba's CUDA simulator when
 ``NUMBA_ENABLE_CUDASIM=1`` is set before Numba is imported (slow: a Python
@@ -72,6 +74,7 @@ REDUCE = 32 if _SIMULATOR else 256   # threads of the one-block-per-layer kernel
 _metric = cuda.jit(device=True)(_kernels.metric.py_func)
 _acceptance_threshold = cuda.jit(device=True)(_kernels.acceptance_threshold.py_func)
 _decision_margin = cuda.jit(device=True)(_kernels.decision_margin.py_func)
+_value_scale = cuda.jit(device=True)(_kernels.value_scale.py_func)
 
 
 def require_device() -> None:
@@ -315,7 +318,13 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
             best_value = s_value[0]
             best = s_index[0]
             threshold = _acceptance_threshold(s_stats[2], tol)
-            margins[l, counts[l, 1]] = _decision_margin(best_value, s_second[0], threshold)
+            scale_best = math.inf
+            if best < B:
+                d = diag[l, best]
+                scale_best = _value_scale(metric_id, s_stats[0] - d, s_stats[1] - 2.0 * r[l, best] + d, k_new)
+            scale_current = _value_scale(metric_id, s_stats[0], s_stats[1], float(s_state[0]))
+            margins[l, counts[l, 1]] = _decision_margin(best_value, s_second[0], threshold, scale_best,
+                                                        scale_current)
             counts[l, 1] += 1
             if best_value < threshold:
                 d = diag[l, best]
@@ -417,10 +426,10 @@ class DeviceStep:
         self.batch_size = B = layers[0][0].shape[0]
         if any(A.shape[0] != B or D.shape[0] != B for A, D in layers):
             raise ValueError("every layer's A and D must have the same number of rows (the batch size)")
-        dtype = _float_dtype(*(x for pair in layers for x in pair))
-        self._A = [cuda.to_device(np.ascontiguousarray(A, dtype)) for A, _ in layers]
-        self._D = [cuda.to_device(np.ascontiguousarray(D, dtype)) for _, D in layers]
-        self._K = cuda.device_array((len(layers), B, B), dtype)
+        self._dtype = _float_dtype(*(x for pair in layers for x in pair))     # of the returned gradients
+        self._A = [cuda.to_device(np.ascontiguousarray(A, np.float64)) for A, _ in layers]
+        self._D = [cuda.to_device(np.ascontiguousarray(D, np.float64)) for _, D in layers]
+        self._K = cuda.device_array((len(layers), B, B), np.float64)
         for l in range(len(layers)):
             _launch_gram(self._A[l], self._D[l], self._K[l])
         self._r, self._diag, self._totals = _launch_stats(self._K)
@@ -448,21 +457,23 @@ class DeviceStep:
         if strategy == "greedy":
             return _launch_greedy(self._K, self._r, self._diag, self._totals, metric, min_size, tol)
         search = {"prefix": prefix_path, "exhaustive": exhaustive_search}[strategy]
-        return [search(self.gram(l).astype(np.float64), metric, min_size) for l in range(self.n_layers)]
+        return [search(self.gram(l), metric, min_size) for l in range(self.n_layers)]
 
     def mean_grads(self, indices) -> list:
         """``(gW, gb)`` of every layer, the mean over the rows ``indices[l]`` (None: all rows)."""
-        return [_launch_mean(self._A[l], self._D[l], rows, self.batch_size) for l, rows in enumerate(indices)]
+        return [tuple(g.astype(self._dtype, copy=False) for g in _launch_mean(self._A[l], self._D[l], rows,
+                                                                             self.batch_size))
+                for l, rows in enumerate(indices)]
 
 
 # --------------------------------------------------------------------------
 # The backend interface (host arrays in, host arrays out)
 # --------------------------------------------------------------------------
 def gram(A: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``, shape ``(B, B)``, in the dtype of the inputs."""
-    dtype = _float_dtype(A, D)
-    dK = cuda.device_array((A.shape[0], A.shape[0]), dtype)
-    _launch_gram(cuda.to_device(np.ascontiguousarray(A, dtype)), cuda.to_device(np.ascontiguousarray(D, dtype)), dK)
+    """``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``, shape ``(B, B)``, float64 whatever the inputs' dtype."""
+    dK = cuda.device_array((A.shape[0], A.shape[0]), np.float64)
+    _launch_gram(cuda.to_device(np.ascontiguousarray(A, np.float64)),
+                 cuda.to_device(np.ascontiguousarray(D, np.float64)), dK)
     return dK.copy_to_host()
 
 
@@ -475,12 +486,11 @@ def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float):
 
 def mean_grad(A: np.ndarray, D: np.ndarray, indices=None):
     """``(1/|S|) Δ_Sᵀ [A_S, 1]`` as ``(gW, gb)`` on the device; same result as :func:`dba_ref.backprop.mean_grad`."""
-    dtype = _float_dtype(A, D)
-    dA = cuda.to_device(np.ascontiguousarray(A, dtype))
-    dD = cuda.to_device(np.ascontiguousarray(D, dtype))
+    dA = cuda.to_device(np.ascontiguousarray(A, np.float64))
+    dD = cuda.to_device(np.ascontiguousarray(D, np.float64))
     if indices is not None and len(indices) == A.shape[0]:
         indices = None
-    return _launch_mean(dA, dD, indices, A.shape[0])
+    return tuple(g.astype(_float_dtype(A, D), copy=False) for g in _launch_mean(dA, dD, indices, A.shape[0]))
 
 
 prefix_path = numba_cpu.prefix_path

@@ -47,13 +47,15 @@ float64 in either case (spec §4).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
 from ..backprop import mean_grad as reference_mean_grad
 from ..metrics import METRIC_NAMES, metric_value
 from ..search import alignment_order
-from ._kernels import acceptance_threshold, decision_margin, metric
+from ._kernels import acceptance_threshold, decision_margin, metric, value_scale
 
 __all__ = ["gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad"]
 
@@ -75,7 +77,8 @@ def _combine_gram(DD, AA, one):
 
 
 def gram(A: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``, shape ``(B, B)``, in the dtype of the inputs."""
+    """``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``, shape ``(B, B)``, float64 whatever the inputs' dtype (see :mod:`dba_ref.gram`)."""
+    A, D = np.asarray(A, np.float64), np.asarray(D, np.float64)
     K = D @ D.T
     _combine_gram(K, A @ A.T, K.dtype.type(1))
     return K
@@ -117,7 +120,12 @@ def _greedy_kernel(K, diag, r, T, Q, metric_id, min_size, tol, removed, values, 
             elif v < second:
                 second = v
         threshold = acceptance_threshold(current, tol)
-        margins[n_margins] = decision_margin(best_value, second, threshold)
+        scale_best = math.inf
+        if best >= 0:
+            d = d_p[best]
+            scale_best = value_scale(metric_id, T - d, Q - 2.0 * r_p[best] + d, k_new)
+        margins[n_margins] = decision_margin(best_value, second, threshold, scale_best,
+                                             value_scale(metric_id, T, Q, float(k)))
         n_margins += 1
         if not best_value < threshold:
             break
@@ -217,7 +225,7 @@ def _exhaustive_kernel(K, metric_id, min_size):
                     s += K[high, i] + K[i, high]
             T[m] = T[rest] + K[high, high]
             Q[m] = Q[rest] + s + K[high, high]
-    best_mask, best_value, n_evaluated = -1, np.inf, 0
+    best_mask, best_value, best_size, n_evaluated = -1, np.inf, 0, 0
     for m in range(1, n):
         size = 0
         x = m
@@ -228,8 +236,10 @@ def _exhaustive_kernel(K, metric_id, min_size):
             continue
         n_evaluated += 1
         v = metric(metric_id, T[m], Q[m], float(size))
-        if v < best_value or (v == best_value and (best_mask < 0 or _lexicographically_smaller(m, best_mask))):
-            best_mask, best_value = m, v
+        # ties: the larger subset, then the lexicographically smaller index list (as the reference)
+        if v < best_value or (v == best_value and (best_mask < 0 or size > best_size or (
+                size == best_size and _lexicographically_smaller(m, best_mask)))):
+            best_mask, best_value, best_size = m, v, size
     return best_mask, best_value, n_evaluated
 
 

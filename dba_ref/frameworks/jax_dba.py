@@ -165,7 +165,8 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
         M = M[M.sum(1) >= m]
         vals = np.asarray(metric_value(metric, M @ jnp.diag(K), ((M @ K) * M).sum(1), M.sum(1)))
         tied = np.asarray(M)[vals == vals.min()]                     # if every value is +inf, every subset ties
-        indices, value = np.array(min(tuple(np.flatnonzero(row)) for row in tied)), vals.min()
+        largest_first = min((-len(t), t) for t in (tuple(np.flatnonzero(row)) for row in tied))[1]   # ties: largest,
+        indices, value = np.array(largest_first), vals.min()                                  # then lexicographic
     return JaxSelection(np.sort(np.asarray(indices, np.int64)), float(value), np.asarray(removed, np.int64),
                         np.asarray(values, np.float64), float(T), float(Q), full)
 

@@ -195,7 +195,8 @@ def _prefix(K, metric, m, tol):
 
 
 def _exhaustive(K, metric, m, tol):
-    """Every subset of size >= m as a row of a 0/1 mask matrix; ties: the lexicographically smallest index list."""
+    """Every subset of size >= m as a row of a 0/1 mask matrix; ties: the largest subset, then the
+    lexicographically smallest index list."""
     B = K.shape[0]
     if B > EXHAUSTIVE_MAX_B:
         raise ValueError(f"exhaustive search needs B <= {EXHAUSTIVE_MAX_B}, got {B}")
@@ -203,7 +204,7 @@ def _exhaustive(K, metric, m, tol):
     M = M[M.sum(1) >= m]
     vals = metric_value(metric, M @ K.diagonal(), ((M @ K) * M).sum(1), M.sum(1))
     low = vals.min()                    # if every value is +inf, every subset ties
-    best = min(tuple(row.nonzero().flatten().tolist()) for row in M[vals == low])
+    best = min((-len(t), t) for t in (tuple(row.nonzero().flatten().tolist()) for row in M[vals == low]))[1]
     return torch.tensor(best), low, [], []
 
 

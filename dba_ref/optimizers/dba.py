@@ -32,8 +32,9 @@ from typing import Any
 
 from .._validation import check_choice, check_tol, resolve_min_size
 from ..backends import get_backend
+from ..backprop import mean_grad
 from ..metrics import METRICS
-from ..search import STRATEGIES, Selection, select
+from ..search import STRATEGIES, Selection, check_exhaustive_size, package_selection, select
 from .base import Optimizer, tree_norm
 
 
@@ -91,14 +92,26 @@ def dba(base: Optimizer, metric: str = "mean_variance", strategy: str = "greedy"
         return DBAState(base=base.init(params))
 
     def update(signals, state, params=None):
-        grads, selections = [], []
-        for A, D in signals.layers:
-            B = A.shape[0]
-            m = resolve_min_size(min_size, B)
-            layer_strategy = strategy if m <= B else "all"    # a too-small batch is used whole
-            sel = select(be.gram(A, D), metric, layer_strategy, min(m, B), tol, backend)
-            grads.append(be.mean_grad(A, D, sel.indices))
-            selections.append(sel)
+        B = signals.batch_size
+        m = resolve_min_size(min_size, B)
+        layer_strategy = strategy if m <= B else "all"        # a too-small batch is used whole
+        m = min(m, B)
+        if hasattr(be, "DeviceStep"):                         # the whole step on the device (cuda)
+            check_exhaustive_size(layer_strategy, B)
+            step = be.DeviceStep(signals.layers)
+            results = step.search(metric, layer_strategy, m, tol)
+            selections = [package_selection(metric, layer_strategy, B, m, float(T), float(Q), result)
+                          for (T, Q), result in zip(step.totals(), results)]
+            grads = step.mean_grads([sel.indices for sel in selections])
+        else:
+            grads, selections = [], []
+            for A, D in signals.layers:
+                sel = select(be.gram(A, D), metric, layer_strategy, m, tol, backend)
+                grads.append(be.mean_grad(A, D, sel.indices))
+                selections.append(sel)
+        # A layer that keeps the whole batch gets the mean gradient exactly as plain optimizers get it
+        # (a device sums in another order), so that strategy="all" reproduces the base optimizer bit for bit.
+        grads = [mean_grad(A, D) if sel.size == B else g for (A, D), sel, g in zip(signals.layers, selections, grads)]
         updates, base_state = base.update(grads, state.base, params)
         last = tuple(LayerStep(sel, tree_norm(g), tree_norm(u)) for sel, g, u in zip(selections, grads, updates))
         return updates, DBAState(base=base_state, last=last)
