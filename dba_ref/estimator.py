@@ -124,13 +124,9 @@ class DBAClassifier(ClassifierMixin, BaseEstimator):
     # -- building ----------------------------------------------------------------------------------
     def build_optimizer(self) -> Optimizer:
         """The :class:`~dba_ref.Optimizer` these parameters describe (rebuilt on every call: it holds no state)."""
-        params = dict(self.optimizer_params or {})
-        if self.learning_rate is not None:
-            params["learning_rate"] = self.learning_rate
-        if self.optimizer != "dba":
-            return build_optimizer(self.optimizer, params)
-        return build_optimizer("dba", params, base=self.base, metric=self.metric, strategy=self.strategy,
-                               min_size=self.min_size, tol=self.tol, backend=self.backend)
+        return build_optimizer(self.optimizer, self.optimizer_params, learning_rate=self.learning_rate,
+                               base=self.base, metric=self.metric, strategy=self.strategy, min_size=self.min_size,
+                               tol=self.tol, backend=self.backend)
 
     def _hidden(self) -> list:
         sizes = self.hidden_layer_sizes

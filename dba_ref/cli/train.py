@@ -118,13 +118,8 @@ def build_optimizer(args):
     """The optimizer the options describe."""
     from ..optimizers import build_optimizer as build
 
-    hparams = dict(args.hparam)
-    if args.lr is not None:
-        hparams["learning_rate"] = args.lr
-    if args.optimizer != "dba":
-        return build(args.optimizer, hparams)
-    return build("dba", hparams, base=args.base, metric=args.metric, strategy=args.strategy,
-                 min_size=args.min_size, tol=args.tol, backend=args.backend)
+    return build(args.optimizer, dict(args.hparam), learning_rate=args.lr, base=args.base, metric=args.metric,
+                 strategy=args.strategy, min_size=args.min_size, tol=args.tol, backend=args.backend)
 
 
 def run(args) -> int:

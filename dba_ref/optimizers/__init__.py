@@ -58,19 +58,25 @@ def make_optimizer(name: str, **hyperparams) -> Optimizer:
     return factory(**hyperparams)
 
 
-def build_optimizer(name: str, hyperparams: dict | None = None, *, base: str = "sgd", **dba_options) -> Optimizer:
+def build_optimizer(name: str, hyperparams: dict | None = None, *, learning_rate: float | None = None,
+                    base: str = "sgd", **dba_options) -> Optimizer:
     """Optimizer ``name`` with ``hyperparams``; for ``name="dba"``, DBA wrapping ``base`` built with them.
 
-    ``dba_options`` (``metric``, ``strategy``, ``min_size``, ``tol``, ``backend``)
-    go to :func:`dba` and are refused for a plain optimizer.
+    ``learning_rate``, when given, is added to ``hyperparams``. ``base`` and
+    ``dba_options`` (``metric``, ``strategy``, ``min_size``, ``tol``,
+    ``backend``, see :func:`dba`) are used only when ``name`` is ``"dba"``, so
+    a caller holding a full set of options (the CLI, :class:`~dba_ref.DBAClassifier`)
+    can pass them all.
 
-    >>> build_optimizer("dba", {"learning_rate": 0.05}, base="adam", metric="variance").name
+    >>> build_optimizer("dba", {"beta1": 0.8}, learning_rate=0.05, base="adam", metric="variance").name
     'dba(adam)'
+    >>> build_optimizer("sgd", learning_rate=0.5, metric="variance").hyperparams
+    {'learning_rate': 0.5}
     """
     hyperparams = dict(hyperparams or {})
+    if learning_rate is not None:
+        hyperparams["learning_rate"] = learning_rate
     if name != "dba":
-        if dba_options:
-            raise TypeError(f"{', '.join(sorted(dba_options))} only apply to optimizer 'dba', not {name!r}")
         return make_optimizer(name, **hyperparams)
     return dba(make_optimizer(base, **hyperparams), **dba_options)
 
