@@ -72,7 +72,8 @@ def value_scale(name: str, T, Q, k):
         if name == "variance":
             return (T / k)[()]
         condition = k * T / Q
-        return (condition * (condition if name == "normalized_variance" else T / Q))[()]
+        scale = condition * (condition if name == "normalized_variance" else T / Q)
+        return np.where(Q > 0, scale, np.inf)[()]          # Q <= 0: the value is +inf, its scale unused
 
 
 def metric_value(name: str, T, Q, k):

@@ -67,6 +67,8 @@ def value_scale(metric_id, T, Q, k):
     """Rounding scale of the metric value of ``(T, Q, k)``: ``T/k``, ``(kT/Q)²`` or ``(kT/Q)(T/Q)``."""
     if metric_id == VARIANCE:
         return T / k
+    if not Q > 0:                    # the value is +inf then; its scale is never used
+        return math.inf
     condition = k * T / Q
     if metric_id == NORMALIZED_VARIANCE:
         return condition * condition
