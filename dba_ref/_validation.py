@@ -67,11 +67,12 @@ def check_labels(y, n_samples: int, n_classes: int, name: str = "y") -> np.ndarr
     return arr.astype(np.int64, copy=False)
 
 
-def check_gram(K) -> np.ndarray:
-    """A finite, symmetric, square ``(B, B)`` real matrix with B >= 1, returned as float64.
+def check_gram(K) -> tuple[np.ndarray, float]:
+    """A finite, symmetric, square ``(B, B)`` real matrix with B >= 1: returns it as float64, and its sum.
 
-    Finiteness is read off the sum first (one pass; entries are scanned only
-    when it is not finite). Symmetry is checked on up to 64 evenly spaced rows
+    Finiteness is read off the sum first (one pass, whose result the caller
+    keeps: it is the full batch's Q; entries are scanned only when it is not
+    finite). Symmetry is checked on up to 64 evenly spaced rows
     against their columns, to rounding: enough to catch a matrix that is not a
     Gram matrix at all, at O(B) cost.
     """
@@ -83,13 +84,14 @@ def check_gram(K) -> np.ndarray:
     if arr.shape[0] == 0:
         raise ValueError("K is empty (a batch of 0 samples); give at least one sample")
     arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr.sum()) and not np.all(np.isfinite(arr)):
+    total = float(arr.sum())
+    if not np.isfinite(total) and not np.all(np.isfinite(arr)):
         raise ValueError("K contains NaN or inf")
     rows = np.unique(np.linspace(0, arr.shape[0] - 1, min(64, arr.shape[0])).astype(np.int64))
     scale = np.abs(np.diagonal(arr)).max()
     if not np.allclose(arr[rows], arr[:, rows].T, rtol=1e-9, atol=1e-12 * scale):
         raise ValueError("K is not symmetric; a Gram matrix K[i, j] = <g_i, g_j> is within rounding")
-    return arr
+    return arr, total
 
 
 def resolve_min_size(min_size, batch_size: int) -> int:

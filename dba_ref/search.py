@@ -254,7 +254,7 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
     """
     from .backends import get_backend
 
-    K = check_gram(K)
+    K, Q = check_gram(K)
     metric = check_choice(metric, METRICS, "metric")
     strategy = check_choice(strategy, STRATEGIES, "strategy")
     tol = check_tol(tol)
@@ -272,7 +272,7 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
         result = be.prefix_path(K, metric, m)
     else:
         result = be.exhaustive_search(K, metric, m)
-    return package_selection(metric, strategy, B, m, float(np.trace(K)), float(K.sum()), result)
+    return package_selection(metric, strategy, B, m, float(np.trace(K)), Q, result)
 
 
 def check_exhaustive_size(strategy: str, batch_size: int) -> None:
