@@ -38,6 +38,8 @@ def add_arguments(p) -> None:
                    help="start no new run after this many minutes, then write the report")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (default: %(default)s)")
     p.add_argument("--report-only", action="store_true", help="run nothing; write the report from the runs on disk")
+    p.add_argument("--note", action="append", default=[], metavar="TEXT",
+                   help="a sentence for the report's protocol notes (e.g. how the runs were limited); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -68,6 +70,7 @@ def run(args) -> int:
     from threadpoolctl import threadpool_limits
 
     from ..reproduction import full_protocol, quick_protocol, run_protocol
+    from ..reproduction.report import write_report
 
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -75,15 +78,15 @@ def run(args) -> int:
         raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}")
     out = Path(args.out or ("reproduction-quick" if args.quick else "reproduction"))
     report_path = Path(args.report) if args.report else out / "report.md"
-    notes = []
+    notes, skip = list(args.note), ()
     if args.quick:
         protocol = quick_protocol()
     else:
-        ok, why = fashion_available(args.data_dir)
         protocol = full_protocol()
+        ok, why = fashion_available(args.data_dir)
         if not ok:
             notes.append(f"Fashion-MNIST skipped: {why}")
-    skip = () if args.quick or not notes else ("fashion-mnist",)
+            skip = ("fashion-mnist",)
     counts = None
     if not args.report_only:
         deadline = None if args.max_minutes is None else time.time() + 60 * args.max_minutes
@@ -95,8 +98,6 @@ def run(args) -> int:
               f"{counts['failed']} failed" + (f"; stopped: {counts['stopped']}" if counts["stopped"] else ""))
     for note in notes:
         print(note, file=sys.stderr)
-    from ..reproduction.report import write_report
-
     write_report(protocol, out, report_path, notes=notes, command=command_line(args), counts=counts)
     print(f"wrote {report_path} and {out / 'table.md'}")
     return 0
