@@ -31,7 +31,7 @@ import numpy as np
 from .. import __version__
 from ..data import load_dataset, make_split
 from ..model import MLP
-from ..training import train
+from ..training import TrainingDiverged, train
 from .protocol import Cell, Method, Protocol, Setting
 
 
@@ -102,9 +102,7 @@ def execute_run(setting: Setting, role: str, seed: int, method: Method, lr: floa
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             history = train(model, optimizer, split.X_train, split.y_train, X_watch, y_watch,
                             epochs=setting.epochs, batch_size=setting.batch_size, seed=seed, progress=False)
-    except ValueError as exc:
-        if "NaN or inf" not in str(exc):
-            raise
+    except TrainingDiverged:
         diverged = True
     train_seconds = time.perf_counter() - started
     n = split.X_train.shape[0]
