@@ -14,6 +14,7 @@ import numpy as np
 
 from dba_ref import MLP, apply_updates, backprop, dba, sgd
 from dba_ref.backends import get_backend
+from dba_ref._machine import cpu_model
 from dba_ref.data import load_dataset
 
 
@@ -49,12 +50,7 @@ def machine() -> str:
     """CPU model, core count, Python, NumPy and Numba versions."""
     import numba
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}, "
             f"Numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads), OpenBLAS threads: {blas}")

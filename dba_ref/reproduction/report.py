@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._machine import cpu_model
 from .protocol import PAPER, READINGS, Cell, Method, Protocol
 from .runner import choose_learning_rate, load_record, run_path, write_json
 
@@ -544,15 +545,7 @@ def other_dataset_statements(cells) -> list[str]:
 # Writing
 # --------------------------------------------------------------------------
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return f"{cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def headline_table(cells) -> str:

@@ -43,6 +43,7 @@ from dba_ref import MLP
 from dba_ref.data import load_dataset, make_split
 from dba_ref.optimizers import OPTIMIZERS, dba, make_optimizer
 from dba_ref.training import train
+from dba_ref._machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "optimizers"
@@ -134,13 +135,7 @@ def choose(results: list, seeds) -> dict:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs (shared), {platform.system()} {platform.release()}; "
+    return (f"{cpu_model()}, {os.cpu_count()} logical CPUs (shared), {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}, NumPy {np.__version__}")
 
 
