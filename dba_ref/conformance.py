@@ -31,19 +31,20 @@ asks for. A results file holds the outputs of every case under ``<case>/<key>``.
 """
 from __future__ import annotations
 
-import itertools
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .agreement import (AMBIGUITY, SelectionVerdict, check_selection, decision_margins, full_stat_scale,
+                        max_rel_error)
 from .backprop import backprop, per_sample_grads
 from .gram import gram
-from .metrics import METRIC_NAMES, metric_value, subset_stats, value_scale
+from .metrics import METRIC_NAMES
 from .model import MLP
 from .optimizers import adam, apply_updates, dba, sgd
-from .search import STRATEGIES, alignment_order, prefix_path, scaled_gap, select
+from .search import STRATEGIES, select
 
 # --------------------------------------------------------------------------
 # The cases
@@ -81,11 +82,6 @@ CASES = (
     GoldenCase("act_sigmoid", (5, 6, 6, 3), "sigmoid", "float64", 9, 2, 7, "two hidden sigmoid layers"),
     GoldenCase("act_identity", (5, 6, 6, 3), "identity", "float64", 9, 2, 8, "two hidden identity (linear) layers"),
 )
-
-#: Relative decision margin under which a selection step counts as a near-tie (spec §5).
-#: Spec §5 gives 1e-9 for float64; for a float32 model this reference uses 1e-5
-#: (float32 Gram entries carry relative errors near 1e-7 that a metric can amplify).
-AMBIGUITY = {"float64": 1e-9, "float32": 1e-5}
 
 #: The golden files hold no near-tie: every margin of a case exceeds this (checked when written).
 GOLDEN_MIN_MARGIN = {"float64": 1e-6, "float32": 1e-4}
@@ -171,75 +167,10 @@ def model_from_inputs(inputs) -> MLP:
     return model
 
 
-# --------------------------------------------------------------------------
-# Decision margins: how close each decision of a search was (spec §5)
-# --------------------------------------------------------------------------
-# A metric value is a difference (T/k − Q/k², kT/Q − 1, T/Q − 1/k) that can
-# cancel to 0 (every singleton has the value 0, up to rounding), and the ratio
-# metrics divide by Q = ‖Σ g_i‖², which is itself a sum that cancels when the
-# gradients point in opposite directions. Gaps and errors between values are
-# therefore measured in units of the values' *rounding scale*, not of the values:
-# two singletons at ±1e-17 are a tie, not a relative gap of 2.
-def prefix_margins(K: np.ndarray, metric: str, min_size: int) -> np.ndarray:
-    """How close the decisions of the prefix search are.
-
-    First the gaps between neighbours of the alignment ranking
-    ``c_i = ⟨g_i, s⟩ / ‖g_i‖`` at positions ``min_size − 1 ..`` (a swap above
-    them changes nothing), scaled by ``Σ_j ‖g_j‖`` (which bounds every c_i); then
-    the gap between the best and the second-best prefix value.
-    """
-    K = np.asarray(K, np.float64)
-    norms = np.sqrt(np.maximum(np.diag(K), 0.0))
-    r = K.sum(axis=1)
-    c = np.divide(r, norms, out=np.zeros_like(r), where=norms > 0)[alignment_order(K)]
-    rank = [scaled_gap(a, b, norms.sum()) for a, b in zip(c[min_size - 1:-1], c[min_size:])]
-    order, path = prefix_path(K, metric, min_size)
-    P = K[np.ix_(order, order)]
-    k = np.arange(1, K.shape[0] + 1)
-    scales = value_scale(metric, np.cumsum(np.diag(P)), P.cumsum(0).cumsum(1).diagonal(), k)
-    return np.array(rank + _choice_gap(path[min_size - 1:], scales[min_size - 1:]), np.float64)
-
-
-def exhaustive_margins(K: np.ndarray, metric: str, min_size: int) -> np.ndarray:
-    """The gap between the best and the second-best subset value, by plain enumeration (small B only)."""
-    K = np.asarray(K, np.float64)
-    B = K.shape[0]
-    subsets = [s for k in range(min_size, B + 1) for s in itertools.combinations(range(B), k)]
-    M = np.zeros((len(subsets), B))
-    for row, s in enumerate(subsets):
-        M[row, list(s)] = 1.0
-    T, Q, k = M @ np.diag(K), np.einsum("ni,ij,nj->n", M, K, M), M.sum(axis=1)
-    return np.array(_choice_gap(metric_value(metric, T, Q, k), value_scale(metric, T, Q, k)), np.float64)
-
-
-def decision_margins(selection, K: np.ndarray) -> np.ndarray:
-    """The decision margins of a reference selection (empty for ``all``, which decides nothing).
-
-    Greedy records its own (:attr:`dba_ref.SelectionTrace.margins`); prefix
-    and exhaustive are measured here.
-    """
-    tr = selection.trace
-    if tr.strategy == "greedy":
-        return tr.margins.copy()
-    if tr.strategy == "prefix":
-        return prefix_margins(K, tr.metric, tr.min_size)
-    if tr.strategy == "exhaustive":
-        return exhaustive_margins(K, tr.metric, tr.min_size)
-    return np.zeros(0)
-
-
 def selection_fields(selection, K: np.ndarray) -> dict:
     """A reference selection as the golden files store it: ``indices``, ``value``, ``removed``, ``values``, ``margins``."""
     return {"indices": selection.indices, "value": selection.value, "removed": selection.trace.removed,
-            "values": selection.trace.values, "margins": decision_margins(selection, K)}
-
-
-def _choice_gap(values: np.ndarray, scales: np.ndarray) -> list:
-    """The gap between the lowest and the second-lowest value, scaled by the larger of their scales."""
-    if len(values) < 2:
-        return []
-    low, second = np.argsort(values, kind="stable")[:2]
-    return [scaled_gap(float(values[low]), float(values[second]), float(max(scales[low], scales[second])))]
+            "values": selection.trace.values, "margins": decision_margins(K, selection)}
 
 
 # --------------------------------------------------------------------------
@@ -369,107 +300,8 @@ def export_inputs(directory, golden=None) -> list[Path]:
 
 
 # --------------------------------------------------------------------------
-# Comparing
+# The report
 # --------------------------------------------------------------------------
-def max_rel_error(actual, reference, scale=None) -> float:
-    """``max|a − r| / scale``, by default ``scale = max|r|``: the error relative to the array's magnitude.
-
-    ``scale`` may instead be an array (one scale per entry, see :func:`value_scales`).
-    Only entries where the reference ``r`` is finite are measured; where it is
-    ±inf, ``a`` must be equal (else the error is inf). A NaN in ``a`` gives inf;
-    a zero scale gives the absolute error.
-    """
-    a, r = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
-    finite = np.isfinite(r)
-    if np.any(a[~finite] != r[~finite]) or np.any(np.isnan(a)):
-        return float("inf")
-    if not finite.any():
-        return 0.0
-    if scale is None:
-        scale = np.max(np.abs(r[finite]))
-    scale = np.broadcast_to(np.asarray(scale, np.float64), r.shape)[finite]
-    err = np.abs(a[finite] - r[finite])
-    return float(np.max(np.divide(err, scale, out=err.copy(), where=scale > 0)))
-
-
-def value_scales(K: np.ndarray, metric: str, subsets) -> np.ndarray:
-    """The rounding scale (:func:`value_scale`) of each subset's metric value; values are compared relative to it."""
-    stats = np.array([subset_stats(K, list(s)) for s in subsets], np.float64).reshape(-1, 3)
-    return value_scale(metric, *stats.T)
-
-
-def path_subsets(batch_size: int, removed) -> list:
-    """The subsets along a removal path: everything but ``removed[:t + 1]``, for each t."""
-    return [np.setdiff1d(np.arange(batch_size), removed[:t + 1]) for t in range(len(removed))]
-
-
-def full_stat_scale(K: np.ndarray, name: str) -> float:
-    """Scale of a full-batch statistic: T itself; ``B·T`` for Q (its Cauchy–Schwarz bound, as Q can
-    cancel); :func:`value_scale` for a metric value."""
-    B, T = K.shape[0], float(np.trace(K))
-    if name == "T":
-        return T
-    if name == "Q":
-        return B * T
-    return float(value_scale(name, T, K.sum(), B))
-
-
-@dataclass(frozen=True)
-class SelectionVerdict:
-    """How another implementation's selection compares with the reference's.
-
-    ``status`` is ``"agree"``, ``"ambiguous"`` (they part at a near-tie) or
-    ``"differ"``; ``agreed_steps`` is how many leading entries of the removal
-    order agree (so how many path values can be compared).
-    """
-
-    status: str
-    agreed_steps: int
-    detail: str = ""
-
-
-def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
-    n = min(len(a), len(b))
-    diff = np.flatnonzero(a[:n] != b[:n])
-    if diff.size:
-        return int(diff[0])
-    return None if len(a) == len(b) else n
-
-
-def compare_selection(strategy: str, ref_indices, ref_removed, ref_margins, indices=None, removed=None,
-                      threshold: float = AMBIGUITY["float64"]) -> SelectionVerdict:
-    """Compare one selection (its set ``indices`` and/or its ``removed`` order) with the reference.
-
-    Close calls are ambiguous, not failures (spec §5). Greedy: the step where
-    the removal orders first part is ambiguous if the reference's margin there
-    is ≤ ``threshold``; if the reference stopped there because of ``min_size``
-    there was no decision to make, and they differ. Otherwise (prefix,
-    exhaustive, or greedy given without its removal order) a difference is
-    ambiguous if any decision margin of the reference is ≤ ``threshold``.
-    """
-    ref_indices, ref_removed = np.asarray(ref_indices, np.int64), np.asarray(ref_removed, np.int64)
-    ref_margins = np.asarray(ref_margins, np.float64)
-    same_set = indices is None or (np.shape(indices) == ref_indices.shape and bool(np.all(indices == ref_indices)))
-    t = None if removed is None else _first_difference(ref_removed, np.asarray(removed))
-    agreed = len(ref_removed) if t is None else t
-    if t is None and same_set:
-        return SelectionVerdict("agree", agreed)
-    if strategy == "greedy" and t is not None:
-        if t < len(ref_margins) and ref_margins[t] <= threshold:
-            return SelectionVerdict("ambiguous", agreed, f"removal step {t + 1}: reference margin {ref_margins[t]:.2g}")
-        return SelectionVerdict("differ", agreed, f"removal step {t + 1}: reference removes "
-                                f"{_at(ref_removed, t)}, got {_at(removed, t)}")
-    if ref_margins.size and ref_margins.min() <= threshold:
-        return SelectionVerdict("ambiguous", agreed, f"reference margin {ref_margins.min():.2g}")
-    if not same_set:
-        return SelectionVerdict("differ", agreed, f"reference keeps {ref_indices.tolist()}, got {np.asarray(indices).tolist()}")
-    return SelectionVerdict("differ", agreed, f"removal order: reference {ref_removed.tolist()}, got {np.asarray(removed).tolist()}")
-
-
-def _at(seq, t):
-    return int(seq[t]) if t < len(seq) else "nothing (stops)"
-
-
 @dataclass
 class QuantityRow:
     """One line of the report: a quantity over all cases of one dtype, with its problems listed by key."""
@@ -496,13 +328,15 @@ class QuantityRow:
     def passed(self) -> bool:
         return not (self.failed or self.missing or self.bad)
 
-    def record_error(self, rkey: str, err: float) -> None:
-        """Record the max relative error of one compared array."""
+    def record_error(self, rkey: str, err: float, allowed: float | None = None) -> None:
+        """Record the max relative error of one compared array; ``allowed`` (default: the row's tolerance)
+        is larger where the rounding bound of a long greedy path is (:func:`dba_ref.agreement.check_selection`)."""
+        allowed = self.tolerance if allowed is None else allowed
         self.compared += 1
         if self.compared == 1 or err > self.max_error:
             self.max_error, self.worst_key = err, rkey
-        if not err <= self.tolerance:
-            self.failed.append(f"{rkey}: max relative error {err:.3g} > {self.tolerance:g}")
+        if not err <= allowed:
+            self.failed.append(f"{rkey}: max relative error {err:.3g} > {allowed:g}")
 
     def record_verdict(self, rkey: str, verdict: SelectionVerdict) -> None:
         """Record an exact comparison (a selected set or a removal order)."""
@@ -595,87 +429,25 @@ def _check_case(name: str, ref: dict, results: dict, report: Report) -> set:
         result = check_selection(np.asarray(ref[f"gram{layer[1:]}"], np.float64), metric, strategy,
                                  {f: ref[f"{prefix}/{f}"] for f in ("indices", "removed", "value", "values", "margins")},
                                  **{f: got.get(f"{prefix}/{f}") for f in ("indices", "removed", "value", "values")},
-                                 threshold=AMBIGUITY[dtype])
-        result.record(f"{name}/{prefix}", lambda q: report.rows.get((q, dtype)))
+                                 threshold=AMBIGUITY[dtype], rtol=TOLERANCES[dtype]["values"])
+        _record_selection(result, f"{name}/{prefix}", lambda q: report.rows.get((q, dtype)))
     return seen
 
 
-@dataclass(frozen=True)
-class SelectionCheck:
-    """What comparing one selection found.
-
-    ``verdict`` is ``None`` when neither the set nor the path was given;
-    ``value_error`` and ``values_error`` are ``None`` where the verdict allows no
-    comparison (values after the two paths part mean different subsets);
-    ``values_problem`` says why a path could not be compared at all.
-    """
-
-    verdict: SelectionVerdict | None
-    value_error: float | None = None
-    values_error: float | None = None
-    values_problem: str = ""
-    full_stats_error: float | None = None
-
-    def record(self, where: str, row) -> None:
-        """Enter the findings into the report rows (``row(quantity)`` gives one)."""
-        if self.verdict is not None:
-            for f in ("indices", "removed"):
-                if row(f) is not None:
-                    row(f).record_verdict(f"{where}/{f}", self.verdict)
-        if self.value_error is not None:
-            row("value").record_error(f"{where}/value", self.value_error)
-        if self.values_problem:
-            row("values").failed.append(f"{where}/values: {self.values_problem}")
-        elif self.values_error is not None:
-            row("values").record_error(f"{where}/values", self.values_error)
-
-
-def check_selection(K: np.ndarray, metric: str, strategy: str, ref: dict, indices=None, removed=None, value=None,
-                    values=None, threshold: float = AMBIGUITY["float64"]) -> SelectionCheck:
-    """Compare one selection (any of its four outputs) with the reference's ``ref``.
-
-    ``ref`` holds the reference's ``indices``, ``removed``, ``value``, ``values``
-    and ``margins``; ``K`` (float64) is the layer's reference Gram matrix, which
-    gives the scales of the metric values (:func:`value_scales`). The set and the
-    path are judged by :func:`compare_selection`; the selected value is compared
-    only if they agree, the path values only as far as the paths agree.
-    """
-    verdict = None
-    if indices is not None or removed is not None:
-        verdict = compare_selection(strategy, ref["indices"], ref["removed"], ref["margins"], indices, removed,
-                                    threshold)
-    status = None if verdict is None else verdict.status
-    value_error = values_error = None
-    problem = ""
-    if value is not None and status in (None, "agree"):
-        value_error = max_rel_error(value, ref["value"], value_scales(K, metric, [ref["indices"]])[0])
-    if values is not None and status != "differ":
-        ref_values, values = np.asarray(ref["values"]), np.asarray(values)
-        n = len(ref_values) if status in (None, "agree") else verdict.agreed_steps
-        if (status in (None, "agree") and len(values) != len(ref_values)) or len(values) < n:
-            problem = f"{len(values)} entries, expected {len(ref_values)}"
-        else:
-            scales = value_scales(K, metric, path_subsets(K.shape[0], np.asarray(ref["removed"]))[:n])
-            values_error = max_rel_error(values[:n], ref_values[:n], scales)
-    return SelectionCheck(verdict, value_error, values_error, problem)
-
-
-def check_against(reference, K: np.ndarray, other,
-                  threshold: float = AMBIGUITY["float64"]) -> SelectionCheck:
-    """Compare another implementation's selection with a reference :class:`~dba_ref.Selection` made on ``K``.
-
-    ``other`` has the attributes ``indices``, ``removed``, ``value``, ``values``,
-    ``full_T``, ``full_Q`` and ``full_value`` (arrays, tensors or numbers); the
-    result adds the full-batch statistics' max relative error to :func:`check_selection`'s.
-    """
-    K = np.asarray(K, np.float64)
-    tr = reference.trace
-    got = {f: np.asarray(getattr(other, f)) for f in ("indices", "removed", "value", "values")}
-    result = check_selection(K, tr.metric, tr.strategy, selection_fields(reference, K), **got, threshold=threshold)
-    full = max(max_rel_error(other.full_T, tr.full_T, full_stat_scale(K, "T")),
-               max_rel_error(other.full_Q, tr.full_Q, full_stat_scale(K, "Q")),
-               max_rel_error(other.full_value, tr.full_value, full_stat_scale(K, tr.metric)))
-    return replace(result, full_stats_error=full)
+def _record_selection(check, where: str, row) -> None:
+    """Enter what comparing one selection found (a :class:`~dba_ref.agreement.SelectionCheck`) into the
+    report's rows (``row(quantity)`` gives one, or None for a quantity not checked)."""
+    if check.verdict is not None:
+        for f in ("indices", "removed"):
+            if row(f) is not None:
+                row(f).record_verdict(f"{where}/{f}", check.verdict)
+    if check.value_error is not None and row("value") is not None:
+        row("value").record_error(f"{where}/value", check.value_error, check.value_allowed)
+    if row("values") is not None:
+        if check.values_problem:
+            row("values").failed.append(f"{where}/values: {check.values_problem}")
+        elif check.values_error is not None:
+            row("values").record_error(f"{where}/values", check.values_error, check.values_allowed)
 
 
 def format_report(report: Report, max_listed: int = 20) -> str:

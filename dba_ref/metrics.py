@@ -58,24 +58,6 @@ METRICS = {"variance": variance, "normalized_variance": normalized_variance, "me
 assert tuple(METRICS) == METRIC_NAMES
 
 
-def value_scale(name: str, T, Q, k):
-    """The rounding scale of a metric value: its rounding error is about the unit roundoff times this.
-
-    ``T/k`` for ``variance`` (the term it is a difference of); for the ratio
-    metrics their leading term (``kT/Q``, ``T/Q``) times ``kT/Q >= 1``, the
-    condition number of ``Q`` (Q's rounding error is about ε·kT, by
-    Cauchy–Schwarz). Two metric values are told apart relative to this, not to
-    themselves: a value that cancels to about 0 is no more precise than its scale.
-    """
-    T, Q, k = np.asarray(T, np.float64), np.asarray(Q, np.float64), np.asarray(k, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if name == "variance":
-            return (T / k)[()]
-        condition = k * T / Q
-        scale = condition * (condition if name == "normalized_variance" else T / Q)
-        return np.where(Q > 0, scale, np.inf)[()]          # Q <= 0: the value is +inf, its scale unused
-
-
 def metric_value(name: str, T, Q, k):
     """Evaluate metric ``name`` on statistics ``(T, Q, k)`` (scalars or arrays)."""
     return METRICS[name](T, Q, k)

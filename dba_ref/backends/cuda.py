@@ -17,8 +17,8 @@ The kernels mirror the NumPy reference step by step:
     launch). Every step, each thread updates the running ``r_i`` of its share
     of the samples and evaluates their candidate removals; a tree reduction in
     shared memory finds the best value, its index (ties: the lowest index, as
-    in NumPy) and the second best; thread 0 applies the acceptance rule of
-    the reference, records the margin and updates ``T``, ``Q``, ``k``. The
+    in NumPy); thread 0 applies the acceptance rule of the reference and
+    updates ``T``, ``Q``, ``k``. The
     scalar formulas are those of :mod:`dba_ref.backends._kernels`, compiled
     as device functions.
 ``masked_sum_kernel``, ``_masked_bias``
@@ -56,9 +56,14 @@ import numpy as np
 from numba import config, cuda, float64, from_dtype, int64
 
 from ..metrics import METRIC_NAMES
+from .._validation import min_size_count
+from ..backprop import mean_grad as reference_mean_grad
+from ..search import SearchKernels, make_selection
+from ..update import Kernels
 from . import _kernels, numba_cpu
 
-__all__ = ["gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad", "DeviceStep", "require_device"]
+__all__ = ["KERNELS", "dba_gradients", "gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad",
+           "DeviceStep", "require_device"]
 
 # Block shapes. The simulator runs a Python thread per CUDA thread, so there the
 # same kernels run with smaller blocks: the tests then cover several tiles and
@@ -73,8 +78,6 @@ REDUCE = 32 if _SIMULATOR else 256   # threads of the one-block-per-layer kernel
 
 _metric = cuda.jit(device=True)(_kernels.metric.py_func)
 _acceptance_threshold = cuda.jit(device=True)(_kernels.acceptance_threshold.py_func)
-_decision_margin = cuda.jit(device=True)(_kernels.decision_margin.py_func)
-_value_scale = cuda.jit(device=True)(_kernels.value_scale.py_func)
 
 
 def require_device() -> None:
@@ -244,18 +247,17 @@ def _totals(r, diag, totals):
 
 
 @cuda.jit
-def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, removed, values, margins, counts):
+def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, removed, values, counts):
     """The greedy path of layer ``l = blockIdx.x``; one block of REDUCE threads per layer.
 
     ``r`` is the working copy of the running sums; ``active[l, i]`` ends as
-    the selection mask; ``counts[l] = (number removed, number of margins)``.
+    the selection mask; ``counts[l]`` is the number of samples removed.
     """
     l = cuda.blockIdx.x
     tid = cuda.threadIdx.x
     B = K.shape[1]
     s_value = cuda.shared.array(REDUCE, float64)
     s_index = cuda.shared.array(REDUCE, int64)
-    s_second = cuda.shared.array(REDUCE, float64)
     s_stats = cuda.shared.array(3, float64)      # T, Q, current value
     s_state = cuda.shared.array(3, int64)        # k, last removed (-1: none), stop flag
     for i in range(tid, B, REDUCE):
@@ -268,8 +270,7 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
         s_state[0] = B
         s_state[1] = -1
         s_state[2] = 0
-        counts[l, 0] = 0
-        counts[l, 1] = 0
+        counts[l] = 0
     cuda.syncthreads()
     while s_state[0] > min_size:
         k_new = float(s_state[0] - 1)
@@ -278,7 +279,6 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
         last = s_state[1]
         best_value = math.inf
         best = B                                  # B: no finite candidate
-        second = math.inf
         for i in range(tid, B, REDUCE):           # indices rise: strict < keeps the lowest on ties
             ri = r[l, i]
             if last >= 0:
@@ -288,28 +288,17 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
                 d = diag[l, i]
                 v = _metric(metric_id, T - d, Q - 2.0 * ri + d, k_new)
                 if v < best_value:
-                    second = best_value
                     best_value = v
                     best = i
-                elif v < second:
-                    second = v
         s_value[tid] = best_value
         s_index[tid] = best
-        s_second[tid] = second
         cuda.syncthreads()
         stride = REDUCE // 2
         while stride > 0:
             if tid < stride:
                 a_value = s_value[tid]
                 b_value = s_value[tid + stride]
-                b_wins = b_value < a_value or (b_value == a_value and s_index[tid + stride] < s_index[tid])
-                runner_up = a_value if b_wins else b_value   # second best: min of the loser and both seconds
-                if s_second[tid] < runner_up:
-                    runner_up = s_second[tid]
-                if s_second[tid + stride] < runner_up:
-                    runner_up = s_second[tid + stride]
-                s_second[tid] = runner_up
-                if b_wins:
+                if b_value < a_value or (b_value == a_value and s_index[tid + stride] < s_index[tid]):
                     s_value[tid] = b_value
                     s_index[tid] = s_index[tid + stride]
             cuda.syncthreads()
@@ -317,16 +306,7 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
         if tid == 0:
             best_value = s_value[0]
             best = s_index[0]
-            threshold = _acceptance_threshold(s_stats[2], tol)
-            scale_best = math.inf
-            if best < B:
-                d = diag[l, best]
-                scale_best = _value_scale(metric_id, s_stats[0] - d, s_stats[1] - 2.0 * r[l, best] + d, k_new)
-            scale_current = _value_scale(metric_id, s_stats[0], s_stats[1], float(s_state[0]))
-            margins[l, counts[l, 1]] = _decision_margin(best_value, s_second[0], threshold, scale_best,
-                                                        scale_current)
-            counts[l, 1] += 1
-            if best_value < threshold:
+            if best_value < _acceptance_threshold(s_stats[2], tol):
                 d = diag[l, best]
                 s_stats[0] = s_stats[0] - d
                 s_stats[1] = s_stats[1] - (2.0 * r[l, best] - d)
@@ -334,9 +314,9 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
                 s_state[0] -= 1
                 s_state[1] = best
                 active[l, best] = 0
-                removed[l, counts[l, 0]] = best
-                values[l, counts[l, 0]] = best_value
-                counts[l, 0] += 1
+                removed[l, counts[l]] = best
+                values[l, counts[l]] = best_value
+                counts[l] += 1
             else:
                 s_state[0] = 0                    # stop
         cuda.syncthreads()
@@ -374,19 +354,17 @@ def _launch_stats(dK):
 
 
 def _launch_greedy(dK, r, diag, totals, metric: str, min_size: int, tol: float) -> list:
-    """The greedy path of every layer in one launch, copied to the host: ``[(removed, values, margins)]``."""
+    """The greedy path of every layer in one launch, copied to the host: ``[(removed, values)]``."""
     L, B = dK.shape[0], dK.shape[1]
     work = cuda.device_array((L, B), np.float64)
     active = cuda.device_array((L, B), np.int8)
     removed = cuda.device_array((L, B), np.int64)
     values = cuda.device_array((L, B), np.float64)
-    margins = cuda.device_array((L, B), np.float64)
-    counts = cuda.device_array((L, 2), np.int64)
+    counts = cuda.device_array(L, np.int64)
     _greedy[L, REDUCE](dK, r, diag, totals, METRIC_NAMES.index(metric), min_size, tol, work, active,
-                       removed, values, margins, counts)
-    counts, removed, values, margins = (x.copy_to_host() for x in (counts, removed, values, margins))
-    return [(removed[l, :n_r].copy(), values[l, :n_r].copy(), margins[l, :n_m].copy())
-            for l, (n_r, n_m) in enumerate(counts)]
+                       removed, values, counts)
+    counts, removed, values = (x.copy_to_host() for x in (counts, removed, values))
+    return [(removed[l, :n].copy(), values[l, :n].copy()) for l, n in enumerate(counts)]
 
 
 def _launch_mean(dA, dD, indices, B: int):
@@ -415,7 +393,7 @@ class DeviceStep:
 
         step = DeviceStep(signals.layers)
         stats = step.totals()                                # (L, 2): T and Q of the whole batch
-        paths = step.search("mean_variance", "greedy", 2, 0.0)   # [(removed, values, margins)]
+        paths = step.search("mean_variance", "greedy", 2, 0.0)   # [(removed, values)]
         grads = step.mean_grads(kept_indices_per_layer)      # [(gW, gb)]
     """
 
@@ -459,11 +437,14 @@ class DeviceStep:
         search = {"prefix": prefix_path, "exhaustive": exhaustive_search}[strategy]
         return [search(self.gram(l), metric, min_size) for l in range(self.n_layers)]
 
+    def mean_grad(self, layer: int, indices=None) -> tuple:
+        """``(gW, gb)`` of one layer, the mean over the rows ``indices`` (None: all rows)."""
+        return tuple(g.astype(self._dtype, copy=False)
+                     for g in _launch_mean(self._A[layer], self._D[layer], indices, self.batch_size))
+
     def mean_grads(self, indices) -> list:
         """``(gW, gb)`` of every layer, the mean over the rows ``indices[l]`` (None: all rows)."""
-        return [tuple(g.astype(self._dtype, copy=False) for g in _launch_mean(self._A[l], self._D[l], rows,
-                                                                             self.batch_size))
-                for l, rows in enumerate(indices)]
+        return [self.mean_grad(l, rows) for l, rows in enumerate(indices)]
 
 
 # --------------------------------------------------------------------------
@@ -495,3 +476,28 @@ def mean_grad(A: np.ndarray, D: np.ndarray, indices=None):
 
 prefix_path = numba_cpu.prefix_path
 exhaustive_search = numba_cpu.exhaustive_search
+
+#: The backend's kernels, one call at a time on host arrays.
+KERNELS = Kernels(gram, SearchKernels(greedy_path, prefix_path, exhaustive_search), mean_grad)
+
+
+def dba_gradients(signals, metric: str, strategy: str, min_size, tol: float) -> tuple[list, list]:
+    """The DBA step of :func:`dba_ref.update.dba_gradients` with the batch kept on the device.
+
+    Every layer's ``(A, Δ)`` is uploaded once (:class:`DeviceStep`); K, its
+    statistics, the greedy searches and the masked means stay there. A layer
+    whose selection keeps the whole batch gets the host reference mean gradient
+    (a device sums in another order), so ``strategy="all"`` is bit for bit the
+    base optimizer on this backend too.
+    """
+    B = signals.batch_size
+    m = min_size_count(min_size, B)
+    if m > B:
+        strategy, m = "all", B
+    step = DeviceStep(signals.layers)
+    results = step.search(metric, strategy, m, tol)
+    selections = [make_selection(metric, strategy, B, m, tol, float(T), float(Q), result)
+                  for (T, Q), result in zip(step.totals(), results)]
+    grads = [reference_mean_grad(A, D) if sel.size == B else step.mean_grad(l, sel.indices)
+             for l, ((A, D), sel) in enumerate(zip(signals.layers, selections))]
+    return grads, selections

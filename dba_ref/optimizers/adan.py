@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, check_flag, tree_map
+from .base import Optimizer, check_flag, tree_map, tree_zeros_like
 
 
 class AdanState(NamedTuple):
@@ -63,7 +63,7 @@ def adan(learning_rate: float = 1e-3, beta1: float = 0.02, beta2: float = 0.08, 
     bias_correction = check_flag(bias_correction, "bias_correction")
 
     def init(params):
-        zeros = tree_map(np.zeros_like, params)
+        zeros = tree_zeros_like(params)
         return AdanState(0, zeros, zeros, zeros, None)
 
     def update(grads, state, params=None):
