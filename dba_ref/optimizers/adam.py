@@ -14,9 +14,11 @@ package (Adam, diffGrad, AdamP):
 ``"raw"``
     The "more efficient" order of the paper's Section 2: the bias corrections
     are folded into the step size and ε is added to √v, not √v̂:
-    ``(√(1 − β2^t) / (1 − β1^t)) · m / (√v + ε)``. This is ε̂ = ε√(1 − β2^t)
-    in the first form, so the two differ only through ε. TensorFlow/Keras and
-    the ``pytorch_optimizer`` versions of diffGrad and AdamP use it.
+    ``(√(1 − β2^t) / (1 − β1^t)) · m / (√v + ε)``. This is the first form
+    with ε replaced by ε/√(1 − β2^t) (equivalently, the first form with ε is
+    this one with ε√(1 − β2^t)), so the two differ only through ε.
+    TensorFlow/Keras and the ``pytorch_optimizer`` versions of diffGrad and
+    AdamP use it.
 """
 from __future__ import annotations
 
