@@ -98,7 +98,8 @@ def dba_step(model: MLP, X, y, base: Optimizer, metric: str = "mean_variance", s
     ``updates``, ``loss`` and ``state``.
     """
     if not isinstance(model, MLP):
-        raise TypeError(f"model must be a dba_ref.MLP (MLP.from_torch imports a PyTorch one), got {type(model).__name__}")
+        raise TypeError(f"model must be a dba_ref.MLP (MLP.from_torch imports a PyTorch one), "
+                        f"got {type(model).__name__}")
     optimizer = dba(base, metric, strategy, min_size, tol)
     if state is None:
         state = optimizer.init(model.params)
