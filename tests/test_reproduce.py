@@ -10,7 +10,10 @@ from dba_ref.cli import main
 from dba_ref.optimizers import OPTIMIZERS
 from dba_ref.reproduction import Method, full_protocol, quick_protocol, run_protocol, sum_over_batch
 from dba_ref.reproduction.protocol import PAPER, Setting
-from dba_ref.reproduction.report import CellResult, MethodResult, claim_statements, rer, write_report
+from dba_ref.reproduction.collect import CellResult, MethodResult
+from dba_ref.reproduction.report import write_report
+from dba_ref.reproduction.statements import claim_statements
+from dba_ref.reproduction.statistics import rer
 from dba_ref.reproduction.runner import choose_learning_rate, run_path, tuning_runs, write_json
 
 
