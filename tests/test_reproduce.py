@@ -1,6 +1,7 @@
 """`dba-ref reproduce`: the smoke run end to end, resuming, fair tuning, the Σ/B reading, the report."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,18 @@ def test_the_plain_statement_follows_the_numbers(dba_accs, verdicts):
     assert "1% of MNIST" in statement and "incomplete" not in statement
     for verdict in verdicts:
         assert verdict in statement
+
+
+def test_methods_build_exactly_the_optimizers_of_the_committed_runs():
+    """``Method.build`` (through ``build_optimizer``) gives each committed run's optimizer name and hyper-parameters."""
+    runs = Path(__file__).resolve().parents[1] / "docs" / "reproduction" / "runs"
+    protocol = full_protocol(datasets=("mnist5k",))
+    cells = [c for c in protocol.cells if c.setting.key == "mnist5k-pc10-h256-b64-e100-v50"
+             and c.reading in ("main", "sum-over-batch")]
+    methods = {m for c in cells for m in c.methods}
+    assert any(m.normalise == "batch" for m in methods) and any(not m.dba for m in methods)
+    for method in methods:
+        record = json.loads(next((runs / cells[0].setting.key / "final-s0").glob(f"{method.key}-lr*.json")).read_text())
+        optimizer = method.build(record["learning_rate"])
+        assert optimizer.name == record["optimizer"], method.key
+        assert json.loads(json.dumps(optimizer.hyperparams)) == record["hyperparams"], method.key

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from .._machine import cpu_model
+from ..checkpoint import atomic_write
 from .collect import collect
 from .figures import plot_accuracy, plot_selected
 from .protocol import READINGS, Protocol
@@ -131,10 +132,8 @@ def write_report(protocol: Protocol, out, report_path, *, notes=(), command: str
     lines += ["", f"Wall time of the runs behind this report (tuning and final, a run two cells share counted "
               f"twice): {seconds:.0f} s ({seconds / 3600:.2f} h).", "", "## Cells", ""]
     lines += sections
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text("\n".join(lines) + "\n")
-    (out / "table.md").write_text("# Headline\n\n" + headline_table(cells) + "\n\n"
-                                  + "\n\n".join(f"## {cell_title(c)}\n\n{cell_table(c, budget)}" for c in cells
-                                                if c.finished) + "\n")
+    atomic_write(report_path, ("\n".join(lines) + "\n").encode())
+    tables = [f"## {cell_title(c)}\n\n{cell_table(c, budget)}" for c in cells if c.finished]
+    atomic_write(out / "table.md", ("# Headline\n\n" + headline_table(cells) + "\n\n" + "\n\n".join(tables) + "\n").encode())
     write_json(out / "summary.json", summary(protocol, cells))
     return report_path

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..checkpoint import atomic_write
 from ..data import load_dataset, make_split
 from ..model import MLP
 from ..training import TrainingDiverged, train
@@ -49,13 +50,8 @@ def load_record(path) -> dict | None:
 
 
 def write_json(path, obj) -> Path:
-    """Write ``obj`` as JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, separators=(",", ":"), allow_nan=True))
-    os.replace(tmp, path)
-    return path
+    """Write ``obj`` as compact JSON with :func:`~dba_ref.checkpoint.atomic_write` (old file or new, never half)."""
+    return atomic_write(path, json.dumps(obj, separators=(",", ":"), allow_nan=True).encode())
 
 
 def _round(values, digits: int = 5) -> list:
