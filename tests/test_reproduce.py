@@ -188,3 +188,14 @@ def test_methods_build_exactly_the_optimizers_of_the_committed_runs():
         optimizer = method.build(record["learning_rate"])
         assert optimizer.name == record["optimizer"], method.key
         assert json.loads(json.dumps(optimizer.hyperparams)) == record["hyperparams"], method.key
+
+
+def test_the_protocol_description_is_built_from_the_protocol_itself():
+    full, quick = full_protocol(), quick_protocol()
+    assert "(256 in every main cell; 100 and 1000 as checks)" in full.choices()
+    assert "(32 in every main cell)" in quick.choices() and "256" not in " ".join([*quick.describe(), quick.choices()])
+    assert "Fashion-MNIST" in full.describe()[1] and "Fashion-MNIST" not in quick.describe()[1]
+    assert f"every method gets {quick.tuning_budget} tuning runs" in quick.describe()[2]
+    assert f"{quick.n_runs()} runs asked for" in quick.describe()[0]
+    with pytest.raises(ValueError, match="dataset"):
+        Setting("cifar10", 10, 32, 32, 3, 20)

@@ -87,28 +87,10 @@ def write_report(protocol: Protocol, out, report_path, *, notes=(), command: str
         "",
         "## The protocol",
         "",
-        f"- Protocol `{protocol.name}`: {len(protocol.cells)} cells, {protocol.n_runs()} runs asked for "
-        f"(a run two cells share counted twice).",
-        "- Model 784 → hidden → 10, ReLU, float64, He-uniform initialisation; MNIST-5k (the bundled 5,000 "
-        "MNIST digits) with the training slice drawn per class and the test set everything the training and "
-        "validation slices did not take; Fashion-MNIST with the official 10k test set.",
-        f"- Fair tuning: every method gets {budget} tuning runs: learning rate = the optimizer's default × "
-        + ", ".join(f"{m:.3g}" for m in protocol.lr_multipliers)
-        + f", on tuning seed(s) {', '.join(map(str, protocol.tune_seeds))}, scored by validation accuracy after "
-        "the last epoch (validation: a stratified draw of the pool disjoint from the training slice). "
-        "DBA's own parameters (metric, strategy, min_size, tol) are separate methods, each with that same "
-        "budget; the best DBA method and the best baseline of a cell are chosen on validation too.",
-        f"- Final runs: the selected learning rate on seeds {', '.join(map(str, protocol.final_seeds))} "
-        "(each seed draws its own slices and initialisation), the test set evaluated once, after the last "
-        "epoch. Same epochs and batch size for every method of a cell; steps and samples processed are "
-        "listed per method.",
-        "- RER = (err_baseline − err_DBA) / err_baseline. `(edge)` marks a learning rate at the end of its grid.",
-        "- Where the abstract is silent this reproduction chooses: the hidden width (256 in every main cell; 100 and "
-        "1000 as checks), the batch size, the epoch budget (both in each cell's title), the initialisation, and "
-        "a validation slice drawn from the pool outside the regime's training images (labelled data the regime "
-        "itself does not have, used for tuning only). On MNIST-5k the test set is the rest of the 5,000 images, "
-        "not the official 10k.",
     ]
+    lines += [f"- {sentence}" for sentence in protocol.describe()]
+    lines += ["- RER = (err_baseline − err_DBA) / err_baseline. `(edge)` marks a learning rate at the end of its grid.",
+              f"- {protocol.choices()}"]
     lines += [f"- {n}" for n in (*protocol.notes, *notes)]
     lines += ["", "## Headline", "", headline_table(cells), "",
               "The paper's numbers are those of its abstract (spec §1) and were measured on the full MNIST "
