@@ -11,9 +11,10 @@ from dba_ref.cli import main
 from dba_ref.optimizers import OPTIMIZERS
 from dba_ref.reproduction import Method, full_protocol, quick_protocol, run_protocol, sum_over_batch
 from dba_ref.reproduction.protocol import PAPER, Setting
-from dba_ref.reproduction.collect import CellResult, MethodResult
+from dba_ref.reproduction.collect import CellResult, MethodResult, collect
+from dba_ref.reproduction.figures import accuracy_axis_start
 from dba_ref.reproduction.report import write_report
-from dba_ref.reproduction.statements import claim_statements
+from dba_ref.reproduction.statements import claim_statements, summary_statement
 from dba_ref.reproduction.statistics import rer
 from dba_ref.reproduction.runner import choose_learning_rate, run_path, tuning_runs, write_json
 
@@ -47,6 +48,16 @@ def test_quick_writes_every_run_and_the_report(quick_out, capsys):
     assert any(n.startswith("selected-main") for n in figures) and any(n.startswith("accuracy-main") for n in figures)
     report = (quick_out / "report.md").read_text()
     assert "smoke run" in report and "## Plain statement" in report and "nothing: every run" in report
+    # the smoke run's own 10-per-class main cell is judged; it has none for 60 per class
+    assert "no MNIST-5k main cell for 10 per class" not in report and "**In short:" in report
+    assert "Not run: this protocol has no MNIST-5k main cell for 60 per class." in report
+
+
+def test_quick_accuracy_charts_keep_every_compared_method_on_scale(quick_out):
+    for c in collect(quick_protocol(), quick_out):
+        start = accuracy_axis_start(c)
+        compared = [c.get("sgd"), c.get("adam"), c.best_baseline(), c.best_dba("sgd"), c.best_dba("adam")]
+        assert all(m.mean > start for m in compared if m is not None), c.cell.name
 
 
 def test_tuning_never_sees_the_test_set_and_finals_see_it_once(quick_out):
@@ -151,6 +162,18 @@ def test_cli_rejects_bad_options(capsys):
         main(["reproduce", "--quick", "--full"])
 
 
+def test_accuracy_axis_clips_only_failures_far_below_the_best():
+    cell = next(c for c in full_protocol(datasets=("mnist5k",)).cells if c.reading == "main")
+    good = [_fake_method(Method("sgd"), [88.0, 88.4], val=0.88), _fake_method(Method("adam"), [88.5, 88.9], val=0.87),
+            _fake_method(Method("sgd", dba=True), [89.0, 89.2], val=0.9)]
+    failure = _fake_method(Method("sgd", dba=True, metric="variance"), [10.0, 10.4], val=0.1)
+    start = accuracy_axis_start(CellResult(cell, good + [failure], planned=20, finished=20))
+    assert failure.mean < start < min(m.mean for m in good) and start == pytest.approx(89.1 - 25)
+    # when the failure is the best DBA method, it is kept on scale
+    alone = accuracy_axis_start(CellResult(cell, good[:2] + [failure], planned=20, finished=20))
+    assert alone == pytest.approx(failure.mean - 2)
+
+
 def _fake_method(method, accs, val=0.5):
     finals = [{"seed": s, "result": {"test_acc": a / 100, "diverged": False}} for s, a in enumerate(accs)]
     return MethodResult(method, [0.1], 1, {0.1: (val, 0.0)}, 0.1, finals)
@@ -199,3 +222,14 @@ def test_the_protocol_description_is_built_from_the_protocol_itself():
     assert f"{quick.n_runs()} runs asked for" in quick.describe()[0]
     with pytest.raises(ValueError, match="dataset"):
         Setting("cifar10", 10, 32, 32, 3, 20)
+
+
+@pytest.mark.parametrize("sgd_accs, verdict", [
+    ([87.9, 88.1, 87.7, 88.3, 87.8], "are matched within 0.09 points by our SGD/Adam"),
+    ([70.9, 71.1, 70.7, 71.3, 70.8], "are not matched by our better of SGD and Adam (1% of MNIST (60 per class): 16.91 points"),
+])
+def test_the_summary_says_whether_the_baselines_match_the_paper(sgd_accs, verdict):
+    cell = next(c for c in full_protocol(datasets=("mnist5k",)).cells if c.reading == "main" and c.setting.per_class == 60)
+    methods = [_fake_method(Method("sgd"), sgd_accs, val=0.88),
+               _fake_method(Method("sgd", dba=True), [89.5, 89.9, 89.1, 89.7, 89.3], val=0.9)]
+    assert verdict in summary_statement([CellResult(cell, methods, planned=10, finished=10)])

@@ -130,12 +130,7 @@ def collect(protocol: Protocol, out) -> list[CellResult]:
     return cells
 
 
-def find_cell(cells, reading: str, dataset: str, per_class: int, hidden: int = 256, batch=64,
-              epochs=100) -> CellResult | None:
-    """The cell of ``cells`` with this reading and setting, or None."""
-    for c in cells:
-        s = c.cell.setting
-        if (c.cell.reading, s.dataset, s.per_class, s.hidden, s.batch_size, s.epochs) == (
-                reading, dataset, per_class, hidden, batch, epochs):
-            return c
-    return None
+def main_cell(cells, dataset: str, per_class: int) -> CellResult | None:
+    """The main cell of a regime (a protocol has at most one per data set and images per class), or None."""
+    return next((c for c in cells if c.cell.reading == "main" and c.cell.setting.dataset == dataset
+                 and c.cell.setting.per_class == per_class), None)

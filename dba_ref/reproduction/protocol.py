@@ -225,6 +225,9 @@ class Protocol:
         scheduled = {(c.reading, c.setting, m) for c in self.schedule for m in c.methods}
         if scheduled != reported:
             raise ValueError("the schedule must run exactly the methods of the reported cells")
+        regimes = [(c.setting.dataset, c.setting.per_class) for c in self.cells if c.reading == "main"]
+        if len(regimes) != len(set(regimes)):
+            raise ValueError("a protocol has at most one main cell per data set and images per class")
 
     @property
     def tuning_budget(self) -> int:
