@@ -1,6 +1,7 @@
 """`dba-ref reproduce`: the smoke run end to end, resuming, fair tuning, the Σ/B reading, the report."""
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,15 @@ from dba_ref import MLP, adam, backprop, dba, sgd
 from dba_ref.cli import main
 from dba_ref.optimizers import OPTIMIZERS
 from dba_ref.reproduction import Method, full_protocol, quick_protocol, run_protocol, sum_over_batch
-from dba_ref.reproduction.protocol import PAPER, Setting
+from dba_ref.reproduction import report as report_module
 from dba_ref.reproduction.collect import CellResult, MethodResult, collect
 from dba_ref.reproduction.figures import accuracy_axis_start
+from dba_ref.reproduction.protocol import PAPER, Setting
+from dba_ref.reproduction.provenance import read_provenance, this_machine
 from dba_ref.reproduction.report import write_report
+from dba_ref.reproduction.runner import choose_learning_rate, run_path, tuning_runs, write_json
 from dba_ref.reproduction.statements import claim_statements, summary_statement
 from dba_ref.reproduction.statistics import rer
-from dba_ref.reproduction.runner import choose_learning_rate, run_path, tuning_runs, write_json
 
 
 def _run_files(out):
@@ -58,6 +61,50 @@ def test_quick_accuracy_charts_keep_every_compared_method_on_scale(quick_out):
         start = accuracy_axis_start(c)
         compared = [c.get("sgd"), c.get("adam"), c.best_baseline(), c.best_dba("sgd"), c.best_dba("adam")]
         assert all(m.mean > start for m in compared if m is not None), c.cell.name
+
+
+def test_report_only_rewrites_the_same_bytes_and_names_the_machine_of_the_runs(quick_out):
+    written = {name: (quick_out / name).read_bytes() for name in ("report.md", "table.md", "summary.json")}
+    assert this_machine() in written["report.md"].decode().splitlines()[2]
+    assert read_provenance(quick_out) == {"machines": [this_machine()], "notes": []}
+    assert main(["reproduce", "--quick", "--out", str(quick_out), "--report-only"]) == 0
+    assert {name: (quick_out / name).read_bytes() for name in written} == written
+
+
+def test_notes_are_kept_with_the_runs(quick_out, capsys):
+    assert main(["reproduce", "--quick", "--out", str(quick_out), "--report-only", "--note", "Made in a test."]) == 0
+    assert main(["reproduce", "--quick", "--out", str(quick_out), "--report-only"]) == 0
+    assert "- Made in a test.\n" in (quick_out / "report.md").read_text()
+    assert read_provenance(quick_out)["notes"] == ["Made in a test."]
+
+
+def test_report_only_refuses_a_folder_without_runs_and_writes_nothing(tmp_path, capsys):
+    report = tmp_path / "page.md"
+    assert main(["reproduce", "--full", "--out", str(tmp_path / "typo"), "--report", str(report), "--report-only"]) == 2
+    assert "holds no runs" in capsys.readouterr().err
+    assert not report.exists() and not (tmp_path / "typo").exists()
+
+
+def test_a_damaged_provenance_file_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / "provenance.json").write_text('{"machines": "one"}')
+    with pytest.raises(ValueError, match="fix or delete it"):
+        read_provenance(tmp_path)
+
+
+def test_the_committed_report_is_rederived_byte_for_byte(tmp_path, monkeypatch):
+    """docs/reproduction.md, table.md and summary.json from the committed runs (figures: their links only)."""
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    out = tmp_path / "reproduction"
+    out.mkdir()
+    (out / "runs").symlink_to(docs / "reproduction" / "runs")
+    shutil.copy(docs / "reproduction" / "provenance.json", out)
+    monkeypatch.setattr(report_module, "plot_accuracy", lambda cell, path: path)    # drawing takes long; every
+    monkeypatch.setattr(report_module, "plot_selected", lambda cell, path: path)    # committed cell has both
+    command = "dba-ref reproduce --full --out docs/reproduction --report docs/reproduction.md"
+    write_report(full_protocol(), out, tmp_path / "reproduction.md", command=command)
+    assert (tmp_path / "reproduction.md").read_bytes() == (docs / "reproduction.md").read_bytes()
+    for name in ("table.md", "summary.json"):
+        assert (out / name).read_bytes() == (docs / "reproduction" / name).read_bytes(), name
 
 
 def test_tuning_never_sees_the_test_set_and_finals_see_it_once(quick_out):

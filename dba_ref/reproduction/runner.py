@@ -14,7 +14,9 @@ results folder. Roles:
 
 A file is written atomically when its run has finished, so an interrupted
 reproduction loses at most the run in progress; a run whose file exists is
-never redone. Two cells that ask for the same run share its file.
+never redone. Two cells that ask for the same run share its file. The machine
+that trains runs is added to ``provenance.json`` beside them
+(:mod:`~dba_ref.reproduction.provenance`).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from ..data import load_dataset, make_split
 from ..model import MLP
 from ..training import TrainingDiverged, train
 from .protocol import Cell, Method, Protocol, Setting
+from .provenance import add_provenance, this_machine
 
 
 def run_path(out, setting: Setting, role: str, seed: int, method: Method, lr: float) -> Path:
@@ -238,6 +241,8 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
                 log(f"run failed (retried next time): {path.relative_to(out)}: {exc}")
             else:
                 write_json(path, record)
+                if not counts["done"]:
+                    add_provenance(out, machines=[this_machine()])
                 counts["done"] += 1
         bar.update(1)
 
