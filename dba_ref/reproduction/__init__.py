@@ -5,6 +5,7 @@ What is run:
 - :mod:`~dba_ref.reproduction.protocol`    settings, methods, cells, the fair tuning budget, and their description
 - :mod:`~dba_ref.reproduction.readings`    readings of the paper other than the reference (Σ/B update)
 - :mod:`~dba_ref.reproduction.runner`      running it, one JSON file per finished run, resumable
+- :mod:`~dba_ref.reproduction.provenance`  the machine that trained the runs, and the notes about them
 
 What is reported, from whatever has finished:
 

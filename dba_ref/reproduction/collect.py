@@ -125,8 +125,7 @@ def collect(protocol: Protocol, out) -> list[CellResult]:
                                         sum(r["result"]["train_seconds"] for r in tuning)))
             finished += len(tuning) + len(finals)
             stamps += [r["environment"]["finished"] for r in tuning + finals if "environment" in r]
-        planned = len(cell.methods) * (protocol.tuning_budget + len(protocol.final_seeds))
-        cells.append(CellResult(cell, methods, planned, finished, stamps))
+        cells.append(CellResult(cell, methods, protocol.cell_runs(cell), finished, stamps))
     return cells
 
 

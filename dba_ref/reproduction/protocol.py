@@ -234,10 +234,13 @@ class Protocol:
         """Tuning runs per method and cell: the same for every method."""
         return len(self.lr_multipliers) * len(self.tune_seeds)
 
+    def cell_runs(self, cell: Cell) -> int:
+        """Runs one cell asks for: per method, its tuning budget and one final run per final seed."""
+        return len(cell.methods) * (self.tuning_budget + len(self.final_seeds))
+
     def n_runs(self, scheduled: bool = False) -> int:
         """Runs the protocol asks for, counting a run shared by two cells (or schedule entries) twice."""
-        cells = self.schedule if scheduled else self.cells
-        return sum(len(c.methods) * (self.tuning_budget + len(self.final_seeds)) for c in cells)
+        return sum(self.cell_runs(c) for c in (self.schedule if scheduled else self.cells))
 
     def describe(self) -> list[str]:
         """What is run, in sentences built from this protocol's data: size, model and data, tuning, final runs."""

@@ -249,7 +249,7 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
     try:
         for cell in protocol.schedule:
             if cell.setting.dataset in skip_datasets:
-                bar.update(len(cell.methods) * (protocol.tuning_budget + len(protocol.final_seeds)))
+                bar.update(protocol.cell_runs(cell))
                 continue
             bar.set_postfix_str(cell.name)
             for method in cell.methods:
