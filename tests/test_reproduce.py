@@ -137,6 +137,18 @@ def test_a_stopped_reproduction_reports_what_was_not_run(tmp_path):
     assert "nothing: every run" not in report
 
 
+def test_the_report_lists_only_failures_not_yet_redone(tmp_path):
+    protocol = quick_protocol()
+    cell, method = protocol.cells[0], protocol.cells[0].methods[0]
+    lr = method.learning_rates(protocol.lr_multipliers)[0]
+    redone, missing = (run_path(tmp_path, cell.setting, "tune", s, method, lr).relative_to(tmp_path).as_posix()
+                       for s in (100, 101))
+    write_json(tmp_path / redone, {"result": {"diverged": True, "train_seconds": 1.0}})
+    write_json(tmp_path / "failures.json", [{"run": redone, "error": "E: one"}, {"run": missing, "error": "E: two"}])
+    report = write_report(protocol, tmp_path, tmp_path / "report.md").read_text()
+    assert f"failed (retried by the next invocation): {missing}: E: two" in report and "E: one" not in report
+
+
 def test_every_method_gets_the_same_tuning_budget_and_new_optimizers_join(monkeypatch):
     monkeypatch.setitem(OPTIMIZERS, "sgd_twin", (sgd, "a registry newcomer"))
     protocol = full_protocol()

@@ -39,6 +39,10 @@ from .protocol import Cell, Method, Protocol, Setting
 from .provenance import add_provenance, this_machine
 
 
+#: Where the runs that raised are listed (relative to the results folder), to be retried.
+FAILURES = "failures.json"
+
+
 def run_path(out, setting: Setting, role: str, seed: int, method: Method, lr: float) -> Path:
     """Where the record of one run lives."""
     return Path(out) / "runs" / setting.key / f"{role}-s{seed}" / f"{method.key}-lr{lr:g}.json"
@@ -50,6 +54,13 @@ def load_record(path) -> dict | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text())
+
+
+def unresolved_failures(out) -> list[dict]:
+    """The runs ``failures.json`` records as failed (``{"run", "error"}``) that have still not finished."""
+    path = Path(out) / FAILURES
+    failed = json.loads(path.read_text()) if path.is_file() else []
+    return [f for f in failed if not (Path(out) / f["run"]).is_file()]
 
 
 def write_json(path, obj) -> Path:
@@ -236,7 +247,7 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
                 record = execute_run(cell.setting, role, seed, method, lr, data, backend)
             except (ArithmeticError, ValueError, TypeError, MemoryError) as exc:
                 failures.append({"run": path.relative_to(out).as_posix(), "error": f"{type(exc).__name__}: {exc}"})
-                write_json(out / "failures.json", failures)
+                write_json(out / FAILURES, failures)
                 counts["failed"] += 1
                 log(f"run failed (retried next time): {path.relative_to(out)}: {exc}")
             else:
