@@ -285,10 +285,12 @@ def test_the_protocol_description_is_built_from_the_protocol_itself():
 
 @pytest.mark.parametrize("sgd_accs, verdict", [
     ([87.9, 88.1, 87.7, 88.3, 87.8], "are matched within 0.09 points by our SGD/Adam"),
-    ([70.9, 71.1, 70.7, 71.3, 70.8], "are not matched by our better of SGD and Adam (1% of MNIST (60 per class): 16.91 points"),
+    ([70.9, 71.1, 70.7, 71.3, 70.8],
+     "are not matched by our better of SGD and Adam (1% of MNIST (60 per class): 16.91 points"),
 ])
 def test_the_summary_says_whether_the_baselines_match_the_paper(sgd_accs, verdict):
-    cell = next(c for c in full_protocol(datasets=("mnist5k",)).cells if c.reading == "main" and c.setting.per_class == 60)
+    cell = next(c for c in full_protocol(datasets=("mnist5k",)).cells
+                if c.reading == "main" and c.setting.per_class == 60)
     methods = [_fake_method(Method("sgd"), sgd_accs, val=0.88),
                _fake_method(Method("sgd", dba=True), [89.5, 89.9, 89.1, 89.7, 89.3], val=0.9)]
     assert verdict in summary_statement([CellResult(cell, methods, planned=10, finished=10)])

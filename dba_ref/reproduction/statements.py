@@ -55,7 +55,8 @@ def baseline_level(paper: dict, sgd: MethodResult | None, adam: MethodResult | N
     better = max(ours, key=lambda m: m.mean)
     gap = better.mean - paper["baseline"]
     return (f"The paper's numbers imply baselines near {paper['baseline']:.1f}%; our better of SGD and Adam "
-            f"({flagged_label(better)}, {better.mean:.2f}%) is {abs(gap):.2f} points {'above' if gap >= 0 else 'below'} it.")
+            f"({flagged_label(better)}, {better.mean:.2f}%) is {abs(gap):.2f} points "
+            f"{'above' if gap >= 0 else 'below'} it.")
 
 
 def direction(dba_: MethodResult, base: MethodResult) -> str:
@@ -100,7 +101,8 @@ def claim_statements(cells) -> list[str]:
                 f"{paper['dba'] - best_dba.mean:.2f} points {'below' if best_dba.mean < paper['dba'] else 'above'} "
                 f"the paper's {paper['dba']}% (criterion: within max({ACC_TOLERANCE:g}, 2·std) points).",
                 f"Best baseline (chosen on validation): {flagged_label(best_base)} at {format_accuracy(best_base)}"
-                + (f"; SGD {format_accuracy(sgd)}" if sgd else "") + (f"; Adam {format_accuracy(adam)}" if adam else "") + ".",
+                + (f"; SGD {format_accuracy(sgd)}" if sgd else "")
+                + (f"; Adam {format_accuracy(adam)}" if adam else "") + ".",
                 baseline_level(paper, sgd, adam),
                 f"RER claim: **{'reproduced' if rer_ok else 'not reproduced'}**: best DBA vs best baseline is "
                 f"{versus(best_dba, best_base)}, against the paper's {paper['rer']}% "
@@ -184,7 +186,7 @@ def reading_statements(cells) -> list[str]:
     """What each reading of the paper changed, against the main cell of the same regime."""
     out = []
     for c in cells:
-        if c.cell.reading in ("main",) or c.cell.setting.dataset != "mnist5k":
+        if c.cell.reading == "main" or c.cell.setting.dataset != "mnist5k":
             continue
         s = c.cell.setting
         main = main_cell(cells, s.dataset, s.per_class)
@@ -198,9 +200,11 @@ def reading_statements(cells) -> list[str]:
         if best_dba is None:
             out.append(f"{what}: not run to the end ({c.finished} of {c.planned} runs finished).")
             continue
-        sentence = f"{what}: {incomplete_note(c)}{' ' if incomplete_note(c) else ''}best DBA {flagged_label(best_dba)} {format_accuracy(best_dba)}"
+        note = incomplete_note(c)
+        sentence = f"{what}: {note}{' ' if note else ''}best DBA {flagged_label(best_dba)} {format_accuracy(best_dba)}"
         if best_base is not None:
-            sentence += f", best baseline {flagged_label(best_base)} {format_accuracy(best_base)}: DBA {versus(best_dba, best_base)}"
+            sentence += (f", best baseline {flagged_label(best_base)} {format_accuracy(best_base)}: "
+                         f"DBA {versus(best_dba, best_base)}")
         twin = main.get(replace(best_dba.method, normalise="selection").key) if main else None
         if twin is not None:
             sentence += (f"; against the same DBA method in the main cell ({twin.method.label}, {twin.mean:.2f}%): "
