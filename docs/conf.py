@@ -35,7 +35,6 @@ release = version = dba_ref.__version__
 extensions = [
     "myst_nb",                   # Markdown (MyST) pages and notebooks; loads myst_parser itself
     "sphinx.ext.autodoc",
-    "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
     "numpy_docstrings",          # napoleon, for the package's NumPy-style docstrings
     "api_reference",             # one page per public module, generated from the package
@@ -43,6 +42,7 @@ extensions = [
     "folder_links",              # a link to a folder of the repository -> the folder's path
     "cli_help",                  # `dba-ref ... --help`, as the installed command prints it
     "exercise_tasks",            # the classroom exercises, from their registry and their stubs
+    "optimizer_registry",        # the optimizers, from their registry
 ]
 
 exclude_patterns = [
@@ -50,6 +50,7 @@ exclude_patterns = [
     "**.ipynb_checkpoints",
     "optimizers/README.md",      # shown through optimizers/index.md, which includes it
     "reproduction/table.md",     # generated with docs/reproduction.md, which shows the same tables
+    "getting_started/train.md",  # written by docs/scripts/getting_started_output.py, included by a page
 ]
 templates_path = ["_templates"]
 
@@ -61,6 +62,16 @@ shutil.rmtree(DOCS / "tutorials", ignore_errors=True)
 shutil.copytree(REPO / "tutorials", DOCS / "tutorials",
                 ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
 
+
+def notebooks_under_tutorials_page(app, docname, source):
+    """``source-read``: the tutorials' README is their page; the notebooks are its children in the navigation."""
+    if docname == "tutorials/README":
+        source[0] += "\n\n```{toctree}\n:hidden:\n:glob:\n\n0*\n```\n"
+
+
+def setup(app):
+    app.connect("source-read", notebooks_under_tutorials_page)
+
 # --- MyST and notebooks --------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 4               # GitHub-style anchors, so `page.md#5-float32-stability` links resolve
@@ -68,7 +79,6 @@ nb_execution_mode = "off"              # render the committed outputs; the tests
 nb_merge_streams = True
 
 # --- API reference ---------------------------------------------------------------------------------
-autosummary_generate = False           # the pages come from _ext/api_reference.py; autosummary makes tables
 autodoc_default_options = {
     "members": True,
     "undoc-members": True,             # every public name, documented or not

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from docutils.statemachine import StringList
 from sphinx.ext.autodoc.mock import ismock, mock
+from sphinx.pycode import ModuleAnalyzer
 from sphinx.util.docutils import SphinxDirective
 
 PACKAGE = "dba_ref"
@@ -80,6 +81,8 @@ def canonical_name(dotted: str) -> str | None:
         return None
     name = obj.__name__
     for part in parts[i:]:
+        if inspect.isclass(obj) and part in getattr(obj, "__annotations__", {}) and not hasattr(obj, part):
+            return f"{name}.{part}"          # a field declared by annotation only (a dataclass field)
         if not hasattr(obj, part):
             return None
         owner, obj = obj, getattr(obj, part)
@@ -95,6 +98,21 @@ def canonical_name(dotted: str) -> str | None:
 
 
 # --- the pages -------------------------------------------------------------------------------------
+def summary(obj) -> str:
+    """The first paragraph of a function's or class's docstring, on one line ('' for data)."""
+    if not is_definition(obj):
+        return ""
+    return " ".join((inspect.getdoc(obj) or "").strip().split("\n\n")[0].split())
+
+
+def link_table(rows, indent: str = "") -> list[str]:
+    """reST lines of a two-column table: ``(shown name, target, summary)`` rows."""
+    lines = [f"{indent}.. list-table::", f"{indent}   :widths: 30 70", ""]
+    for shown, target, text in rows:
+        lines += [f"{indent}   * - :py:obj:`{shown} <{target}>`", f"{indent}     - {text}"]
+    return lines
+
+
 def public_modules(package: str = PACKAGE) -> list[str]:
     """``package`` and every module below it whose dotted name has no part starting with ``_``."""
     root = importlib.import_module(package)
@@ -117,6 +135,24 @@ def _source_line(obj) -> int:
         return 0
 
 
+def undocumented_data(module) -> list[str]:
+    """Public names ``module`` assigns at top level without a ``#:`` comment or docstring.
+
+    autodoc leaves these out even with ``undoc-members``; the page lists them explicitly,
+    so that every public name has an entry.
+    """
+    documented = {name for (_, name) in ModuleAnalyzer.for_module(module.__name__).find_attr_docs()}
+    return [name for name, obj in vars(module).items()
+            if not name.startswith("_") and not inspect.ismodule(obj) and not is_definition(obj)
+            and name not in documented and assigns(module, name)]
+
+
+def short_value(obj) -> bool:
+    """Whether ``repr(obj)`` is short and the same in every run (no memory addresses)."""
+    text = repr(obj)
+    return len(text) <= 80 and " at 0x" not in text
+
+
 def page(modname: str, all_modules: list[str]) -> str:
     """The reST source of ``modname``'s page."""
     module = importlib.import_module(modname)
@@ -125,12 +161,15 @@ def page(modname: str, all_modules: list[str]) -> str:
              f".. automodule:: {modname}", ""]
     members = defined_here(module)
     if members:
-        lines += ["   .. rubric:: Summary", "", "   .. autosummary::", "",
-                  *[f"      {name}" for name in members], ""]
+        rows = [(name, f"{modname}.{name}", summary(getattr(module, name))) for name in members]
+        lines += ["   .. rubric:: Summary", "", *link_table(rows, indent="   "), ""]
     lines += [f"   .. reexports:: {modname}", ""]
     if children:
         lines += ["   .. rubric:: Modules", "", "   .. toctree::", "      :maxdepth: 1", "",
                   *[f"      {child}" for child in children], ""]
+    for name in undocumented_data(module):
+        lines += [f".. autodata:: {modname}.{name}", *([] if short_value(getattr(module, name)) else
+                                                       ["   :no-value:"]), ""]
     return "\n".join(lines)
 
 
@@ -163,15 +202,11 @@ class ReexportsDirective(SphinxDirective):
             where = defined_in(package, name)
             if where in (None, package.__name__):
                 continue
-            obj = getattr(package, name)
-            summary = (inspect.getdoc(obj) or "").strip().partition("\n")[0] if is_definition(obj) else ""
-            rows.append((name, canonical_name(f"{package.__name__}.{name}"), summary))
+            rows.append((name, canonical_name(f"{package.__name__}.{name}"), summary(getattr(package, name))))
         if not rows:
             return []
         lines = [f"Re-exported here (``from {package.__name__} import NAME``); each is documented where it is "
-                 "defined:", "", ".. list-table::", "   :widths: 30 70", ""]
-        for name, target, summary in rows:
-            lines += [f"   * - :py:obj:`{name} <{target}>`", f"     - {summary}"]
+                 "defined:", "", *link_table(rows)]
         return self.parse_content_to_nodes(StringList(lines, source=f"<reexports of {package.__name__}>"))
 
 
@@ -204,8 +239,19 @@ def skip_foreign_members(app, what, name, obj, skip, options):
     return None
 
 
+def drop_type_docstrings(app, what, name, obj, options, lines) -> None:
+    """``autodoc-process-docstring``: a constant without a comment has no docstring, not its type's.
+
+    autodoc falls back to ``type(obj).__doc__`` (``dict``'s help for a dict constant).
+    """
+    own = " ".join("\n".join(lines).split())
+    if what in ("data", "attribute") and own and own == " ".join((inspect.getdoc(type(obj)) or "").split()):
+        lines.clear()
+
+
 def setup(app):
     app.connect("builder-inited", write_pages)
+    app.connect("autodoc-process-docstring", drop_type_docstrings, priority=400)
     app.connect("autodoc-skip-member", skip_foreign_members)
     app.connect("missing-reference", resolve_as_python)
     app.add_directive("reexports", ReexportsDirective)
