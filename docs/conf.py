@@ -126,13 +126,14 @@ html_show_sourcelink = False
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    "header_links_before_dropdown": 8,
+    "header_links_before_dropdown": 6,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
     "secondary_sidebar_items": ["page-toc"],
     "use_edit_page_button": False,
 }
 html_context = {"default_mode": "light"}
+html_sidebars = {"*": []}              # pages at the top level have no children: no empty section navigation
 
 
 def _offline_mathjax() -> Path:
