@@ -22,13 +22,15 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
-from docutils.statemachine import StringList
 from sphinx.ext.autodoc.mock import ismock, mock
 from sphinx.pycode import ModuleAnalyzer
 from sphinx.util.docutils import SphinxDirective
+
+from rst_content import parse_rst
 
 PACKAGE = "dba_ref"
 OUTPUT = "api/generated"
@@ -98,11 +100,20 @@ def canonical_name(dotted: str) -> str | None:
 
 
 # --- the pages -------------------------------------------------------------------------------------
+#: A cross-reference role in a docstring, ``:class:`AdanState``` or ``:func:`~dba_ref.select```.
+ROLE = re.compile(r":(?:[\w-]+:)*[\w-]+:`~?([^`<]*?)\s*(?:<[^>]*>)?`")
+
+
 def summary(obj) -> str:
-    """The first paragraph of a function's or class's docstring, on one line ('' for data)."""
+    """The first paragraph of a function's or class's docstring, on one line ('' for data).
+
+    Its cross-references become code: a docstring's short names resolve in its own module,
+    not on the page that shows the summary.
+    """
     if not is_definition(obj):
         return ""
-    return " ".join((inspect.getdoc(obj) or "").strip().split("\n\n")[0].split())
+    first = " ".join((inspect.getdoc(obj) or "").strip().split("\n\n")[0].split())
+    return ROLE.sub(r"``\1``", first)
 
 
 def link_table(rows, indent: str = "") -> list[str]:
@@ -207,7 +218,7 @@ class ReexportsDirective(SphinxDirective):
             return []
         lines = [f"Re-exported here (``from {package.__name__} import NAME``); each is documented where it is "
                  "defined:", "", *link_table(rows)]
-        return self.parse_content_to_nodes(StringList(lines, source=f"<reexports of {package.__name__}>"))
+        return parse_rst(self, lines, f"<reexports of {package.__name__}>")
 
 
 def resolve_as_python(app, env, node, contnode):

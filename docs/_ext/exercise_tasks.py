@@ -2,10 +2,10 @@
 
 For every exercise of ``dba_ref.exercises.EXERCISES`` it shows the number and
 title, the function the student writes, the reference it is graded against
-(linked to the API), and the "Task" section of the stub's docstring, which is
-the text the student gets with the stub. Nothing is retyped: a new exercise or
-an edited task appears in the site at the next build, and a stub that cannot be
-found fails it.
+(linked to the API), and the "Task" section of the stub's docstring as the
+student reads it in the file (plain text, the stub's own layout). Nothing is
+retyped: a new exercise or an edited task appears in the site at the next
+build, and a stub that cannot be found fails it.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import ast
 import re
 from pathlib import Path
 
-from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
+
+from rst_content import parse_rst
 
 #: A NumPy-style section header: a title line underlined with dashes.
 HEADER = re.compile(r"^(?P<title>\S.*)\n-{3,}\n", re.MULTILINE)
@@ -50,9 +51,10 @@ class ExerciseTasksDirective(SphinxDirective):
             task = docstring_section(ast.get_docstring(ast.parse(path.read_text())) or "", "Task")
             reference = f"{exercise.reference.__module__}.{exercise.reference.__qualname__}"
             lines += [f".. rubric:: Exercise {exercise.number} · {exercise.title}", "",
-                      f"Write ``{exercise.signature}``; graded against :py:func:`{reference}`.", "",
-                      *task.splitlines(), ""]
-        return self.parse_content_to_nodes(StringList(lines, source="<exercise-tasks>"))
+                      f"Write ``{exercise.signature}``; graded against :py:func:`{reference}`. "
+                      f"The task, from the stub ``{path.name}``:", "", "::", "",
+                      *[f"    {line}" for line in task.splitlines()], ""]
+        return parse_rst(self, lines, "<exercise-tasks>")
 
 
 def setup(app):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
+
+from rst_content import parse_rst
 
 
 class OptimizerRegistryDirective(SphinxDirective):
@@ -24,7 +25,7 @@ class OptimizerRegistryDirective(SphinxDirective):
             shown = f":doc:`{name} </optimizers/{name}>`" if (pages / f"{name}.md").is_file() else f"``{name}``"
             lines += [f"   * - {shown}", f"     - {description}",
                       f"     - :py:func:`{factory.__module__}.{factory.__qualname__}`"]
-        return self.parse_content_to_nodes(StringList(lines, source="<optimizer-registry>"))
+        return parse_rst(self, lines, "<optimizer-registry>")
 
 
 def setup(app):
