@@ -52,7 +52,6 @@ exclude_patterns = [
     "reproduction/table.md",     # generated with docs/reproduction.md, which shows the same tables
     "getting_started/train.md",  # written by docs/scripts/getting_started_output.py, included by a page
 ]
-templates_path = ["_templates"]
 
 # --- The tutorials ---------------------------------------------------------------------------------
 # Sphinx reads pages from docs/ only, and resolves symbolic links (so a link to ../tutorials would put the
