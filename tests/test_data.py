@@ -55,6 +55,8 @@ def test_fraction_and_errors():
         stratified_indices(y, per_class=3, fraction=0.1)
     with pytest.raises(ValueError, match="only 100 samples available, 101"):
         stratified_indices(y, per_class=101)
+    with pytest.raises(ValueError, match="class 0 has only 1 sample available, 2 were asked for"):
+        stratified_indices(np.array([0, 1, 1]), per_class=2)
 
 
 def test_digits():

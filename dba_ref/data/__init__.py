@@ -224,7 +224,8 @@ def stratified_indices(y, per_class: int | None = None, fraction: float | None =
                 raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
             n = max(1, round(fraction * np.sum(y == c)))
         if n > pool.size:
-            raise ValueError(f"class {c} has only {pool.size} samples available, {n} were asked for")
+            raise ValueError(f"class {c} has only {pool.size} sample{'s' if pool.size != 1 else ''} available, "
+                             f"{n} {'were' if n > 1 else 'was'} asked for")
         chosen.append(rng.choice(pool, size=n, replace=False))
     return np.sort(np.concatenate(chosen))
 
