@@ -42,9 +42,9 @@ Hints
 
 Check your answer
 -----------------
-Run this file: ``python ex1_error_signals.py`` grades ``error_signals`` on edge cases and fresh
-random cases, says what is wrong, and exits with status 0 only when every case
-passes. Or, from a shell::
+Run this file: ``python ex1_error_signals.py`` grades ``error_signals`` on
+edge cases and fresh random cases, says what is wrong, and exits with status 0
+only when every case passes. Or, from a shell::
 
     dba-ref exercises check 1 ex1_error_signals.py
 

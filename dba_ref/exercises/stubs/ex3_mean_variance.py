@@ -39,9 +39,9 @@ Hints
 
 Check your answer
 -----------------
-Run this file: ``python ex3_mean_variance.py`` grades ``mean_variance`` on edge cases and fresh
-random cases, says what is wrong, and exits with status 0 only when every case
-passes. Or, from a shell::
+Run this file: ``python ex3_mean_variance.py`` grades ``mean_variance`` on
+edge cases and fresh random cases, says what is wrong, and exits with status 0
+only when every case passes. Or, from a shell::
 
     dba-ref exercises check 3 ex3_mean_variance.py
 

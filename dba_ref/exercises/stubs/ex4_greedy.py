@@ -37,9 +37,9 @@ Hints
 
 Check your answer
 -----------------
-Run this file: ``python ex4_greedy.py`` grades ``greedy_removals`` on edge cases and fresh
-random cases, says what is wrong, and exits with status 0 only when every case
-passes. Or, from a shell::
+Run this file: ``python ex4_greedy.py`` grades ``greedy_removals`` on edge
+cases and fresh random cases, says what is wrong, and exits with status 0 only
+when every case passes. Or, from a shell::
 
     dba-ref exercises check 4 ex4_greedy.py
 
