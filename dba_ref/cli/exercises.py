@@ -11,7 +11,9 @@ FILE is a .py file or a .ipynb notebook that defines the function the
 exercise asks for; it is run to load that function (a notebook's code cells in
 order, without its %magic and !shell lines). The report says what is wrong:
 the shape, which entry and by how much, and the likely mistake. Exit status:
-0 when every case passes, 1 when some fail or the stub is not filled in yet.
+0 when every case passes, 1 when some fail or the stub is not filled in yet,
+2 on an error (no such file or exercise; start: a file of the stub's name is
+already there and --force was not given).
 """
 from __future__ import annotations
 
