@@ -308,7 +308,7 @@ def _launch_greedy(dK, r, diag, totals, metric: str, min_size: int, tol: float) 
 
 
 def _launch_mean(dA, dD, indices, B: int):
-    """``(1/|S|) Δ_Sᵀ [A_S, 1]`` in float64 for the rows ``indices`` (None: all), copied to the host as ``(gW, gb)``."""
+    """``(1/|S|) Δ_Sᵀ [A_S, 1]`` in float64 over the rows ``indices`` (None: all), as host ``(gW, gb)``."""
     rows = np.arange(B, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
     d_rows = cuda.to_device(rows)
     gW = cuda.device_array((dD.shape[1], dA.shape[1]), np.float64)

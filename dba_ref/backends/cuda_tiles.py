@@ -334,7 +334,7 @@ def tile_kernels(dtype, shape: TileConfig) -> TileKernels:
 
     @cuda.jit
     def backward(D_next, W, rows, Z, activation, D):
-        """Tile of ``Δ = (Δ' W) ⊙ φ'(Z)`` (B, in), with ``Δ'`` (B, out), ``W`` (out, in); ``rows = 0..out−1``."""
+        """Tile of ``Δ = (Δ' W) ⊙ φ'(Z)`` (B, in), ``Δ'`` (B, out), ``W`` (out, in); ``rows = 0..out−1``."""
         n, n_in = U(D.shape[0]), U(D.shape[1])
         i0 = U(cuda.blockIdx.y) * TILE
         j0 = U(cuda.blockIdx.x) * TILE
@@ -387,7 +387,7 @@ def _product_config(n_rows: int, n_cols: int) -> TileConfig:
 
 
 def launch_gram(dA, dD, dK, shape: TileConfig | None = None) -> None:
-    """``dK ← (dD dDᵀ) ⊙ (dA dAᵀ + 1)``, accumulated in ``dK``'s dtype; ``shape`` None: :func:`choose_config`."""
+    """``dK ← (dD dDᵀ) ⊙ (dA dAᵀ + 1)`` in ``dK``'s dtype; ``shape`` None: :func:`choose_config`."""
     B = dK.shape[0]
     if shape is None:
         shape = choose_config(lambda tile: blocks(B, tile) * (blocks(B, tile) + 1) // 2)
