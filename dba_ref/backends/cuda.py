@@ -51,8 +51,8 @@ thread per CUDA thread; tests keep sizes small). Installing: ``pip install
 """
 from __future__ import annotations
 
-import importlib
 import math
+from importlib import import_module
 
 import numpy as np
 from numba import cuda, float64, int64
@@ -99,7 +99,7 @@ def numpy_conflict() -> str | None:
     if getattr(cuda, "implementation", "Built-in") != "NVIDIA" or hasattr(np, "row_stack"):
         return None
     try:
-        importlib.import_module("numba.cuda.np.arrayobj")
+        import_module("numba.cuda.np.arrayobj")
     except AttributeError as error:
         if "row_stack" not in str(error):
             raise
