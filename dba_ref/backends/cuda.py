@@ -362,8 +362,14 @@ class DeviceStep:
         are not checked here: check them first, as
         :meth:`dba_ref.MLP.check_batch` does.
         """
+        return cls.from_device(*device_backprop(params, activation, X, y))
+
+    @classmethod
+    def from_device(cls, inputs, deltas, losses=None) -> "DeviceStep":
+        """The step of signals already on the device: ``A_{l-1}`` and ``Δ_l`` device arrays per layer
+        (as :func:`dba_ref.backends.cuda_backprop.device_backprop` returns them), and optionally the losses."""
         step = cls.__new__(cls)
-        step._attach(*device_backprop(params, activation, X, y))
+        step._attach(inputs, deltas, losses)
         return step
 
     def _attach(self, inputs, deltas, losses) -> None:
