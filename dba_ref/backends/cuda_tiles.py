@@ -47,8 +47,8 @@ FMAs.
 
 **Shapes** (:data:`CONFIGS`): ``(THREADS, WORK)`` = (16, 8), (16, 4) or
 (8, 4), i.e. 128-, 64- and 32-wide tiles; :func:`choose_config` takes the
-largest that still gives every multiprocessor a block, so small batches are
-not left to a few SMs. In Numba's CUDA simulator (a Python thread per CUDA
+largest that still gives every multiprocessor two blocks, so small batches
+are not left to a few SMs. In Numba's CUDA simulator (a Python thread per CUDA
 thread) the same code runs with 8-wide tiles, so that the tests at B ≤ 40
 cover many tiles and partial ones.
 
@@ -99,9 +99,15 @@ def _multiprocessors() -> int:
 
 
 def choose_config(n_blocks) -> TileConfig:
-    """The largest tile for which ``n_blocks(tile)`` blocks give every multiprocessor work (else the smallest)."""
+    """The largest tile for which ``n_blocks(tile)`` blocks give every multiprocessor two (else the smallest).
+
+    Larger tiles do more FMAs per shared-memory load, but a grid of fewer
+    blocks than multiprocessors leaves some idle, and one of barely more
+    ends with a wave of a few blocks. Two blocks per SM is a first guess,
+    to be checked against the block-shape columns of ``benchmarks/gpu.py``.
+    """
     for shape in CONFIGS:
-        if n_blocks(shape.tile) >= _multiprocessors():
+        if n_blocks(shape.tile) >= 2 * _multiprocessors():
             return shape
     return CONFIGS[-1]
 
