@@ -94,7 +94,7 @@ def numpy_conflict() -> str | None:
     and it is in maintenance mode) registers ``np.row_stack`` when it loads
     its typing, and NumPy 2.5 removed ``np.row_stack``: the first kernel
     launch would fail deep inside numba_cuda with an ``AttributeError``. The
-    module that does it is imported here, once, to find out.
+    module that does it is imported here to find out (Python keeps it once loaded).
     """
     if getattr(cuda, "implementation", "Built-in") != "NVIDIA" or hasattr(np, "row_stack"):
         return None
@@ -109,7 +109,8 @@ def numpy_conflict() -> str | None:
 
 
 def _dense_kernels(dtype: np.dtype):
-    """The Gram and masked-sum kernels of one dtype at the largest block shape (compiled by the PTX checks)."""
+    """The Gram and masked-sum kernels of one dtype at the largest block shape (as tests/test_backends.py
+    compiles them to PTX)."""
     kernels = cuda_tiles.tile_kernels(np.dtype(dtype), cuda_tiles.CONFIGS[0])
     return kernels.gram, kernels.masked_sum
 

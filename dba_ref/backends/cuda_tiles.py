@@ -23,15 +23,16 @@ kernel             C                                         L, R               
 threads computes a ``TILE × TILE`` tile of C, ``TILE = THREADS · WORK``;
 thread ``(ty, tx)`` holds the ``WORK × WORK`` entries ``(ty + THREADS·u,
 tx + THREADS·v)`` in registers. The contraction runs ``CHUNK`` indices at a
-time: both operands' ``TILE × CHUNK`` slices are staged in shared memory,
+time (4 in float64, 8 in float32: 32 bytes, one memory sector of a row):
+both operands' ``TILE × CHUNK`` slices are staged in shared memory,
 stored k-major (``s[k, row]``) so that at each k a thread reads its ``WORK``
 values of L and ``WORK`` of R as consecutive words (no bank conflicts) and
 does ``WORK²`` fused multiply-adds with them. Two shared stages: while the
 block multiplies chunk c, each thread already holds its share of chunk c + 1
 in registers (loaded from global memory before the multiplications, stored
 after them), so a global load's latency hides behind ``CHUNK · WORK²`` FMAs
-and one barrier per chunk suffices. The rows of a slice are padded by 16
-bytes so that the stores of a rows-layout slice (lanes along k) fall into
+and one barrier per chunk suffices. The k-major rows are padded by 4
+elements so that the stores of a rows-layout slice (lanes along k) fall into
 distinct banks too.
 
 Why these numbers (``docs/performance.md`` has the arithmetic): per k a
