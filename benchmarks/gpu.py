@@ -164,8 +164,9 @@ class DeviceDBA:
         from dba_ref.backends.cuda_backprop import device_backprop
 
         tick = clock or (lambda name: None)
+        X, y = self.model.check_batch(X, y)           # as the trainer does, on the host
         signals = device_backprop(self.model.params, self.model.activation, X, y)
-        tick("copy in + forward/backward")
+        tick("check + copy in + forward/backward")
         step = DeviceStep.from_device(*signals)
         tick("Gram + statistics")
         paths = step.search("mean_variance", "greedy", 2, 0.0)

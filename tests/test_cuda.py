@@ -122,6 +122,21 @@ def test_device_step_from_batch_runs_the_whole_step(rng):
         np.testing.assert_allclose(gb, rb, rtol=np.finfo(np.float32).eps, atol=0)
 
 
+def test_from_batch_checks_its_inputs_once(rng):
+    model = MLP([4, 5, 3], seed=0)
+    X, y = rng.normal(size=(6, 4)), np.arange(6) % 3
+    with pytest.raises(ValueError, match="features per sample"):
+        cuda_backend.DeviceStep.from_batch(model.params, "relu", X[:, :3], y)
+    with pytest.raises(ValueError, match=r"\[0, 3\)|labels"):
+        cuda_backend.DeviceStep.from_batch(model.params, "relu", X, y + 1)
+    with pytest.raises(ValueError, match="activation"):
+        cuda_backend.DeviceStep.from_batch(model.params, "gelu", X, y)
+    with pytest.raises(ValueError, match=r"params\[1\]"):
+        cuda_backend.DeviceStep.from_batch([model.params[0], (model.weights[1].T, model.biases[1])], "relu", X, y)
+    with pytest.raises(ValueError, match="at least one layer"):
+        cuda_backend.DeviceStep.from_batch([], "relu", X, y)
+
+
 def test_device_step_from_host_signals_has_no_losses(rng):
     step = cuda_backend.DeviceStep([(rng.normal(size=(5, 3)), rng.normal(size=(5, 2)))])
     with pytest.raises(ValueError, match="from_batch"):

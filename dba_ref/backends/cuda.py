@@ -57,6 +57,7 @@ from importlib import import_module
 import numpy as np
 from numba import cuda, float64, int64
 
+from .._validation import check_choice, check_dtype, check_features, check_labels
 from ..metrics import METRIC_NAMES
 from . import _kernels, cuda_tiles, numba_cpu
 from .cuda_tiles import blocks
@@ -357,12 +358,25 @@ class DeviceStep:
     def from_batch(cls, params, activation: str, X, y) -> "DeviceStep":
         """The step of the batch ``(X, y)``, its forward and backward passes computed on the device.
 
-        ``params`` is ``[(W_l, b_l)]`` (e.g. :attr:`dba_ref.MLP.params`), ``X``
-        ``(B, in)`` in the parameters' dtype, ``y`` ``(B,)`` class indices: the
-        same signals as :func:`dba_ref.backprop.backprop` to rounding. Inputs
-        are not checked here: check them first, as
-        :meth:`dba_ref.MLP.check_batch` does.
+        ``params`` is ``[(W_l, b_l)]`` (e.g. :attr:`dba_ref.MLP.params`), one
+        float dtype; ``X`` ``(B, in)`` is converted to it; ``y`` ``(B,)`` holds
+        class indices. The signals are those of :func:`dba_ref.backprop.backprop`
+        to rounding. Checked here, once: the parameters' shapes, the activation,
+        X (finite, ``in`` features) and y (labels of the output layer).
         """
+        params = [(np.asarray(W), np.asarray(b)) for W, b in params]
+        if not params:
+            raise ValueError("params must list at least one layer (W, b)")
+        dtype = check_dtype(params[0][0].dtype)
+        n_in = params[0][0].shape[-1]
+        for l, (W, b) in enumerate(params):
+            if W.ndim != 2 or W.shape[1] != n_in or b.shape != (W.shape[0],) or {W.dtype, b.dtype} != {dtype}:
+                raise ValueError(f"params[{l}] must be (W, b) of shapes (out, {n_in}) and (out,), dtype {dtype}; "
+                                 f"got {W.shape} {W.dtype} and {b.shape} {b.dtype}")
+            n_in = W.shape[0]
+        check_choice(activation, cuda_tiles.ACTIVATION_IDS, "activation")
+        X = check_features(X, params[0][0].shape[1], dtype)
+        y = check_labels(y, X.shape[0], params[-1][0].shape[0])
         return cls.from_device(*device_backprop(params, activation, X, y))
 
     @classmethod

@@ -63,8 +63,9 @@ def device_backprop(params, activation: str, X, y):
     ``(inputs, deltas, losses)``: device arrays ``A_{l-1}`` ``(B, in_l)`` and
     ``Δ_l`` ``(B, out_l)`` per layer, and ``ℓ`` ``(B,)``, all in the model's dtype.
 
-    Inputs are not checked here (the front doors check them, see
-    :meth:`dba_ref.MLP.check_batch`); the copies in are the batch and the parameters.
+    Inputs are not checked here, as in every kernel launch:
+    :meth:`dba_ref.backends.cuda.DeviceStep.from_batch` checks them. The
+    copies in are the batch and the parameters.
     """
     dtype = np.dtype(params[0][0].dtype)
     act = cuda_tiles.ACTIVATION_IDS[activation]
