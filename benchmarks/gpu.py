@@ -247,9 +247,8 @@ def torch_steps(torch, sizes, X, y, device, sync, repeats, framework_repeats, me
         return plain, None
     framework = DBA(net, torch.optim.SGD(net.parameters(), lr=LEARNING_RATE))
     seconds = median_seconds(lambda: framework.step(Xt, yt), framework_repeats, sync)
-    del framework
     if device == "cuda":
-        torch.cuda.empty_cache()
+        torch.cuda.empty_cache()            # the per-sample gradients' memory, back to Numba and CuPy
     return plain, seconds
 
 
