@@ -109,7 +109,8 @@ def gram_rows(batch_sizes, layers, smoke: bool) -> list:
     cupy = None if smoke else optional("cupy")
     rows = []
     rng = np.random.default_rng(0)
-    print("\n## Gram kernel vs " + ("CuPy (cuBLAS)" if cupy else "NumPy on the host (no CuPy: smoke mode or missing)"))
+    print("\n## Gram kernel vs " + ("CuPy (cuBLAS)" if cupy else "NumPy on the host (smoke mode)" if smoke
+                                    else "nothing (CuPy is not installed: pip install cupy-cuda12x)"))
     print("\n| dtype | B | in, out | shape | kernel (ms) | reference (ms) | kernel GFLOP/s | reference GFLOP/s "
           "| kernel / reference |")
     print("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -123,8 +124,10 @@ def gram_rows(batch_sizes, layers, smoke: bool) -> list:
                     cA, cD = cupy.asarray(A), cupy.asarray(D)
                     reference = median_seconds(lambda: (cD @ cD.T) * (cA @ cA.T + 1), 10,
                                                cupy.cuda.Device().synchronize)
+                elif smoke:
+                    reference = median_seconds(lambda: (D @ D.T) * (A @ A.T + 1), 1, lambda: None)
                 else:
-                    reference = median_seconds(lambda: (D @ D.T) * (A @ A.T + 1), 3, lambda: None)
+                    reference = None
                 chosen = cuda_tiles.choose_config(
                     lambda tile: cuda_tiles.blocks(B, tile) * (cuda_tiles.blocks(B, tile) + 1) // 2)
                 flops = 2.0 * B * B * (n_in + n_out)
@@ -135,11 +138,12 @@ def gram_rows(batch_sizes, layers, smoke: bool) -> list:
                     name += " chosen" if shape == chosen else ""
                     row = dict(dtype=np.dtype(dtype).name, B=B, n_in=n_in, n_out=n_out, shape=list(shape),
                                chosen=shape == chosen, kernel_s=ours, reference_s=reference,
-                               reference="cupy" if cupy else "numpy", ratio=reference / ours)
+                               reference="cupy" if cupy else "numpy" if smoke else None,
+                               ratio=None if reference is None else reference / ours)
                     rows.append(row)
-                    print(f"| {row['dtype']} | {B} | {n_in}, {n_out} | {name} | {1e3 * ours:.3f} | "
-                          f"{1e3 * reference:.3f} | {flops / ours / 1e9:.0f} | {flops / reference / 1e9:.0f} "
-                          f"| {reference / ours:.2f} |", flush=True)
+                    rate = "–" if reference is None else f"{flops / reference / 1e9:.0f}"
+                    print(f"| {row['dtype']} | {B} | {n_in}, {n_out} | {name} | {1e3 * ours:.3f} | {ms(reference, 3)} "
+                          f"| {flops / ours / 1e9:.0f} | {rate} | {ratio(reference, ours, 2, '')} |", flush=True)
     return rows
 
 
@@ -269,12 +273,12 @@ def step_parts(ours: DeviceDBA, X, y, repeats: int, sync) -> dict:
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
-def ms(seconds) -> str:
-    return "–" if seconds is None else f"{1e3 * seconds:.1f}"
+def ms(seconds, digits: int = 1) -> str:
+    return "–" if seconds is None else f"{1e3 * seconds:.{digits}f}"
 
 
-def ratio(a, b) -> str:
-    return "–" if a is None or b is None else f"{a / b:.1f}×"
+def ratio(a, b, digits: int = 1, unit: str = "×") -> str:
+    return "–" if a is None or b is None else f"{a / b:.{digits}f}{unit}"
 
 
 # --------------------------------------------------------------------------
