@@ -1,137 +1,359 @@
-"""GPU benchmarks of the CUDA backend (issue 3). NEEDS an NVIDIA GPU and CuPy (``pip install cupy-cuda12x``).
+"""GPU benchmarks of the CUDA backend (issue 13): one GPU, one run, tables for docs/performance.md and a JSON file.
 
-Without a GPU, without CuPy, or under the CUDA simulator it says so and
-exits with status 0, measuring nothing.
+    python benchmarks/gpu.py [--json gpu.json]         # NEEDS an NVIDIA GPU (CuPy and PyTorch optional)
+    NUMBA_ENABLE_CUDASIM=1 python benchmarks/gpu.py --smoke   # tiny sizes in Numba's simulator: a code check
 
-1. The Gram kernel ``K = (D Dᵀ) ⊙ (A Aᵀ + 1)`` against CuPy computing the
-   same K with its matrix product (cuBLAS), at the shapes of a 784-1024-10
-   MLP's two layers: time, GFLOP/s (nominal ``2 B² (in + out)`` for both, so
-   the symmetric kernel's saving counts in its favour) and the ratio.
-   Target: ≥ 50% of CuPy's rate.
-2. A whole DBA(SGD) step at B = 8192, hidden 1024: the Numba CPU backend's
-   step against the GPU step (NumPy backprop on the host, then
-   :class:`dba_ref.backends.cuda.DeviceStep`: Gram, statistics, greedy
-   selection and masked means on the device, the SGD update on the host).
-   Target: the GPU step ≥ 10× faster.
+The model is a 784-1024-10 ReLU MLP on MNIST-5k batches (drawn with
+replacement above 5000), DBA with its defaults (``mean_variance``,
+``greedy``, ``min_size=2``, ``tol=0``), in float64 and float32. Tables:
 
-    python benchmarks/gpu.py
+1. **Gram kernel vs CuPy.** ``K = (D Dᵀ) ⊙ (A Aᵀ + 1)`` at the shapes of
+   the two layers, B = 1024, 4096, 8192: the kernel at the block shape
+   :func:`dba_ref.backends.cuda_tiles.choose_config` picks and at every
+   other shape, against CuPy computing the same K with two matrix products
+   (cuBLAS, full matrices) and two elementwise kernels. Rates are nominal,
+   ``2 B² (in + out)`` flops for both, so the kernel's symmetric half counts
+   in its favour. Target: kernel / CuPy ≥ 0.5. The kernel computes K in the
+   inputs' dtype here (the DBA step always uses float64 K).
+2. **Whole steps on the GPU**, per dtype and B = 1024, 4096, 8192:
+   a plain ``torch.optim.SGD`` step (``TorchMLP``; the batch already on the
+   device), the framework way (:class:`dba_ref.frameworks.torch_dba.DBA`,
+   per-sample gradients by ``vmap``, on CUDA tensors; skipped where its
+   ``B × P`` gradients would not fit in 60% of the GPU's memory), and the
+   dba-ref CUDA DBA(SGD) step: the batch and the parameters copied in,
+   forward and backward passes, Gram matrices, greedy selection and masked
+   means on the device, the mean gradients copied out, the SGD update on the
+   host (as ``dba_ref.training`` does). Targets: dba-ref ≤ 10× the plain
+   step at B = 1024; ≥ 50× faster than the framework way at B = 4096.
+3. **Where the dba-ref step's time goes**: the same step cut into its parts,
+   each timed with the device synchronised around it.
+
+Every time is the median of several calls after a warm-up call (compilation
+excluded), with the device synchronised before the clock is read.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import statistics
 import sys
 import time
 
+import numpy as np
 
-def unavailable() -> str | None:
+SIZES = (784, 1024, 10)
+BATCHES = (1024, 4096, 8192)
+SMOKE_SIZES = (10, 6, 3)
+SMOKE_BATCHES = (7, 10)
+LEARNING_RATE = 0.05
+
+
+def simulated() -> bool:
+    return os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+def unavailable(smoke: bool) -> str | None:
     """Why this benchmark cannot run here, or None."""
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        return "NUMBA_ENABLE_CUDASIM=1 is set: the simulator's timings mean nothing"
+    if smoke:
+        return None if simulated() else "--smoke runs in Numba's CUDA simulator: set NUMBA_ENABLE_CUDASIM=1"
+    if simulated():
+        return "NUMBA_ENABLE_CUDASIM=1 is set: the simulator's timings mean nothing (use --smoke)"
     from numba import cuda
 
     if not cuda.is_available():
         return "no CUDA GPU is available to Numba"
+    from dba_ref.backends.cuda import numpy_conflict
+
+    return numpy_conflict()
+
+
+def optional(name: str):
     try:
-        import cupy  # noqa: F401
+        return __import__(name)
     except ImportError:
-        return "CuPy is not installed (pip install cupy-cuda12x)"
-    return None
+        return None
 
 
-def gpu_time(fn, repeats: int = 10) -> float:
-    """Median seconds of ``fn()`` with the device synchronised around each call."""
-    import statistics
-
-    from numba import cuda
-
+def median_seconds(fn, repeats: int, sync) -> float:
+    """Median wall time of ``fn()`` after one warm-up call, ``sync()`` (the device) before each clock read."""
     fn()
-    cuda.synchronize()
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def gram_table(batch_sizes, layers) -> None:
-    import cupy as cp
-    import numpy as np
+def batches(B: int, n: int, smoke: bool, seed: int = 0):
+    """``n`` batches ``(X, y)`` of B samples (float64): MNIST-5k images, or random ones in smoke mode."""
+    if smoke:
+        rng = np.random.default_rng(seed)
+        return [(rng.normal(size=(B, SMOKE_SIZES[0])), rng.integers(0, SMOKE_SIZES[-1], B)) for _ in range(n)]
+    from _common import mnist_batches
+
+    return mnist_batches(B, n, seed)
+
+
+# --------------------------------------------------------------------------
+# 1. The Gram kernel against CuPy
+# --------------------------------------------------------------------------
+def gram_rows(batch_sizes, layers, smoke: bool) -> list:
     from numba import cuda
 
-    from dba_ref.backends.cuda import _launch_gram
+    from dba_ref.backends import cuda_tiles
 
-    print("| dtype | B | in, out | Gram kernel (ms) | CuPy (ms) | kernel GFLOP/s | CuPy GFLOP/s | kernel / CuPy |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    cupy = None if smoke else optional("cupy")
+    rows = []
     rng = np.random.default_rng(0)
+    print("\n## Gram kernel vs " + ("CuPy (cuBLAS)" if cupy else "NumPy on the host (smoke mode)" if smoke
+                                    else "nothing (CuPy is not installed: pip install cupy-cuda12x)"))
+    print("\n| dtype | B | in, out | shape | kernel (ms) | reference (ms) | kernel GFLOP/s | reference GFLOP/s "
+          "| kernel / reference |")
+    print("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for dtype in (np.float64, np.float32):
         for B in batch_sizes:
             for n_in, n_out in layers:
-                A = rng.random((B, n_in)).astype(dtype)
+                A = np.maximum(rng.normal(size=(B, n_in)), 0).astype(dtype)
                 D = rng.normal(size=(B, n_out)).astype(dtype)
-                dA, dD = cuda.to_device(A), cuda.to_device(D)
-                dK = cuda.device_array((B, B), dtype)
-                cA, cD = cp.asarray(A), cp.asarray(D)
-                ours = gpu_time(lambda: _launch_gram(dA, dD, dK))
-                theirs = gpu_time(lambda: (cD @ cD.T) * (cA @ cA.T + 1))
+                dA, dD, dK = cuda.to_device(A), cuda.to_device(D), cuda.device_array((B, B), dtype)
+                if cupy:
+                    cA, cD = cupy.asarray(A), cupy.asarray(D)
+                    reference = median_seconds(lambda: (cD @ cD.T) * (cA @ cA.T + 1), 10,
+                                               cupy.cuda.Device().synchronize)
+                elif smoke:
+                    reference = median_seconds(lambda: (D @ D.T) * (A @ A.T + 1), 1, lambda: None)
+                else:
+                    reference = None
+                chosen = cuda_tiles.choose_config(
+                    lambda tile: cuda_tiles.blocks(B, tile) * (cuda_tiles.blocks(B, tile) + 1) // 2)
                 flops = 2.0 * B * B * (n_in + n_out)
-                print(f"| {np.dtype(dtype).name} | {B} | {n_in}, {n_out} | {1e3 * ours:.2f} | {1e3 * theirs:.2f} "
-                      f"| {flops / ours / 1e9:.0f} | {flops / theirs / 1e9:.0f} | {theirs / ours:.2f} |", flush=True)
+                for shape in cuda_tiles.CONFIGS:
+                    ours = median_seconds(lambda: cuda_tiles.launch_gram(dA, dD, dK, shape), 1 if smoke else 10,
+                                          cuda.synchronize)
+                    name = f"{shape.tile}² ({shape.threads}×{shape.threads} threads × {shape.work}×{shape.work})"
+                    name += " chosen" if shape == chosen else ""
+                    row = dict(dtype=np.dtype(dtype).name, B=B, n_in=n_in, n_out=n_out, shape=list(shape),
+                               chosen=shape == chosen, kernel_s=ours, reference_s=reference,
+                               reference="cupy" if cupy else "numpy" if smoke else None,
+                               ratio=None if reference is None else reference / ours)
+                    rows.append(row)
+                    rate = "–" if reference is None else f"{flops / reference / 1e9:.0f}"
+                    print(f"| {row['dtype']} | {B} | {n_in}, {n_out} | {name} | {1e3 * ours:.3f} | {ms(reference, 3)} "
+                          f"| {flops / ours / 1e9:.0f} | {rate} | {ratio(reference, ours, 2, '')} |", flush=True)
+    return rows
 
 
-def step_table(B: int, hidden: int) -> None:
-    import numpy as np
-    from _common import Stepper, median_time, mnist_batches
+# --------------------------------------------------------------------------
+# 2 and 3. Whole steps
+# --------------------------------------------------------------------------
+class DeviceDBA:
+    """The dba-ref DBA(SGD) step with the CUDA backend, the forward and backward passes on the device."""
 
-    from dba_ref import apply_updates, backprop, sgd
-    from dba_ref.backends.cuda import DeviceStep
+    def __init__(self, sizes, dtype):
+        from dba_ref import MLP, sgd
 
-    batches = mnist_batches(B, 2)
-    cpu = Stepper([784, hidden, 10], batches, "numba")
-    cpu_step = median_time(cpu.dba_step, 3, warmup=1)
+        self.model = MLP(list(sizes), seed=0, dtype=dtype)
+        self.optimizer = sgd(LEARNING_RATE)
+        self.state = self.optimizer.init(self.model.params)
+        self.kept = []                              # samples kept per layer in the last step
 
-    model = cpu.model.copy()
-    opt = sgd(0.05)
-    state = opt.init(model.params)
-    parts = {"backprop": 0.0, "device": 0.0}
+    def step(self, X, y, clock=None) -> None:
+        """One step; ``clock(name)`` (if given) is called after each part, the device synchronised."""
+        from dba_ref import apply_updates
+        from dba_ref.backends.cuda import DeviceStep
+        from dba_ref.backends.cuda_backprop import device_backprop
 
-    def gpu_step():
-        nonlocal state
-        t0 = time.perf_counter()
-        signals = backprop(model, *batches[0])
-        t1 = time.perf_counter()
-        step = DeviceStep(signals.layers)
+        tick = clock or (lambda name: None)
+        X, y = self.model.check_batch(X, y)           # as the trainer does, on the host
+        signals = device_backprop(self.model.params, self.model.activation, X, y)
+        tick("check + copy in + forward/backward")
+        step = DeviceStep.from_device(*signals)
+        tick("Gram + statistics")
         paths = step.search("mean_variance", "greedy", 2, 0.0)
+        tick("greedy selection")
+        B = X.shape[0]
         keeps = [np.setdiff1d(np.arange(B), removed) for removed, _, _ in paths]
         grads = step.mean_grads(keeps)
-        t2 = time.perf_counter()
-        updates, state = opt.update(grads, state, model.params)
-        model.set_params(apply_updates(model.params, updates))
-        parts["backprop"], parts["device"] = t1 - t0, t2 - t1
-
-    gpu = median_time(gpu_step, 5, warmup=1)
-    print(f"| B | hidden | Numba CPU DBA step (s) | GPU DBA step (s) | of which NumPy backprop (s) "
-          f"| of which device work (s) | speed-up |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| {B} | {hidden} | {cpu_step:.3f} | {gpu:.3f} | {parts['backprop']:.3f} | {parts['device']:.3f} "
-          f"| {cpu_step / gpu:.1f}× |")
+        tick("masked means + copy out")
+        updates, self.state = self.optimizer.update(grads, self.state, self.model.params)
+        self.model.set_params(apply_updates(self.model.params, updates))
+        tick("SGD update on the host")
+        self.kept = [len(keep) for keep in keeps]
 
 
-def main() -> int:
-    from _common import header
+def framework_bytes(sizes, B: int, dtype) -> int:
+    """Device memory of the framework way's per-sample gradients and their flattened copy ``G``."""
+    params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    return 2 * B * params * np.dtype(dtype).itemsize
 
-    header("CUDA backend: Gram kernel vs CuPy, whole DBA step vs Numba CPU", "python benchmarks/gpu.py")
-    reason = unavailable()
-    if reason:
-        print(f"# not run: this benchmark needs an NVIDIA GPU and CuPy; {reason}.")
-        return 0
+
+def step_rows(sizes, batch_sizes, smoke: bool):
+    from numba import cuda
+
+    torch = optional("torch")
+    device = "cuda" if torch is not None and torch.cuda.is_available() and not smoke else "cpu"
+    sync = (lambda: (cuda.synchronize(), torch.cuda.synchronize())) if device == "cuda" else cuda.synchronize
+    memory = torch.cuda.get_device_properties(0).total_memory if device == "cuda" else 1 << 40
+    repeats, framework_repeats = (1, 1) if smoke else (5, 2)
+    steps, parts = [], []
+    print(f"\n## Whole steps (PyTorch on {device})")
+    print("\n| dtype | B | plain PyTorch SGD step (ms) | framework-way DBA step (ms) | dba-ref CUDA DBA step (ms) "
+          "| dba-ref / plain | framework / dba-ref | kept per layer |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for dtype in (np.float64, np.float32):
+        for B in batch_sizes:
+            X, y = batches(B, 1, smoke)[0]
+            X = X.astype(dtype)
+            ours = DeviceDBA(sizes, dtype)
+            dba_ref = median_seconds(lambda: ours.step(X, y), repeats, sync)
+            kept = ours.kept
+            plain = framework = None
+            if torch is not None:
+                plain, framework = torch_steps(torch, sizes, X, y, device, sync, repeats, framework_repeats, memory)
+            row = dict(dtype=np.dtype(dtype).name, B=B, torch_device=device, plain_s=plain, framework_s=framework,
+                       dba_ref_s=dba_ref, kept=kept)
+            steps.append(row)
+            print(f"| {row['dtype']} | {B} | {ms(plain)} | {ms(framework)} | {ms(dba_ref)} | {ratio(dba_ref, plain)} "
+                  f"| {ratio(framework, dba_ref)} | {', '.join(map(str, kept))} |", flush=True)
+            parts.append(dict(dtype=row["dtype"], B=B, **step_parts(ours, X, y, repeats, cuda.synchronize)))
+    names = [name for name in parts[0] if name not in ("dtype", "B")]
+    print("\n## Where the dba-ref CUDA step's time goes (ms, medians; each part timed with the device synchronised)")
+    print("\n| dtype | B | " + " | ".join(f"device: {name}" if name != "SGD update on the host" else name
+                                         for name in names) + " |")
+    print("| --- | ---: |" + " ---: |" * len(names))
+    for row in parts:
+        print(f"| {row['dtype']} | {row['B']} | " + " | ".join(f"{1e3 * row[name]:.2f}" for name in names) + " |")
+    return steps, parts
+
+
+def torch_steps(torch, sizes, X, y, device, sync, repeats, framework_repeats, memory):
+    """Median seconds of a plain torch.optim.SGD step and of a framework-way DBA step (None: skipped)."""
+    import torch.nn.functional as F
+
+    from dba_ref.frameworks.torch_dba import DBA, TorchMLP
+
+    dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+    Xt, yt = torch.as_tensor(X).to(device), torch.as_tensor(y).to(device)
+    net = TorchMLP(sizes, "relu", dtype).to(device)
+    sgd = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+
+    def plain_step():
+        sgd.zero_grad()
+        F.cross_entropy(net(Xt), yt).backward()
+        sgd.step()
+
+    plain = median_seconds(plain_step, 20 * repeats, sync)
+    if framework_bytes(sizes, X.shape[0], X.dtype) > 0.6 * memory:
+        return plain, None
+    framework = DBA(net, torch.optim.SGD(net.parameters(), lr=LEARNING_RATE))
+    seconds = median_seconds(lambda: framework.step(Xt, yt), framework_repeats, sync)
+    if device == "cuda":
+        torch.cuda.empty_cache()            # the per-sample gradients' memory, back to Numba and CuPy
+    return plain, seconds
+
+
+def step_parts(ours: DeviceDBA, X, y, repeats: int, sync) -> dict:
+    """Median seconds of each part of the dba-ref step."""
+    samples: dict = {}
+    for _ in range(repeats):
+        sync()
+        last = [time.perf_counter()]
+
+        def clock(name):
+            sync()
+            now = time.perf_counter()
+            samples.setdefault(name, []).append(now - last[0])
+            last[0] = now
+
+        ours.step(X, y, clock)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def ms(seconds, digits: int = 1) -> str:
+    return "–" if seconds is None else f"{1e3 * seconds:.{digits}f}"
+
+
+def ratio(a, b, digits: int = 1, unit: str = "×") -> str:
+    return "–" if a is None or b is None else f"{a / b:.{digits}f}{unit}"
+
+
+# --------------------------------------------------------------------------
+# The targets
+# --------------------------------------------------------------------------
+def targets(gram: list, steps: list, batch_sizes) -> dict:
+    """The three targets of issue 13, from the rows measured (None where a number is missing)."""
+    chosen = [row for row in gram if row["chosen"] and row["reference"] == "cupy"]
+    small, middle = batch_sizes[0], batch_sizes[1]
+    result = {"gram_kernel_over_cupy_min": min((row["ratio"] for row in chosen), default=None)}
+    for row in steps:
+        if row["B"] == small and row["plain_s"]:
+            result[f"dba_ref_over_plain_B{small}_{row['dtype']}"] = row["dba_ref_s"] / row["plain_s"]
+        if row["B"] == middle and row["framework_s"]:
+            result[f"framework_over_dba_ref_B{middle}_{row['dtype']}"] = row["framework_s"] / row["dba_ref_s"]
+    print("\n## Targets (issue 13)\n")
+    print(f"- Gram kernel / CuPy ≥ 0.5 at every shape: lowest "
+          f"{fmt(result['gram_kernel_over_cupy_min'])} (block shape chosen by choose_config)")
+    for key, value in result.items():
+        if key.startswith("dba_ref_over_plain"):
+            print(f"- dba-ref step ≤ 10× a plain PyTorch step ({key}): {fmt(value)}×")
+        elif key.startswith("framework_over"):
+            print(f"- framework way / dba-ref step ≥ 50 ({key}): {fmt(value)}×")
+    return result
+
+
+def fmt(value) -> str:
+    return "not measured" if value is None else f"{value:.2f}"
+
+
+def device_name() -> str:
     from numba import cuda
 
     name = cuda.get_current_device().name
-    print(f"# device: {name.decode() if isinstance(name, bytes) else name}")
-    gram_table([1024, 4096, 8192], [(784, 1024), (1024, 10)])
-    step_table(8192, 1024)
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def versions() -> dict:
+    import numba
+
+    found = {"numpy": np.__version__, "numba": numba.__version__}
+    for name in ("numba_cuda", "cupy", "torch"):
+        module = optional(name)
+        if module is not None:
+            found[name] = getattr(module, "__version__", "?")
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes in Numba's CUDA simulator (a code check)")
+    parser.add_argument("--json", default="benchmarks/gpu_results.json",
+                        help="where to write every number measured (default: benchmarks/gpu_results.json)")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _common import header
+
+    header("CUDA backend: Gram kernel vs CuPy, whole DBA steps vs PyTorch", "python benchmarks/gpu.py"
+           + (" --smoke" if args.smoke else ""))
+    reason = unavailable(args.smoke)
+    if reason:
+        print(f"# not run: {reason}.")
+        return 0
+    name = "Numba's CUDA simulator" if args.smoke else device_name()
+    print(f"# device: {name}; versions: {versions()}")
+    sizes, batch_sizes = (SMOKE_SIZES, SMOKE_BATCHES) if args.smoke else (SIZES, BATCHES)
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    gram = gram_rows(batch_sizes, layers, args.smoke)
+    steps, parts = step_rows(sizes, batch_sizes, args.smoke)
+    record = dict(smoke=args.smoke, device=name, versions=versions(), sizes=list(sizes), gram=gram, steps=steps,
+                  parts=parts, targets=targets(gram, steps, batch_sizes),
+                  date=time.strftime("%Y-%m-%d %H:%M"))
+    with open(args.json, "w") as f:
+        json.dump(record, f, indent=1)
+    print(f"\n# wrote {args.json}")
     return 0
 
 

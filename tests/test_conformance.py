@@ -1,13 +1,14 @@
 """The conformance checker: ``dba-ref conformance export DIR`` and ``check RESULTS.npz`` (issue 4)."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dba_ref.cli import main
-from dba_ref.conformance import (AMBIGUITY, check_results, compare_selection, format_report, is_input, load_golden,
-                                 load_npz, max_rel_error, quantity_of, reference_outputs)
+from dba_ref.conformance import (AMBIGUITY, check_results, compare_selection, format_report, golden_dir, is_input,
+                                 load_golden, load_npz, max_rel_error, quantity_of, reference_outputs)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +169,18 @@ def test_unreadable_or_missing_results_are_one_line_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["conformance", "check", str(bad), "--golden", str(tmp_path)]) == 2
     assert "golden cases small, deep" in capsys.readouterr().err
+
+
+def test_golden_cases_are_package_data_unless_the_variable_points_elsewhere(tmp_path, monkeypatch, golden):
+    import dba_ref.conformance
+
+    monkeypatch.delenv("DBA_REF_DATA_DIR", raising=False)
+    package = Path(dba_ref.conformance.__file__).resolve().parent / "golden"
+    assert golden_dir() == package and sorted(p.stem for p in package.glob("*.npz")) == sorted(golden)
+    monkeypatch.setenv("DBA_REF_DATA_DIR", str(tmp_path))
+    assert golden_dir() == tmp_path / "golden"
+    with pytest.raises(FileNotFoundError, match=f"not found in {tmp_path / 'golden'}; dba-ref ships them in"):
+        load_golden()
 
 
 def test_conformance_without_an_action_prints_its_help(capsys):

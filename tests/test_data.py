@@ -1,10 +1,12 @@
 """Data loading and stratified subsets."""
 import gzip
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import dba_ref.data
 from dba_ref.data import (FASHION_MNIST_DIR, bundled_data_dir, load_dataset, load_idx_dataset, make_split, read_idx,
                           stratified_indices)
 
@@ -19,6 +21,16 @@ def test_bundled_mnist5k_is_the_documented_file():
     data = load_dataset("mnist5k")
     assert data.X.shape == (5000, 784) and data.X.min() == 0.0 and data.X.max() == 1.0
     assert np.bincount(data.y).tolist() == [500] * 10
+
+
+def test_mnist5k_is_package_data_unless_the_variable_points_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.delenv("DBA_REF_DATA_DIR", raising=False)
+    package = Path(dba_ref.data.__file__).resolve().parent
+    assert bundled_data_dir() == package and (package / "mnist5k.npz").is_file()
+    monkeypatch.setenv("DBA_REF_DATA_DIR", "")                     # empty: unset
+    assert bundled_data_dir() == package
+    monkeypatch.setenv("DBA_REF_DATA_DIR", str(tmp_path))
+    assert bundled_data_dir() == tmp_path
 
 
 @pytest.mark.parametrize("per_class,seed", [(60, 0), (10, 3)])
@@ -43,6 +55,8 @@ def test_fraction_and_errors():
         stratified_indices(y, per_class=3, fraction=0.1)
     with pytest.raises(ValueError, match="only 100 samples available, 101"):
         stratified_indices(y, per_class=101)
+    with pytest.raises(ValueError, match="class 0 has only 1 sample available, 2 were asked for"):
+        stratified_indices(np.array([0, 1, 1]), per_class=2)
 
 
 def test_digits():
@@ -95,7 +109,7 @@ def test_broken_bundled_file_is_reported(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unreadable or truncated"):
         load_dataset("mnist5k")
     monkeypatch.setenv("DBA_REF_DATA_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match="bundled MNIST-5k not found"):
+    with pytest.raises(FileNotFoundError, match="bundled MNIST-5k not found.*point it at a folder holding mnist5k"):
         load_dataset("mnist5k")
 
 

@@ -5,16 +5,17 @@ the way a student would write them; each wrong one makes exactly one classic
 mistake.
 """
 import json
-from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from dba_ref.cli import main
-from dba_ref.exercises import EXERCISES, Case, check, describe_difference, get_exercise, load_student_function
+from dba_ref.exercises import (EXERCISES, Case, check, describe_difference, get_exercise, load_student_function,
+                               write_stub)
 from dba_ref.search import greedy_path
 
-REPO = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1, 2)
 
 
@@ -71,7 +72,7 @@ def student_mean_variance_scalars_unbiased(T, Q, k):
 
 
 # ---------------------------------------------------------------- exercise 4
-def student_greedy(K, min_size, *, stop="right", ties="low", return_kept=False):
+def student_greedy(K, min_size, *, stop="right", ties="low", accept="<", return_kept=False):
     """Recomputes every candidate's T and Q from scratch (a different order of arithmetic than the reference)."""
     S = list(range(K.shape[0]))
     removed = []
@@ -89,7 +90,7 @@ def student_greedy(K, min_size, *, stop="right", ties="low", return_kept=False):
         best_value = min(v for v, _ in values)
         pick = min if ties == "low" else max
         best = pick(i for v, i in values if v == best_value)
-        if not best_value < current:
+        if not (best_value < current if accept == "<" else best_value <= current):
             break
         S.remove(best)
         removed.append(best)
@@ -177,7 +178,8 @@ def test_ex1_softmax_overflow_fails_only_the_huge_logits_case():
 
 def test_ex1_wrong_container_and_count():
     assert "return a list" in _failing(1, lambda W, b, X, y: student_error_signals(W, b, X, y)[-1])
-    assert "you returned 1 array(s)" in _failing(1, lambda W, b, X, y: student_error_signals(W, b, X, y)[-1:])
+    text = _failing(1, lambda W, b, X, y: student_error_signals(W, b, X, y)[-1:])
+    assert "layers but you returned 1 array:" in text
 
 
 def test_ex2_transposed_product():
@@ -221,7 +223,9 @@ def test_ex2_one_wrong_entry_is_located():
     got[7, 3] += 0.5
     message = ex.grade(got, expected, case)
     assert message.startswith("K[7, 3] (sample 7, sample 3)") and "off by +0.5" in message
-    assert "1 of 1600 entries are wrong" in message
+    assert "1 of 1600 entries is wrong" in message
+    got[0, 0] += 0.5
+    assert "2 of 1600 entries are wrong" in ex.grade(got, expected, case)
 
 
 def test_ex3_unbiased_variance():
@@ -268,6 +272,22 @@ def test_ex3_wrong_shape():
 def test_ex4_off_by_one_going_below_min_size():
     text = _failing(4, lambda K, m: student_greedy(K, m, stop="one_too_far"))
     assert "an off-by-one in the stop" in text and "below min_size" in text
+    ex = get_exercise(4)
+    case = next(c for c in ex.edge_cases(np.random.default_rng(0)) if "the search reaches min_size" in c.name)
+    message = ex.grade(student_greedy(*case.args, stop="one_too_far"), ex.reference(*case.args), case)
+    assert "you went on to keep 1 sample, below min_size = 2" in message
+
+
+def test_ex4_removing_on_ties_names_the_strict_rule():
+    """A solution that removes when the best value equals the current one (<= for the spec's <) must fail."""
+    ex = get_exercise(4)
+    G = np.tile([0.5, -1.0, 2.0], (5, 1))                   # identical gradients: every subset scores exactly 0
+    K = G @ G.T
+    assert ex.reference(K, 2) == [] and student_greedy(K, 2, accept="<=") == [0, 1, 2]
+    text = _failing(4, lambda K, m: student_greedy(K, m, accept="<="))
+    assert "identical gradients" in text
+    assert "removing sample 0 leaves the metric unchanged (0), yet you removed it" in text
+    assert "best < current (not best <= current)" in text
 
 
 def test_ex4_off_by_one_stopping_early():
@@ -332,12 +352,53 @@ def test_missing_return_and_exception_location():
 @pytest.mark.parametrize("number", sorted(EXERCISES))
 def test_stubs_load_and_are_not_attempted(number):
     ex = EXERCISES[number]
-    stub = REPO / ex.stub
-    function = load_student_function(stub, number)
+    function = load_student_function(ex.stub_path, number)
     report = check(number, function, seed=0)
-    assert report.not_attempted and not report.passed
+    assert report.not_attempted and not report.passed and report.exit_status == 1
     assert "NOT ATTEMPTED" in report.text()
-    assert f"def {ex.function}(" in stub.read_text()
+    text = ex.stub_path.read_text()
+    assert f"def {ex.function}(" in text and f"dba-ref exercises check {number} {ex.stub}" in text
+
+
+def run_stub(path):
+    return subprocess.run([sys.executable, path.name], cwd=path.parent, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_stub_run_as_a_script_exits_1_until_every_case_passes(tmp_path):
+    stub = write_stub(2, tmp_path)
+    result = run_stub(stub)
+    assert result.returncode == 1 and "NOT ATTEMPTED" in result.stdout
+    text = stub.read_text()
+    body = '    raise NotImplementedError("write gram")'
+    assert body in text
+    stub.write_text(text.replace(body, "    return (D @ D.T) * (A @ A.T)"))
+    result = run_stub(stub)
+    assert result.returncode == 1 and "FAILED" in result.stdout and "bias term is missing" in result.stdout
+    stub.write_text(text.replace(body, "    return (D @ D.T) * (A @ A.T + 1)"))
+    result = run_stub(stub)
+    assert result.returncode == 0 and "PASSED all" in result.stdout
+
+
+def test_start_writes_the_stub_and_keeps_an_existing_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["exercises", "start", "3"]) == 0                       # default: the current folder
+    stub = tmp_path / EXERCISES[3].stub
+    assert stub.read_bytes() == EXERCISES[3].stub_path.read_bytes()
+    assert f"wrote {EXERCISES[3].stub}" in capsys.readouterr().out
+    stub.write_text("my work")
+    assert main(["exercises", "start", "3"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "already exists" in err and "--force" in err
+    assert stub.read_text() == "my work"
+    assert main(["exercises", "start", "3", "--force"]) == 0
+    assert stub.read_bytes() == EXERCISES[3].stub_path.read_bytes()
+    assert main(["exercises", "start", "4", "class/week 3"]) == 0       # a new folder is created
+    assert (tmp_path / "class" / "week 3" / EXERCISES[4].stub).is_file()
+    assert main(["exercises", "start", "1", str(stub)]) == 2            # a file is not a folder
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["exercises", "start", "5"]) == 2
+    assert "no exercise 5" in capsys.readouterr().err
 
 
 def test_load_from_a_notebook_skips_magics(tmp_path):
@@ -381,9 +442,11 @@ def test_cli_check_list_and_errors(tmp_path, capsys):
     assert main(["exercises", "check", "2", str(wrong), "--seed", "5", "--random", "3"]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "bias term is missing" in out and "9 cases" in out
-    assert main(["exercises", "list"]) == 0
-    out = capsys.readouterr().out
-    assert all(ex.stub in out for ex in EXERCISES.values())
+    for command in (["exercises"], ["exercises", "list"]):
+        assert main(command) == 0
+        out = capsys.readouterr().out
+        assert all(f"dba-ref exercises start {n}" in out and f"def {ex.signature}" in out
+                   for n, ex in EXERCISES.items())
     assert main(["exercises", "check", "7", str(right)]) == 2
     assert "no exercise 7" in capsys.readouterr().err
     assert main(["exercises", "check", "2", str(tmp_path / "nope.py")]) == 2

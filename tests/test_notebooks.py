@@ -1,7 +1,6 @@
 """The tutorial notebooks: in sync with their sources, committed with outputs, and they run.
 
-``test_notebook_runs`` re-executes every notebook in ``tutorials/`` (and
-``tutorials/exercises/``, should a notebook be added there) in a fresh
+``test_notebook_runs`` re-executes every notebook in ``tutorials/`` in a fresh
 ``python3`` kernel with nbclient, under a per-notebook time limit, and fails on
 any cell error. The limit guards against a hang on a loaded machine; it is not a
 speed target. Executing the notebooks takes a minute or two; it is part of the
@@ -18,7 +17,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
-NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb")) + sorted((TUTORIALS / "exercises").glob("*.ipynb"))
+NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 #: Seconds a whole notebook may take before the test fails (all of its cells together).
 NOTEBOOK_TIME_LIMIT = 300
 

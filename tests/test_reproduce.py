@@ -1,6 +1,8 @@
 """`dba-ref reproduce`: the smoke run end to end, resuming, fair tuning, the Σ/B reading, the report."""
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +11,15 @@ from dba_ref import MLP, adam, backprop, dba, sgd
 from dba_ref.cli import main
 from dba_ref.optimizers import OPTIMIZERS
 from dba_ref.reproduction import Method, full_protocol, quick_protocol, run_protocol, sum_over_batch
+from dba_ref.reproduction import report as report_module
+from dba_ref.reproduction.collect import CellResult, MethodResult, collect
+from dba_ref.reproduction.figures import accuracy_axis_start
 from dba_ref.reproduction.protocol import PAPER, Setting
-from dba_ref.reproduction.report import CellResult, MethodResult, claim_statements, rer, write_report
+from dba_ref.reproduction.provenance import read_provenance, this_machine
+from dba_ref.reproduction.report import write_report
 from dba_ref.reproduction.runner import choose_learning_rate, run_path, tuning_runs, write_json
+from dba_ref.reproduction.statements import claim_statements, summary_statement
+from dba_ref.reproduction.statistics import rer
 
 
 def _run_files(out):
@@ -43,6 +51,60 @@ def test_quick_writes_every_run_and_the_report(quick_out, capsys):
     assert any(n.startswith("selected-main") for n in figures) and any(n.startswith("accuracy-main") for n in figures)
     report = (quick_out / "report.md").read_text()
     assert "smoke run" in report and "## Plain statement" in report and "nothing: every run" in report
+    # the smoke run's own 10-per-class main cell is judged; it has none for 60 per class
+    assert "no MNIST-5k main cell for 10 per class" not in report and "**In short:" in report
+    assert "Not run: this protocol has no MNIST-5k main cell for 60 per class." in report
+
+
+def test_quick_accuracy_charts_keep_every_compared_method_on_scale(quick_out):
+    for c in collect(quick_protocol(), quick_out):
+        start = accuracy_axis_start(c)
+        compared = [c.get("sgd"), c.get("adam"), c.best_baseline(), c.best_dba("sgd"), c.best_dba("adam")]
+        assert all(m.mean > start for m in compared if m is not None), c.cell.name
+
+
+def test_report_only_rewrites_the_same_bytes_and_names_the_machine_of_the_runs(quick_out):
+    written = {name: (quick_out / name).read_bytes() for name in ("report.md", "table.md", "summary.json")}
+    assert this_machine() in written["report.md"].decode().splitlines()[2]
+    assert read_provenance(quick_out) == {"machines": [this_machine()], "notes": []}
+    assert main(["reproduce", "--quick", "--out", str(quick_out), "--report-only"]) == 0
+    assert {name: (quick_out / name).read_bytes() for name in written} == written
+
+
+def test_notes_are_kept_with_the_runs(quick_out, capsys):
+    assert main(["reproduce", "--quick", "--out", str(quick_out), "--report-only", "--note", "Made in a test."]) == 0
+    assert main(["reproduce", "--quick", "--out", str(quick_out), "--report-only"]) == 0
+    assert "- Made in a test.\n" in (quick_out / "report.md").read_text()
+    assert read_provenance(quick_out)["notes"] == ["Made in a test."]
+
+
+def test_report_only_refuses_a_folder_without_runs_and_writes_nothing(tmp_path, capsys):
+    report = tmp_path / "page.md"
+    assert main(["reproduce", "--full", "--out", str(tmp_path / "typo"), "--report", str(report), "--report-only"]) == 2
+    assert "holds no runs" in capsys.readouterr().err
+    assert not report.exists() and not (tmp_path / "typo").exists()
+
+
+def test_a_damaged_provenance_file_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / "provenance.json").write_text('{"machines": "one"}')
+    with pytest.raises(ValueError, match="fix or delete it"):
+        read_provenance(tmp_path)
+
+
+def test_the_committed_report_is_rederived_byte_for_byte(tmp_path, monkeypatch):
+    """docs/reproduction.md, table.md and summary.json from the committed runs (figures: their links only)."""
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    out = tmp_path / "reproduction"
+    out.mkdir()
+    (out / "runs").symlink_to(docs / "reproduction" / "runs")
+    shutil.copy(docs / "reproduction" / "provenance.json", out)
+    monkeypatch.setattr(report_module, "plot_accuracy", lambda cell, path: path)    # drawing takes long; every
+    monkeypatch.setattr(report_module, "plot_selected", lambda cell, path: path)    # committed cell has both
+    command = "dba-ref reproduce --full --out docs/reproduction --report docs/reproduction.md"
+    write_report(full_protocol(), out, tmp_path / "reproduction.md", command=command)
+    assert (tmp_path / "reproduction.md").read_bytes() == (docs / "reproduction.md").read_bytes()
+    for name in ("table.md", "summary.json"):
+        assert (out / name).read_bytes() == (docs / "reproduction" / name).read_bytes(), name
 
 
 def test_tuning_never_sees_the_test_set_and_finals_see_it_once(quick_out):
@@ -73,6 +135,18 @@ def test_a_stopped_reproduction_reports_what_was_not_run(tmp_path):
     report = write_report(protocol, tmp_path, tmp_path / "report.md", counts=counts).read_text()
     assert "**Not run.**" in report and "stopped early: time limit reached" in report
     assert "nothing: every run" not in report
+
+
+def test_the_report_lists_only_failures_not_yet_redone(tmp_path):
+    protocol = quick_protocol()
+    cell, method = protocol.cells[0], protocol.cells[0].methods[0]
+    lr = method.learning_rates(protocol.lr_multipliers)[0]
+    redone, missing = (run_path(tmp_path, cell.setting, "tune", s, method, lr).relative_to(tmp_path).as_posix()
+                       for s in (100, 101))
+    write_json(tmp_path / redone, {"result": {"diverged": True, "train_seconds": 1.0}})
+    write_json(tmp_path / "failures.json", [{"run": redone, "error": "E: one"}, {"run": missing, "error": "E: two"}])
+    report = write_report(protocol, tmp_path, tmp_path / "report.md").read_text()
+    assert f"failed (retried by the next invocation): {missing}: E: two" in report and "E: one" not in report
 
 
 def test_every_method_gets_the_same_tuning_budget_and_new_optimizers_join(monkeypatch):
@@ -147,6 +221,18 @@ def test_cli_rejects_bad_options(capsys):
         main(["reproduce", "--quick", "--full"])
 
 
+def test_accuracy_axis_clips_only_failures_far_below_the_best():
+    cell = next(c for c in full_protocol(datasets=("mnist5k",)).cells if c.reading == "main")
+    good = [_fake_method(Method("sgd"), [88.0, 88.4], val=0.88), _fake_method(Method("adam"), [88.5, 88.9], val=0.87),
+            _fake_method(Method("sgd", dba=True), [89.0, 89.2], val=0.9)]
+    failure = _fake_method(Method("sgd", dba=True, metric="variance"), [10.0, 10.4], val=0.1)
+    start = accuracy_axis_start(CellResult(cell, good + [failure], planned=20, finished=20))
+    assert failure.mean < start < min(m.mean for m in good) and start == pytest.approx(89.1 - 25)
+    # when the failure is the best DBA method, it is kept on scale
+    alone = accuracy_axis_start(CellResult(cell, good[:2] + [failure], planned=20, finished=20))
+    assert alone == pytest.approx(failure.mean - 2)
+
+
 def _fake_method(method, accs, val=0.5):
     finals = [{"seed": s, "result": {"test_acc": a / 100, "diverged": False}} for s, a in enumerate(accs)]
     return MethodResult(method, [0.1], 1, {0.1: (val, 0.0)}, 0.1, finals)
@@ -169,3 +255,42 @@ def test_the_plain_statement_follows_the_numbers(dba_accs, verdicts):
     assert "1% of MNIST" in statement and "incomplete" not in statement
     for verdict in verdicts:
         assert verdict in statement
+
+
+def test_methods_build_exactly_the_optimizers_of_the_committed_runs():
+    """``Method.build`` (through ``build_optimizer``) gives each committed run's optimizer name and hyper-parameters."""
+    runs = Path(__file__).resolve().parents[1] / "docs" / "reproduction" / "runs"
+    protocol = full_protocol(datasets=("mnist5k",))
+    cells = [c for c in protocol.cells if c.setting.key == "mnist5k-pc10-h256-b64-e100-v50"
+             and c.reading in ("main", "sum-over-batch")]
+    methods = {m for c in cells for m in c.methods}
+    assert any(m.normalise == "batch" for m in methods) and any(not m.dba for m in methods)
+    for method in methods:
+        record = json.loads(next((runs / cells[0].setting.key / "final-s0").glob(f"{method.key}-lr*.json")).read_text())
+        optimizer = method.build(record["learning_rate"])
+        assert optimizer.name == record["optimizer"], method.key
+        assert json.loads(json.dumps(optimizer.hyperparams)) == record["hyperparams"], method.key
+
+
+def test_the_protocol_description_is_built_from_the_protocol_itself():
+    full, quick = full_protocol(), quick_protocol()
+    assert "(256 in every main cell; 100 and 1000 as checks)" in full.choices()
+    assert "(32 in every main cell)" in quick.choices() and "256" not in " ".join([*quick.describe(), quick.choices()])
+    assert "Fashion-MNIST" in full.describe()[1] and "Fashion-MNIST" not in quick.describe()[1]
+    assert f"every method gets {quick.tuning_budget} tuning runs" in quick.describe()[2]
+    assert f"{quick.n_runs()} runs asked for" in quick.describe()[0]
+    with pytest.raises(ValueError, match="dataset"):
+        Setting("cifar10", 10, 32, 32, 3, 20)
+
+
+@pytest.mark.parametrize("sgd_accs, verdict", [
+    ([87.9, 88.1, 87.7, 88.3, 87.8], "are matched within 0.09 points by our SGD/Adam"),
+    ([70.9, 71.1, 70.7, 71.3, 70.8],
+     "are not matched by our better of SGD and Adam (1% of MNIST (60 per class): 16.91 points"),
+])
+def test_the_summary_says_whether_the_baselines_match_the_paper(sgd_accs, verdict):
+    cell = next(c for c in full_protocol(datasets=("mnist5k",)).cells
+                if c.reading == "main" and c.setting.per_class == 60)
+    methods = [_fake_method(Method("sgd"), sgd_accs, val=0.88),
+               _fake_method(Method("sgd", dba=True), [89.5, 89.9, 89.1, 89.7, 89.3], val=0.9)]
+    assert verdict in summary_statement([CellResult(cell, methods, planned=10, finished=10)])

@@ -19,6 +19,7 @@ Usage (from the repository root)::
     python tutorials/_build.py              # rebuild and execute every notebook
     python tutorials/_build.py 03           # only the notebooks whose name contains "03"
     python tutorials/_build.py --check      # exit 1 if a notebook's cells differ from its source
+    python tutorials/_build.py --time       # execute every notebook, print its wall time, write nothing
 
 Notebooks execute in ``tutorials/`` with the ``python3`` kernel and with BLAS
 pinned to one thread (as in ``tests/test_notebooks.py``): on a shared machine
@@ -111,18 +112,39 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("only", nargs="*", help="build only the notebooks whose name contains one of these")
     parser.add_argument("--check", action="store_true", help="only check that the notebooks match their sources")
+    parser.add_argument("--time", action="store_true",
+                        help="execute the notebooks and print the wall time of each; the .ipynb files are not written")
     args = parser.parse_args(argv)
     sources = sorted(p for p in SOURCES.glob("*.py") if not args.only or any(o in p.stem for o in args.only))
     if args.check:
         problems = [msg for s in sources for msg in cells_differ(s)]
         print("\n".join(problems) or f"{len(sources)} notebooks match their sources")
         return 1 if problems else 0
+    if args.time:
+        print(machine_line())
     for source in sources:
         started = time.perf_counter()
         nb = execute(notebook_from_source(source))
+        seconds = time.perf_counter() - started
+        if args.time:
+            print(f"{notebook_path(source).name:40s} {seconds:6.1f} s   (load average after: {os.getloadavg()[0]:.1f})")
+            continue
         nbformat.write(nb, notebook_path(source))
-        print(f"{notebook_path(source).name}: executed in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        print(f"{notebook_path(source).name}: executed in {seconds:.1f} s", file=sys.stderr)
     return 0
+
+
+def machine_line() -> str:
+    """Where and when the notebooks were timed: date, CPU, cores, load average, NumPy, BLAS threads."""
+    import datetime
+
+    import numpy
+
+    from dba_ref._machine import cpu_model
+
+    return (f"{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f}, NumPy {numpy.__version__}, {KERNEL_ENV['OPENBLAS_NUM_THREADS']} BLAS thread "
+            "in the kernel; wall time of each notebook, kernel start included:")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ name          module                                      needs
                                                           simulator (``NUMBA_ENABLE_CUDASIM=1``)
 ============  ==========================================  ===============================
 
-Each module defines ``KERNELS`` and ``dba_gradients``; the specification
-modules never import this package.
+Each module defines ``KERNELS``, ``signals``, ``mean_grads`` and
+``dba_gradients``; the specification modules never import this package.
 """
 from __future__ import annotations
 
@@ -41,14 +41,20 @@ BACKENDS = tuple(_MODULES)
 
 
 class Backend(NamedTuple):
-    """One backend: its ``kernels`` and its whole DBA step.
+    """One backend: its ``kernels``, and the three parts of a training step it runs.
 
-    ``dba_gradients(signals, metric, strategy, min_size, tol) -> (grads, selections)``
-    has the signature and the result of :func:`dba_ref.update.dba_gradients`.
+    ``signals(model, X, y)``: the forward and backward passes of a validated
+    batch (:func:`dba_ref.backprop.backprop`; the CUDA backend leaves them on
+    the device). ``mean_grads(signals)``: the batch-mean gradient of every
+    layer, what a plain optimizer receives. ``dba_gradients(signals, metric,
+    strategy, min_size, tol) -> (grads, selections)``: the DBA update of
+    :func:`dba_ref.update.dba_gradients`.
     """
 
     name: str
     kernels: Kernels
+    signals: Callable
+    mean_grads: Callable
     dba_gradients: Callable
 
     def select(self, K, metric: str = "mean_variance", strategy: str = "greedy", min_size=2, tol: float = 0.0):
@@ -68,4 +74,4 @@ def get_backend(name: str) -> Backend:
     module = importlib.import_module(_MODULES[check_choice(name, _MODULES, "backend")])
     if name == "cuda":
         module.require_device()
-    return Backend(name, module.KERNELS, module.dba_gradients)
+    return Backend(name, module.KERNELS, module.signals, module.mean_grads, module.dba_gradients)

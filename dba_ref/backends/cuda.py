@@ -1,14 +1,15 @@
-"""The CUDA backend (``backend="cuda"``): Numba CUDA kernels for the Gram matrix, the greedy search and the update.
+"""The CUDA backend (``backend="cuda"``): Numba CUDA kernels for a whole DBA step on the GPU.
 
 The kernels mirror the NumPy reference step by step:
 
-``gram_kernel``
-    ``K = (Δ Δᵀ) ⊙ (A Aᵀ + 1)`` in one pass, tiled in shared memory. A block
-    of ``THREADS × THREADS`` threads computes a ``TILE × TILE`` tile of K, each
-    thread ``WORK × WORK`` entries held in registers; the inner products over
-    the features of A and of Δ are read ``CHUNK`` features at a time into
-    shared memory. K is symmetric: only the tiles on and above the diagonal
-    are computed, and each is written to both halves (exactly symmetric).
+:mod:`dba_ref.backends.cuda_backprop`
+    The forward and backward passes (spec §2): every layer's ``A_{l-1}`` and
+    ``Δ_l`` and the per-sample losses, computed on the device from the
+    parameters and the batch.
+:mod:`dba_ref.backends.cuda_tiles`
+    The register-tiled products: ``K = (Δ Δᵀ) ⊙ (A Aᵀ + 1)`` (only the tiles
+    on and above the diagonal, mirrored), the layers' ``A Wᵀ + b`` and
+    ``Δ' W``, and the masked mean ``(1/|S|) Δ_Sᵀ A_S``.
 ``_column_sums``, ``_totals``
     ``r_i = Σ_j K[i, j]`` (read column-wise: coalesced, and equal to the row
     sum as K is symmetric), ``diag``, ``T = Σ diag`` and ``Q = Σ r``, in float64.
@@ -21,183 +22,110 @@ The kernels mirror the NumPy reference step by step:
     updates ``T``, ``Q``, ``k``. The
     scalar formulas are those of :mod:`dba_ref.backends._kernels`, compiled
     as device functions.
-``masked_sum_kernel``, ``_masked_bias``
-    ``(1/|S|) Δ_Sᵀ [A_S, 1]``: the same shared-memory tiling as the Gram,
-    contracting over the selected samples only (their rows are gathered as
-    the tiles are loaded).
+``_masked_bias``
+    ``(1/|S|) Σ_{i∈S} Δ_i``, one thread per output.
 
-:class:`DeviceStep` is the host code for a whole DBA step: it uploads the
-layers' ``(A, Δ)`` once, keeps A, Δ, K, r on the device, runs the searches and
-the masked updates there, and copies back only what the caller needs
-(the statistics, the removal paths, the mean gradients). The backend
-functions (``gram``, ``greedy_path``, ``mean_grad``) take and return host
-arrays, one call at a time, like every backend. ``prefix_path`` and
-``exhaustive_search`` are the Numba CPU kernels on the host: the issue asks
-for the GPU to run the Gram, greedy and update kernels; the exhaustive
-search is for B ≤ 20, where K has at most 400 entries.
+:class:`DeviceStep` is the host code for a whole DBA step: it holds the
+layers' ``(A, Δ)`` on the device (uploaded from host arrays, or computed
+there by :meth:`DeviceStep.from_batch`), computes K and its statistics there,
+runs the searches and the masked updates there, and copies back only what
+the caller needs (the statistics, the removal paths, the mean gradients).
+The backend functions (``gram``, ``greedy_path``, ``mean_grad``) take and
+return host arrays, one call at a time, like every backend. ``prefix_path``
+and ``exhaustive_search`` are the Numba CPU kernels on the host: the
+exhaustive search is for B ≤ 20, where K has at most 400 entries.
 
 Float32 and float64: as in the reference (:mod:`dba_ref.gram`), K is computed
-in float64 whatever the inputs' dtype, so A and Δ are uploaded as float64;
-``r``, ``T``, ``Q`` and the metric are float64 too (spec §4). Mean gradients
-are computed in float64 on the device and returned in the inputs' dtype. The
-kernels themselves are generic in the float type.
+in float64 whatever the signals' dtype (float32 values are widened as they
+are staged in shared memory); ``r``, ``T``, ``Q`` and the metric are float64
+too (spec §4). Mean gradients are accumulated in float64 on the device and
+returned in the signals' dtype. The forward and backward passes run in the
+model's dtype, as :func:`dba_ref.backprop.backprop` does.
 
 Without a GPU the kernels run in Numba's CUDA simulator when
 ``NUMBA_ENABLE_CUDASIM=1`` is set before Numba is imported (slow: a Python
-thread per CUDA thread; tests keep sizes small). The tile sizes were not
-tuned on a device (see ``docs/performance.md``).
+thread per CUDA thread; tests keep sizes small). Installing: ``pip install
+'dba-ref[cuda]'`` (numba-cuda, and a NumPy it can run with; see
+:func:`require_device`). Speed: ``benchmarks/gpu.py`` and
+``docs/performance.md``.
 """
 from __future__ import annotations
 
-import functools
 import math
+from importlib import import_module
 
 import numpy as np
-from numba import config, cuda, float64, from_dtype, int64
+from numba import cuda, float64, int64
 
-from ..metrics import METRIC_NAMES
-from .._validation import min_size_count
+from .._validation import check_choice, check_dtype, check_features, check_labels, min_size_count
 from ..backprop import mean_grad as reference_mean_grad
+from ..backprop import mean_grads as reference_mean_grads
+from ..metrics import METRIC_NAMES
 from ..search import SearchKernels, make_selection
 from ..update import Kernels
-from . import _kernels, numba_cpu
+from . import _kernels, cuda_tiles, numba_cpu
+from .cuda_backprop import device_backprop
+from .cuda_tiles import blocks
 
-__all__ = ["KERNELS", "dba_gradients", "gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad",
+__all__ = ["KERNELS", "signals", "mean_grads", "dba_gradients", "DeviceSignals", "gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad",
            "DeviceStep", "require_device"]
 
-# Block shapes. The simulator runs a Python thread per CUDA thread, so there the
-# same kernels run with smaller blocks: the tests then cover several tiles and
-# several samples per thread at sizes the simulator can afford.
-_SIMULATOR = bool(config.ENABLE_CUDASIM)
-TILE = 16 if _SIMULATOR else 64      # K (and the mean gradient) is computed in TILE × TILE tiles, one per block
-THREADS = 4 if _SIMULATOR else 16    # a block is THREADS × THREADS threads ...
-WORK = TILE // THREADS               # ... each computing WORK × WORK entries of the tile
-CHUNK = 8 if _SIMULATOR else 16      # features (or samples) read into shared memory per step
-SHARED_COLUMNS = CHUNK + 1           # one column of padding: a tile's columns fall into different memory banks
-REDUCE = 32 if _SIMULATOR else 256   # threads of the one-block-per-layer kernels (a power of two)
+# Threads of the one-block-per-layer kernels (a power of two); fewer in the simulator, which
+# runs a Python thread per CUDA thread, so that the tests cover several samples per thread.
+REDUCE = 32 if cuda_tiles.SIMULATOR else 256
 
 _metric = cuda.jit(device=True)(_kernels.metric.py_func)
 _acceptance_threshold = cuda.jit(device=True)(_kernels.acceptance_threshold.py_func)
 
 
 def require_device() -> None:
-    """Raise ``OSError`` unless Numba sees a CUDA GPU (or runs its CUDA simulator)."""
+    """Raise ``OSError`` unless Numba can run the kernels: a CUDA GPU (or the simulator) and a usable NumPy."""
     if not cuda.is_available():
         raise OSError(
             "backend 'cuda' needs an NVIDIA GPU with a working CUDA driver, and Numba finds none; "
             "use backend='numba' (CPU), or set NUMBA_ENABLE_CUDASIM=1 before starting Python to run "
             "the CUDA kernels in Numba's simulator (slow, for testing)"
         )
+    conflict = numpy_conflict()
+    if conflict:
+        raise OSError(conflict)
 
 
-# --------------------------------------------------------------------------
-# Shared-memory tiles
-# --------------------------------------------------------------------------
-@cuda.jit(device=True)
-def _tile_products(left, right, acc):
-    """``acc[u, v] += Σ_c left[ty + THREADS·u, c] · right[tx + THREADS·v, c]`` for this thread's entries."""
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    for c in range(CHUNK):
-        for u in range(WORK):
-            a = left[ty + THREADS * u, c]
-            for v in range(WORK):
-                acc[u, v] += a * right[tx + THREADS * v, c]
+def numpy_conflict() -> str | None:
+    """Why the installed numba-cuda cannot launch a kernel with the installed NumPy, or None.
+
+    numba-cuda (NVIDIA's CUDA target for Numba; every release up to 0.30.4,
+    and it is in maintenance mode) registers ``np.row_stack`` when it loads
+    its typing, and NumPy 2.5 removed ``np.row_stack``: the first kernel
+    launch would fail deep inside numba_cuda with an ``AttributeError``. The
+    module that does it is imported here to find out (Python keeps it once loaded).
+    """
+    if getattr(cuda, "implementation", "Built-in") != "NVIDIA" or hasattr(np, "row_stack"):
+        return None
+    try:
+        import_module("numba.cuda.np.arrayobj")
+    except AttributeError as error:
+        if "row_stack" not in str(error):
+            raise
+        return (f"backend 'cuda': the installed numba-cuda cannot run with NumPy {np.__version__}, which removed "
+                f"np.row_stack; install a NumPy it supports: pip install 'numpy<2.5' (or pip install 'dba-ref[cuda]')")
+    return None
 
 
-@cuda.jit(device=True)
-def _gram_accumulate(X, i0, j0, left, right, acc):
-    """``acc`` += this thread's entries of the tile ``X[i0:i0+TILE] X[j0:j0+TILE]ᵀ``."""
-    n, F = X.shape
-    tid = cuda.threadIdx.y * THREADS + cuda.threadIdx.x
-    for f0 in range(0, F, CHUNK):
-        for e in range(tid, TILE * CHUNK, THREADS * THREADS):
-            row = e // CHUNK           # consecutive threads read consecutive features of a row
-            f = f0 + e % CHUNK
-            left[row, e % CHUNK] = X[i0 + row, f] if i0 + row < n and f < F else 0
-            right[row, e % CHUNK] = X[j0 + row, f] if j0 + row < n and f < F else 0
-        cuda.syncthreads()
-        _tile_products(left, right, acc)
-        cuda.syncthreads()
-
-
-@functools.cache
 def _dense_kernels(dtype: np.dtype):
-    """The Gram and masked-sum kernels for one float dtype (shared memory is typed)."""
-    t = from_dtype(dtype)
-
-    @cuda.jit
-    def gram_kernel(A, D, K, one):
-        """Tile (blockIdx.y, blockIdx.x) of ``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``; tiles below the diagonal are mirrored."""
-        bi = cuda.blockIdx.y
-        bj = cuda.blockIdx.x
-        if bj < bi:
-            return
-        left = cuda.shared.array((TILE, SHARED_COLUMNS), t)
-        right = cuda.shared.array((TILE, SHARED_COLUMNS), t)
-        aa = cuda.local.array((WORK, WORK), t)
-        dd = cuda.local.array((WORK, WORK), t)
-        for u in range(WORK):
-            for v in range(WORK):
-                aa[u, v] = 0
-                dd[u, v] = 0
-        i0 = bi * TILE
-        j0 = bj * TILE
-        _gram_accumulate(A, i0, j0, left, right, aa)
-        _gram_accumulate(D, i0, j0, left, right, dd)
-        n = K.shape[0]
-        for u in range(WORK):
-            i = i0 + cuda.threadIdx.y + THREADS * u
-            for v in range(WORK):
-                j = j0 + cuda.threadIdx.x + THREADS * v
-                if i < n and j < n:
-                    value = dd[u, v] * (aa[u, v] + one)
-                    K[i, j] = value
-                    K[j, i] = value
-
-    @cuda.jit
-    def masked_sum_kernel(A, D, rows, k, G):
-        """Tile (blockIdx.y, blockIdx.x) of ``G = (1/k) Σ_p D[rows[p]] ⊗ A[rows[p]]``, shape (out, in)."""
-        n_out = D.shape[1]
-        n_in = A.shape[1]
-        o0 = cuda.blockIdx.y * TILE
-        f0 = cuda.blockIdx.x * TILE
-        tid = cuda.threadIdx.y * THREADS + cuda.threadIdx.x
-        left = cuda.shared.array((TILE, SHARED_COLUMNS), t)
-        right = cuda.shared.array((TILE, SHARED_COLUMNS), t)
-        acc = cuda.local.array((WORK, WORK), t)
-        for u in range(WORK):
-            for v in range(WORK):
-                acc[u, v] = 0
-        n = rows.shape[0]
-        for p0 in range(0, n, CHUNK):
-            for e in range(tid, TILE * CHUNK, THREADS * THREADS):
-                x = e % TILE               # consecutive threads read consecutive columns of a row
-                c = e // TILE
-                inside = p0 + c < n
-                row = rows[p0 + c] if inside else 0
-                left[x, c] = D[row, o0 + x] if inside and o0 + x < n_out else 0
-                right[x, c] = A[row, f0 + x] if inside and f0 + x < n_in else 0
-            cuda.syncthreads()
-            _tile_products(left, right, acc)
-            cuda.syncthreads()
-        for u in range(WORK):
-            o = o0 + cuda.threadIdx.y + THREADS * u
-            for v in range(WORK):
-                f = f0 + cuda.threadIdx.x + THREADS * v
-                if o < n_out and f < n_in:
-                    G[o, f] = acc[u, v] / k
-
-    return gram_kernel, masked_sum_kernel
+    """The Gram and masked-sum kernels of one dtype at the largest block shape (as tests/test_backends.py
+    compiles them to PTX)."""
+    kernels = cuda_tiles.tile_kernels(np.dtype(dtype), cuda_tiles.CONFIGS[0])
+    return kernels.gram, kernels.masked_sum
 
 
 @cuda.jit
 def _masked_bias(D, rows, k, g):
-    """``g[o] = (1/k) Σ_p D[rows[p], o]``, one thread per output."""
+    """``g[o] = (1/k) Σ_p D[rows[p], o]`` (summed in float64), one thread per output."""
     o = cuda.grid(1)
     if o < D.shape[1]:
-        s = D[rows[0], o]
-        for p in range(1, rows.shape[0]):
+        s = 0.0
+        for p in range(rows.shape[0]):
             s += D[rows[p], o]
         g[o] = s / k
 
@@ -325,21 +253,13 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
 # --------------------------------------------------------------------------
 # Host code
 # --------------------------------------------------------------------------
-def _blocks(n: int, size: int) -> int:
-    return (n + size - 1) // size
-
-
 def _float_dtype(*arrays) -> np.dtype:
     dtype = np.result_type(*arrays)
     return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
 
-def _launch_gram(dA, dD, dK) -> None:
-    """``dK ← (dD dDᵀ) ⊙ (dA dAᵀ + 1)`` on the device."""
-    n = dK.shape[0]
-    gram_kernel, _ = _dense_kernels(np.dtype(dK.dtype))
-    nb = _blocks(n, TILE)
-    gram_kernel[(nb, nb), (THREADS, THREADS)](dA, dD, dK, dK.dtype.type(1))
+def _upload(x: np.ndarray, dtype: np.dtype):
+    return cuda.to_device(np.ascontiguousarray(x, dtype))
 
 
 def _launch_stats(dK):
@@ -348,7 +268,7 @@ def _launch_stats(dK):
     r = cuda.device_array((L, B), np.float64)
     diag = cuda.device_array((L, B), np.float64)
     totals = cuda.device_array((L, 2), np.float64)
-    _column_sums[(_blocks(B, REDUCE), L), REDUCE](dK, r, diag)
+    _column_sums[(blocks(B, REDUCE), L), REDUCE](dK, r, diag)
     _totals[L, REDUCE](r, diag, totals)
     return r, diag, totals
 
@@ -368,30 +288,35 @@ def _launch_greedy(dK, r, diag, totals, metric: str, min_size: int, tol: float) 
 
 
 def _launch_mean(dA, dD, indices, B: int):
-    """``(1/|S|) Δ_Sᵀ [A_S, 1]`` for the rows ``indices`` (None: all), copied to the host as ``(gW, gb)``."""
+    """``(1/|S|) Δ_Sᵀ [A_S, 1]`` in float64 over the rows ``indices`` (None: all), as host ``(gW, gb)``."""
     rows = np.arange(B, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
     d_rows = cuda.to_device(rows)
-    dtype = np.dtype(dA.dtype)
-    k = dtype.type(rows.shape[0])
-    n_out, n_in = dD.shape[1], dA.shape[1]
-    _, masked_sum_kernel = _dense_kernels(dtype)
-    gW = cuda.device_array((n_out, n_in), dtype)
-    gb = cuda.device_array(n_out, dtype)
-    masked_sum_kernel[(_blocks(n_in, TILE), _blocks(n_out, TILE)), (THREADS, THREADS)](dA, dD, d_rows, k, gW)
-    _masked_bias[_blocks(n_out, REDUCE), REDUCE](dD, d_rows, k, gb)
+    gW = cuda.device_array((dD.shape[1], dA.shape[1]), np.float64)
+    gb = cuda.device_array(dD.shape[1], np.float64)
+    cuda_tiles.launch_masked_sum(dA, dD, d_rows, gW)
+    _masked_bias[blocks(dD.shape[1], REDUCE), REDUCE](dD, d_rows, np.float64(rows.shape[0]), gb)
     return gW.copy_to_host(), gb.copy_to_host()
 
 
 class DeviceStep:
     """One batch's arrays on the GPU for a whole DBA step.
 
-    Uploads every layer's ``(A_{l-1}, Δ_l)`` once, computes the Gram matrices
-    ``K_l`` and their statistics on the device, and keeps them there; the
-    methods copy back only their results. All layers share the batch size B.
+    Holds every layer's ``(A_{l-1}, Δ_l)`` on the device, computes the Gram
+    matrices ``K_l`` (float64) and their statistics there and keeps them;
+    the methods copy back only their results. All layers share the batch size B.
 
-    Use, for one batch's :class:`~dba_ref.backprop.Signals`::
+    From a batch, with the forward and backward passes on the device too
+    (copies in: the parameters and the batch)::
+
+        step = DeviceStep.from_batch(model.params, model.activation, X, y)
+        losses = step.losses()                               # (B,), the model's dtype
+
+    or from one batch's host :class:`~dba_ref.backprop.Signals`::
 
         step = DeviceStep(signals.layers)
+
+    then::
+
         stats = step.totals()                                # (L, 2): T and Q of the whole batch
         paths = step.search("mean_variance", "greedy", 2, 0.0)   # [(removed, values)]
         grads = step.mean_grads(kept_indices_per_layer)      # [(gW, gb)]
@@ -401,28 +326,84 @@ class DeviceStep:
         layers = [(np.asarray(A), np.asarray(D)) for A, D in layers]
         if not layers:
             raise ValueError("DeviceStep needs at least one layer (A, D)")
-        self.batch_size = B = layers[0][0].shape[0]
+        B = layers[0][0].shape[0]
         if any(A.shape[0] != B or D.shape[0] != B for A, D in layers):
             raise ValueError("every layer's A and D must have the same number of rows (the batch size)")
-        self._dtype = _float_dtype(*(x for pair in layers for x in pair))     # of the returned gradients
-        self._A = [cuda.to_device(np.ascontiguousarray(A, np.float64)) for A, _ in layers]
-        self._D = [cuda.to_device(np.ascontiguousarray(D, np.float64)) for _, D in layers]
-        self._K = cuda.device_array((len(layers), B, B), np.float64)
-        for l in range(len(layers)):
-            _launch_gram(self._A[l], self._D[l], self._K[l])
-        self._r, self._diag, self._totals = _launch_stats(self._K)
+        dtype = _float_dtype(*(x for pair in layers for x in pair))
+        self._attach([_upload(A, dtype) for A, _ in layers], [_upload(D, dtype) for _, D in layers], None)
+
+    @classmethod
+    def from_batch(cls, params, activation: str, X, y) -> "DeviceStep":
+        """The step of the batch ``(X, y)``, its forward and backward passes computed on the device.
+
+        ``params`` is ``[(W_l, b_l)]`` (e.g. :attr:`dba_ref.MLP.params`), one
+        float dtype; ``X`` ``(B, in)`` is converted to it; ``y`` ``(B,)`` holds
+        class indices. The signals are those of :func:`dba_ref.backprop.backprop`
+        to rounding. Checked here, once: the parameters' shapes, the activation,
+        X (finite, ``in`` features) and y (labels of the output layer).
+        """
+        params = [(np.asarray(W), np.asarray(b)) for W, b in params]
+        if not params:
+            raise ValueError("params must list at least one layer (W, b)")
+        dtype = check_dtype(params[0][0].dtype)
+        n_in = params[0][0].shape[-1]
+        for l, (W, b) in enumerate(params):
+            if W.ndim != 2 or W.shape[1] != n_in or b.shape != (W.shape[0],) or {W.dtype, b.dtype} != {dtype}:
+                raise ValueError(f"params[{l}] must be (W, b) of shapes (out, {n_in}) and (out,), dtype {dtype}; "
+                                 f"got {W.shape} {W.dtype} and {b.shape} {b.dtype}")
+            n_in = W.shape[0]
+        check_choice(activation, cuda_tiles.ACTIVATION_IDS, "activation")
+        X = check_features(X, params[0][0].shape[1], dtype)
+        y = check_labels(y, X.shape[0], params[-1][0].shape[0])
+        return cls.from_device(*device_backprop(params, activation, X, y))
+
+    @classmethod
+    def from_device(cls, inputs, deltas, losses=None) -> "DeviceStep":
+        """The step of signals already on the device: ``A_{l-1}`` and ``Δ_l`` device arrays per layer
+        (as :func:`dba_ref.backends.cuda_backprop.device_backprop` returns them), and optionally the losses."""
+        step = cls.__new__(cls)
+        step._attach(inputs, deltas, losses)
+        return step
+
+    def _attach(self, inputs, deltas, losses) -> None:
+        """Keep the device arrays of the layers; their Gram matrices are computed when first needed."""
+        self.batch_size = inputs[0].shape[0]
+        self._A, self._D, self._losses = list(inputs), list(deltas), losses
+        self._dtype = np.dtype(inputs[0].dtype)                       # of the returned gradients
+        self._K = None
+
+    def _grams(self):
+        """The Gram matrices ``K_l`` (L, B, B) and their statistics ``r``, ``diag``, ``(T, Q)``, on the device."""
+        if self._K is None:
+            B = self.batch_size
+            self._K = cuda.device_array((self.n_layers, B, B), np.float64)
+            for l in range(self.n_layers):
+                cuda_tiles.launch_gram(self._A[l], self._D[l], self._K[l])
+            self._r, self._diag, self._totals = _launch_stats(self._K)
+        return self._K, self._r, self._diag, self._totals
 
     @property
     def n_layers(self) -> int:
         return len(self._A)
 
+    def layers(self) -> list:
+        """Host copies of every layer's ``(A_{l-1}, Δ_l)``."""
+        return [(A.copy_to_host(), D.copy_to_host()) for A, D in zip(self._A, self._D)]
+
+    def losses(self) -> np.ndarray:
+        """Host copy of the per-sample losses ``(B,)`` (a step made :meth:`from_batch` only)."""
+        if self._losses is None:
+            raise ValueError("this DeviceStep was made from host signals, which carry no losses; "
+                             "use DeviceStep.from_batch(params, activation, X, y)")
+        return self._losses.copy_to_host()
+
     def gram(self, layer: int) -> np.ndarray:
         """A host copy of ``K`` of one layer."""
-        return self._K[layer].copy_to_host()
+        return self._grams()[0][layer].copy_to_host()
 
     def totals(self) -> np.ndarray:
         """``(T, Q)`` of the whole batch for every layer, shape ``(L, 2)``, float64."""
-        return self._totals.copy_to_host()
+        return self._grams()[3].copy_to_host()
 
     def search(self, metric: str, strategy: str, min_size: int, tol: float) -> list:
         """Every layer's raw search result, as the backend functions return it (None for ``"all"``).
@@ -433,7 +414,7 @@ class DeviceStep:
         if strategy == "all":
             return [None] * self.n_layers
         if strategy == "greedy":
-            return _launch_greedy(self._K, self._r, self._diag, self._totals, metric, min_size, tol)
+            return _launch_greedy(*self._grams(), metric, min_size, tol)
         search = {"prefix": prefix_path, "exhaustive": exhaustive_search}[strategy]
         return [search(self.gram(l), metric, min_size) for l in range(self.n_layers)]
 
@@ -452,9 +433,9 @@ class DeviceStep:
 # --------------------------------------------------------------------------
 def gram(A: np.ndarray, D: np.ndarray) -> np.ndarray:
     """``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``, shape ``(B, B)``, float64 whatever the inputs' dtype."""
+    dtype = _float_dtype(A, D)
     dK = cuda.device_array((A.shape[0], A.shape[0]), np.float64)
-    _launch_gram(cuda.to_device(np.ascontiguousarray(A, np.float64)),
-                 cuda.to_device(np.ascontiguousarray(D, np.float64)), dK)
+    cuda_tiles.launch_gram(_upload(A, dtype), _upload(D, dtype), dK)
     return dK.copy_to_host()
 
 
@@ -467,11 +448,11 @@ def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float):
 
 def mean_grad(A: np.ndarray, D: np.ndarray, indices=None):
     """``(1/|S|) Δ_Sᵀ [A_S, 1]`` as ``(gW, gb)`` on the device; same result as :func:`dba_ref.backprop.mean_grad`."""
-    dA = cuda.to_device(np.ascontiguousarray(A, np.float64))
-    dD = cuda.to_device(np.ascontiguousarray(D, np.float64))
+    dtype = _float_dtype(A, D)
     if indices is not None and len(indices) == A.shape[0]:
         indices = None
-    return tuple(g.astype(_float_dtype(A, D), copy=False) for g in _launch_mean(dA, dD, indices, A.shape[0]))
+    return tuple(g.astype(dtype, copy=False) for g in _launch_mean(_upload(A, dtype), _upload(D, dtype), indices,
+                                                                   A.shape[0]))
 
 
 prefix_path = numba_cpu.prefix_path
@@ -481,23 +462,72 @@ exhaustive_search = numba_cpu.exhaustive_search
 KERNELS = Kernels(gram, SearchKernels(greedy_path, prefix_path, exhaustive_search), mean_grad)
 
 
+class DeviceSignals:
+    """A batch's signals left on the device by its forward and backward passes there.
+
+    What the training loop hands the optimizer with ``backend="cuda"``; it
+    reads like :class:`~dba_ref.backprop.Signals`: ``batch_size``, the host
+    ``losses`` ``(B,)`` and ``layers``, host copies of every ``(A_{l-1}, Δ_l)``
+    made on first use (only an optimizer that is not on the device needs
+    them). ``step`` is the :class:`DeviceStep` that holds the arrays.
+    """
+
+    def __init__(self, step: DeviceStep):
+        self.step = step
+        self.losses = step.losses()
+        self._layers = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.step.batch_size
+
+    @property
+    def layers(self) -> list:
+        if self._layers is None:
+            self._layers = self.step.layers()
+        return self._layers
+
+
+def signals(model, X, y) -> DeviceSignals:
+    """The forward and backward passes of a validated batch on the device (:func:`dba_ref.backprop.backprop`'s
+    signals, to rounding): copies in the parameters and the batch, out the losses."""
+    return DeviceSignals(DeviceStep.from_device(*device_backprop(model.params, model.activation, X, y)))
+
+
+def mean_grads(signals) -> list:
+    """The batch-mean gradient of every layer: on the device for :class:`DeviceSignals`, else the reference's."""
+    if isinstance(signals, DeviceSignals):
+        return signals.step.mean_grads([None] * signals.step.n_layers)
+    return reference_mean_grads(signals)
+
+
 def dba_gradients(signals, metric: str, strategy: str, min_size, tol: float) -> tuple[list, list]:
     """The DBA step of :func:`dba_ref.update.dba_gradients` with the batch kept on the device.
 
-    Every layer's ``(A, Δ)`` is uploaded once (:class:`DeviceStep`); K, its
-    statistics, the greedy searches and the masked means stay there. A layer
-    whose selection keeps the whole batch gets the host reference mean gradient
-    (a device sums in another order), so ``strategy="all"`` is bit for bit the
-    base optimizer on this backend too.
+    Host signals are uploaded once (:class:`DeviceStep`); :class:`DeviceSignals`
+    are there already. K, its statistics, the greedy searches and the masked
+    means stay on the device. A layer whose selection keeps the whole batch
+    gets exactly the plain mean gradient of the backend (:func:`mean_grads`:
+    the host reference for host signals, which a device would sum in another
+    order), so ``strategy="all"`` is bit for bit the base optimizer on this
+    backend too.
     """
     B = signals.batch_size
     m = min_size_count(min_size, B)
     if m > B:
         strategy, m = "all", B
-    step = DeviceStep(signals.layers)
+    on_device = isinstance(signals, DeviceSignals)
+    layers = None if on_device else list(signals.layers)
+    step = signals.step if on_device else DeviceStep(layers)
     results = step.search(metric, strategy, m, tol)
     selections = [make_selection(metric, strategy, B, m, tol, float(T), float(Q), result)
                   for (T, Q), result in zip(step.totals(), results)]
-    grads = [reference_mean_grad(A, D) if sel.size == B else step.mean_grad(l, sel.indices)
-             for l, ((A, D), sel) in enumerate(zip(signals.layers, selections))]
+    grads = []
+    for l, sel in enumerate(selections):
+        if sel.size < B:
+            grads.append(step.mean_grad(l, sel.indices))
+        elif on_device:
+            grads.append(step.mean_grad(l, None))
+        else:
+            grads.append(reference_mean_grad(*layers[l]))
     return grads, selections

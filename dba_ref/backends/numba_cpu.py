@@ -57,9 +57,11 @@ from ..metrics import METRIC_NAMES, metric_value
 from ..search import SearchKernels, alignment_order
 from ..update import Kernels
 from ..update import dba_gradients as reference_dba_gradients
+from . import numpy_backend
 from ._kernels import acceptance_threshold, metric
 
-__all__ = ["KERNELS", "dba_gradients", "gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad"]
+__all__ = ["KERNELS", "signals", "mean_grads", "dba_gradients", "gram", "greedy_path", "prefix_path",
+           "exhaustive_search", "mean_grad"]
 
 
 # --------------------------------------------------------------------------
@@ -244,6 +246,7 @@ def exhaustive_search(K: np.ndarray, metric: str, min_size: int):
 #: ``(1/|S|) Δ_Sᵀ [A_S, 1]``: the reference itself (row gather + BLAS); see the module docstring.
 mean_grad = reference_mean_grad
 
-#: The backend's kernels, and the DBA step with them.
+#: The backend's kernels, and the DBA step with them; the forward and backward passes are NumPy's.
 KERNELS = Kernels(gram, SearchKernels(greedy_path, prefix_path, exhaustive_search), mean_grad)
 dba_gradients = functools.partial(reference_dba_gradients, kernels=KERNELS)
+signals, mean_grads = numpy_backend.signals, numpy_backend.mean_grads

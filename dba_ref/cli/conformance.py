@@ -27,11 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e = actions.add_parser("export", help="write the inputs of every golden case to a folder",
                            description="Write DIR/<case>.npz (inputs only) and DIR/OUTPUTS.txt.")
     e.add_argument("directory", metavar="DIR", help="output folder (created if needed)")
-    e.add_argument("--golden", default=None, metavar="GOLDEN_DIR", help="golden cases to read (default: data/golden)")
+    e.add_argument("--golden", default=None, metavar="GOLDEN_DIR",
+                   help="golden cases to read (default: those shipped with dba-ref)")
     c = actions.add_parser("check", help="compare RESULTS.npz with the reference",
                            description="Compare another implementation's outputs with the golden cases.")
     c.add_argument("results", metavar="RESULTS.npz", help="<case>/<key> arrays of your implementation")
-    c.add_argument("--golden", default=None, metavar="GOLDEN_DIR", help="golden cases to compare with (default: data/golden)")
+    c.add_argument("--golden", default=None, metavar="GOLDEN_DIR",
+                   help="golden cases to compare with (default: those shipped with dba-ref)")
     c.add_argument("--only", action="append", choices=QUANTITIES, default=None, metavar="QUANTITY",
                    help=f"check only this quantity (repeatable): {', '.join(QUANTITIES)}")
     c.add_argument("--case", action="append", choices=[case.name for case in CASES], default=None, dest="cases",

@@ -9,7 +9,9 @@ Every finished run is stored as its own JSON file under OUT/runs/ and never
 redone, so an interrupted or time-limited reproduction continues where it
 stopped when the same command is run again. The report (tables, figures, the
 plain statement of what is and is not reproduced) is written from whatever has
-finished and says exactly what has not.
+finished and says exactly what has not. The machine that trained the runs and
+every --note are kept in OUT/provenance.json, so --report-only rewrites the
+same report from the same folder, on any machine and any day.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (default: %(default)s)")
     p.add_argument("--report-only", action="store_true", help="run nothing; write the report from the runs on disk")
     p.add_argument("--note", action="append", default=[], metavar="TEXT",
-                   help="a sentence for the report's protocol notes (e.g. how the runs were limited); repeatable")
+                   help="a sentence about the runs for the report's protocol notes (e.g. how they were limited); "
+                        "kept in OUT/provenance.json for later invocations; repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -70,6 +73,7 @@ def run(args) -> int:
     from threadpoolctl import threadpool_limits
 
     from ..reproduction import full_protocol, quick_protocol, run_protocol
+    from ..reproduction.provenance import add_provenance
     from ..reproduction.report import write_report
 
     if args.threads < 1:
@@ -78,17 +82,19 @@ def run(args) -> int:
         raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}")
     out = Path(args.out or ("reproduction-quick" if args.quick else "reproduction"))
     report_path = Path(args.report) if args.report else out / "report.md"
-    notes, skip = list(args.note), ()
-    if args.quick:
-        protocol = quick_protocol()
-    else:
-        protocol = full_protocol()
-        ok, why = fashion_available(args.data_dir)
-        if not ok:
-            notes.append(f"Fashion-MNIST skipped: {why}")
-            skip = ("fashion-mnist",)
-    counts = None
+    if args.report_only and not (out / "runs").is_dir():
+        raise ValueError(f"--report-only: {out} holds no runs (no {out / 'runs'} folder); give the --out of a "
+                         "reproduction, or run without --report-only")
+    protocol = quick_protocol() if args.quick else full_protocol()
+    add_provenance(out, notes=args.note)
+    notes, counts = [], None            # notes about this invocation only
     if not args.report_only:
+        skip = ()
+        if args.full:
+            ok, why = fashion_available(args.data_dir)
+            if not ok:
+                notes.append(f"Fashion-MNIST skipped: {why}")
+                skip = ("fashion-mnist",)
         deadline = None if args.max_minutes is None else time.time() + 60 * args.max_minutes
         with threadpool_limits(args.threads):
             counts = run_protocol(protocol, out, backend=args.backend, data_dir=args.data_dir,

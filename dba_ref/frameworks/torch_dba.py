@@ -17,6 +17,10 @@ layer's ``.grad`` becomes the mean over its selected samples before
 Shared with the reference: only constants of the definition (``Q_EPS``, the
 metric and strategy names, ``EXHAUSTIVE_MAX_B``) and the ``min_size`` rule.
 
+Devices: every tensor created here is made on the device of the inputs (K,
+or the model's parameters and the batch), so the same code runs on CUDA
+tensors: move the model and the batch with ``.to("cuda")``.
+
 Example
 -------
 >>> import torch
@@ -80,8 +84,9 @@ class TorchMLP(nn.Module):
         return module
 
     def numpy_params(self) -> list:
-        """``[(W_l, b_l)]`` as NumPy arrays (copies)."""
-        return [(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy()) for layer in self.layers]
+        """``[(W_l, b_l)]`` as NumPy arrays (copies, from whichever device)."""
+        return [(layer.weight.detach().cpu().numpy().copy(), layer.bias.detach().cpu().numpy().copy())
+                for layer in self.layers]
 
 
 # --------------------------------------------------------------------------
@@ -117,9 +122,11 @@ def gram(gW: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
 def metric_value(name: str, T, Q, k) -> torch.Tensor:
     """``variance = T/k − Q/k²``; ``normalized_variance = kT/Q − 1``; ``mean_variance = T/Q − 1/k``.
 
-    The last two are +inf when ``Q <= Q_EPS·k·T`` (the selected gradients cancel out).
+    The last two are +inf when ``Q <= Q_EPS·k·T`` (the selected gradients cancel out). Computed on the
+    device of whichever argument is a tensor.
     """
-    T, Q, k = (torch.as_tensor(v, dtype=torch.float64) for v in (T, Q, k))
+    device = next((v.device for v in (T, Q, k) if torch.is_tensor(v)), None)
+    T, Q, k = (torch.as_tensor(v, dtype=torch.float64, device=device) for v in (T, Q, k))
     if name == "variance":
         return T / k - Q / (k * k)
     ratio = k * T / Q - 1 if name == "normalized_variance" else T / Q - 1 / k
@@ -154,15 +161,16 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
     full = metric_value(metric, T, Q, B)
     search = {"greedy": _greedy, "prefix": _prefix, "exhaustive": _exhaustive, "all": _all}[strategy]
     indices, value, removed, values = search(K, metric, m, tol)
-    return TorchSelection(indices.sort().values, float(value), torch.as_tensor(removed, dtype=torch.int64),
-                          torch.as_tensor(values, dtype=torch.float64), float(T), float(Q), float(full))
+    removed = torch.as_tensor(removed, dtype=torch.int64, device=K.device)
+    values = torch.as_tensor(values, dtype=torch.float64, device=K.device)
+    return TorchSelection(indices.sort().values, float(value), removed, values, float(T), float(Q), float(full))
 
 
 def _greedy(K, metric, m, tol):
     """Backward elimination; ``r = K w`` is recomputed from the mask ``w`` at every step."""
     B = K.shape[0]
     d = K.diagonal()
-    keep = torch.ones(B, dtype=torch.bool)
+    keep = torch.ones(B, dtype=torch.bool, device=K.device)
     current = metric_value(metric, d.sum(), K.sum(), B)
     removed, values = [], []
     for k in range(B, m, -1):                                      # k = |S| before the removal
@@ -184,10 +192,10 @@ def _prefix(K, metric, m, tol):
     """Rank by ``c_i = ⟨g_i, s⟩/‖g_i‖`` (descending, stable); metric of every prefix via 2-D cumulative sums."""
     B = K.shape[0]
     norms = K.diagonal().clamp(min=0).sqrt()
-    c = torch.where(norms > 0, K.sum(1) / norms, torch.zeros(()))
+    c = torch.where(norms > 0, K.sum(1) / norms, torch.zeros((), dtype=K.dtype, device=K.device))
     order = torch.sort(c, descending=True, stable=True).indices
     P = K[order][:, order]
-    sizes = torch.arange(1, B + 1)
+    sizes = torch.arange(1, B + 1, device=K.device)
     path = metric_value(metric, P.diagonal().cumsum(0), P.cumsum(0).cumsum(1).diagonal(), sizes)
     allowed = path[m - 1:]
     k_best = m + int(torch.nonzero(allowed == allowed.min()).max())   # the longest of the best prefixes
@@ -200,17 +208,18 @@ def _exhaustive(K, metric, m, tol):
     B = K.shape[0]
     if B > EXHAUSTIVE_MAX_B:
         raise ValueError(f"exhaustive search needs B <= {EXHAUSTIVE_MAX_B}, got {B}")
-    M = ((torch.arange(1, 2 ** B)[:, None] >> torch.arange(B)) & 1).to(torch.float64)
+    bits = torch.arange(B, device=K.device)
+    M = ((torch.arange(1, 2 ** B, device=K.device)[:, None] >> bits) & 1).to(torch.float64)
     M = M[M.sum(1) >= m]
     vals = metric_value(metric, M @ K.diagonal(), ((M @ K) * M).sum(1), M.sum(1))
     low = vals.min()                    # if every value is +inf, every subset ties
     best = min((-len(t), t) for t in (tuple(row.nonzero().flatten().tolist()) for row in M[vals == low]))[1]
-    return torch.tensor(best), low, [], []
+    return torch.tensor(best, dtype=torch.int64, device=K.device), low, [], []
 
 
 def _all(K, metric, m, tol):
     B = K.shape[0]
-    return torch.arange(B), metric_value(metric, K.trace(), K.sum(), B), [], []
+    return torch.arange(B, device=K.device), metric_value(metric, K.trace(), K.sum(), B), [], []
 
 
 # --------------------------------------------------------------------------

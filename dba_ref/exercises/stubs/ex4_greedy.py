@@ -31,15 +31,19 @@ Hints
    required — as long as the samples no longer in S cannot win (give them +inf).
 3. Check the stop rule on the smallest cases: with min_size = B nothing may be
    removed; the search never leaves fewer than min_size samples.
-4. A removal that does not lower the metric is not made, and the search ends.
+4. Only a removal that lowers the metric is made; otherwise the search ends.
+   A removal that leaves it unchanged (a tie with ``current``) is not made:
+   compare with ``<``, not ``<=``.
 
 Check your answer
 -----------------
-From the repository root::
+Run this file: ``python ex4_greedy.py`` grades ``greedy_removals`` on edge
+cases and fresh random cases, says what is wrong, and exits with status 0 only
+when every case passes. Or, from a shell::
 
-    dba-ref exercises check 4 tutorials/exercises/ex4_greedy.py
+    dba-ref exercises check 4 ex4_greedy.py
 
-or run this file, or, in a notebook::
+or, in a notebook, after defining the function::
 
     from dba_ref.exercises import check
     check(4, greedy_removals)
@@ -53,7 +57,11 @@ def greedy_removals(K, min_size):
     raise NotImplementedError("write greedy_removals")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":      # grade greedy_removals; exit status 0 only if every case passes
+    import sys
+
     from dba_ref.exercises import check
 
-    print(check(4, greedy_removals))
+    report = check(4, greedy_removals)
+    print(report)
+    sys.exit(report.exit_status)

@@ -42,11 +42,13 @@ Hints
 
 Check your answer
 -----------------
-From the repository root::
+Run this file: ``python ex1_error_signals.py`` grades ``error_signals`` on
+edge cases and fresh random cases, says what is wrong, and exits with status 0
+only when every case passes. Or, from a shell::
 
-    dba-ref exercises check 1 tutorials/exercises/ex1_error_signals.py
+    dba-ref exercises check 1 ex1_error_signals.py
 
-or run this file, or, in a notebook::
+or, in a notebook, after defining the function::
 
     from dba_ref.exercises import check
     check(1, error_signals)
@@ -60,7 +62,11 @@ def error_signals(weights, biases, X, y):
     raise NotImplementedError("write error_signals")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":      # grade error_signals; exit status 0 only if every case passes
+    import sys
+
     from dba_ref.exercises import check
 
-    print(check(1, error_signals))
+    report = check(1, error_signals)
+    print(report)
+    sys.exit(report.exit_status)

@@ -39,11 +39,13 @@ Hints
 
 Check your answer
 -----------------
-From the repository root::
+Run this file: ``python ex3_mean_variance.py`` grades ``mean_variance`` on
+edge cases and fresh random cases, says what is wrong, and exits with status 0
+only when every case passes. Or, from a shell::
 
-    dba-ref exercises check 3 tutorials/exercises/ex3_mean_variance.py
+    dba-ref exercises check 3 ex3_mean_variance.py
 
-or run this file, or, in a notebook::
+or, in a notebook, after defining the function::
 
     from dba_ref.exercises import check
     check(3, mean_variance)
@@ -57,7 +59,11 @@ def mean_variance(T, Q, k):
     raise NotImplementedError("write mean_variance")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":      # grade mean_variance; exit status 0 only if every case passes
+    import sys
+
     from dba_ref.exercises import check
 
-    print(check(3, mean_variance))
+    report = check(3, mean_variance)
+    print(report)
+    sys.exit(report.exit_status)

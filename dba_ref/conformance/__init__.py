@@ -4,9 +4,10 @@ A **golden case** is a small, fixed problem (an MLP, its weights, a batch, a
 ``min_size``) together with everything the reference computes from it: the
 per-sample losses and gradients, the Gram matrix of every layer, the selection
 and its trace for every metric × strategy × layer, and the weights after one
-DBA(SGD) and one DBA(Adam) step. ``data/golden/`` holds one ``.npz`` per case,
-written by ``data/golden/make_golden.py`` through :func:`write_golden`;
-``docs/golden_schema.md`` lists every key.
+DBA(SGD) and one DBA(Adam) step. ``golden/`` beside this module holds one
+``.npz`` per case (package data: a wheel ships them), written by
+``data/golden/make_golden.py`` of the source repository through
+:func:`write_golden`; ``docs/golden_schema.md`` lists every key.
 
 The check (``dba-ref conformance check``) reads another implementation's
 outputs for the same inputs and compares them quantity by quantity:
@@ -37,14 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .agreement import (AMBIGUITY, SelectionVerdict, check_selection, decision_margins, full_stat_scale,
+from ..agreement import (AMBIGUITY, SelectionVerdict, check_selection, decision_margins, full_stat_scale,
                         max_rel_error)
-from .backprop import backprop, per_sample_grads
-from .gram import gram
-from .metrics import METRIC_NAMES
-from .model import MLP
-from .optimizers import adam, apply_updates, dba, sgd
-from .search import STRATEGIES, select
+from ..backprop import backprop, per_sample_grads
+from ..data import data_dir_override
+from ..gram import gram
+from ..metrics import METRIC_NAMES
+from ..model import MLP
+from ..optimizers import adam, apply_updates, dba, sgd
+from ..search import STRATEGIES, select
 
 # --------------------------------------------------------------------------
 # The cases
@@ -222,11 +224,15 @@ def min_margin(case_file) -> float:
 # --------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------
-def golden_dir() -> Path:
-    """``data/golden`` of the bundled data folder (``$DBA_REF_DATA_DIR`` overrides it, see :mod:`dba_ref.data`)."""
-    from .data import bundled_data_dir
+#: Where the package's golden cases are: ``golden/`` beside this module.
+PACKAGE_GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 
-    return bundled_data_dir() / "golden"
+
+def golden_dir() -> Path:
+    """The folder the golden cases are read from: :data:`PACKAGE_GOLDEN_DIR`, or
+    ``$DBA_REF_DATA_DIR/golden`` when that variable is set (see :mod:`dba_ref.data`)."""
+    override = data_dir_override()
+    return override / "golden" if override else PACKAGE_GOLDEN_DIR
 
 
 def write_golden(directory) -> list[Path]:
@@ -268,8 +274,9 @@ def load_golden(directory=None) -> dict:
     missing = [c.name for c in CASES if not (directory / f"{c.name}.npz").is_file()]
     if missing:
         raise FileNotFoundError(
-            f"golden cases {', '.join(missing)} not found in {directory}; use a source checkout "
-            "(pip install -e .), set DBA_REF_DATA_DIR, or regenerate with python data/golden/make_golden.py"
+            f"golden cases {', '.join(missing)} not found in {directory}; dba-ref ships them in "
+            f"{PACKAGE_GOLDEN_DIR} (reinstall it if they are missing there), or write them to a folder "
+            "with python data/golden/make_golden.py --out DIR in a source checkout"
         )
     return {c.name: load_npz(directory / f"{c.name}.npz") for c in CASES}
 
@@ -479,5 +486,5 @@ def format_report(report: Report, max_listed: int = 20) -> str:
                 text.append(f"  ... and {len(items) - max_listed} more")
     n_amb = len(report.listed("ambiguous"))
     text.append(f"\nconformance: {'PASS' if report.passed else 'FAIL'}"
-                + (f" ({n_amb} ambiguous near-ties)" if n_amb else ""))
+                + (f" ({n_amb} ambiguous near-tie{'s' if n_amb > 1 else ''})" if n_amb else ""))
     return "\n".join(text)

@@ -1,0 +1,96 @@
+"""Per-sample backpropagation on the GPU (spec §2): the forward and backward passes of :mod:`dba_ref.backprop`.
+
+Layer by layer, with the tiled products of :mod:`dba_ref.backends.cuda_tiles`::
+
+    Z_l = A_{l-1} W_lᵀ + b_l,   A_l = φ(Z_l)           linear kernel        (B, out_l)
+    Δ_L = softmax(Z_L) − onehot(y),   ℓ = −log softmax(Z_L)[y]   _softmax_cross_entropy
+    Δ_l = (Δ_{l+1} W_{l+1}) ⊙ φ'(Z_l)                 backward kernel      (B, out_l)
+
+Everything stays on the device: the caller gets the layers' inputs
+``A_{l-1}`` and error signals ``Δ_l`` as device arrays, ready for
+:class:`dba_ref.backends.cuda.DeviceStep`, and the per-sample losses. The
+arithmetic is that of the NumPy reference in the model's dtype; sums run in
+another order (tiles of the contraction), so results agree to rounding.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from . import cuda_tiles
+
+
+@cuda.jit
+def _softmax_cross_entropy(Z, y, D, losses):
+    """``D[i] = softmax(Z[i]) − onehot(y[i])`` and ``losses[i] = −log softmax(Z[i])[y[i]]``; one thread per sample.
+
+    As :func:`dba_ref.model.log_softmax`: ``Z[i] − max`` first, then
+    ``log_softmax = shifted − log Σ exp(shifted)`` and ``softmax = exp(log_softmax)``.
+    """
+    i = cuda.grid(1)
+    if i >= Z.shape[0]:
+        return
+    C = Z.shape[1]
+    top = Z[i, 0]
+    for c in range(1, C):
+        if Z[i, c] > top:
+            top = Z[i, c]
+    total = Z[i, 0] - Z[i, 0]                    # zero of Z's float type
+    for c in range(C):
+        total += math.exp(Z[i, c] - top)
+    log_total = math.log(total)
+    for c in range(C):
+        log_p = (Z[i, c] - top) - log_total
+        D[i, c] = math.exp(log_p)
+        if c == y[i]:
+            D[i, c] -= 1
+            losses[i] = -log_p
+
+
+def device_backprop(params, activation: str, X, y):
+    """One batch's forward and backward passes on the GPU.
+
+    Parameters
+    ----------
+    params : list of ``(W_l, b_l)`` host arrays, ``W_l`` ``(out_l, in_l)``, one float dtype (the model's)
+    activation : one of ``cuda_tiles.ACTIVATION_IDS`` (relu, tanh, sigmoid, identity)
+    X : host array ``(B, in)`` in the model's dtype; y : host int array ``(B,)`` of class indices
+
+    Returns
+    -------
+    ``(inputs, deltas, losses)``: device arrays ``A_{l-1}`` ``(B, in_l)`` and
+    ``Δ_l`` ``(B, out_l)`` per layer, and ``ℓ`` ``(B,)``, all in the model's dtype.
+
+    Inputs are not checked here, as in every kernel launch:
+    :meth:`dba_ref.backends.cuda.DeviceStep.from_batch` checks them. The
+    copies in are the batch and the parameters.
+    """
+    dtype = np.dtype(params[0][0].dtype)
+    act = cuda_tiles.ACTIVATION_IDS[activation]
+    B = X.shape[0]
+    weights = [cuda.to_device(np.ascontiguousarray(W)) for W, _ in params]
+    biases = [cuda.to_device(np.ascontiguousarray(b)) for _, b in params]
+    inputs = [cuda.to_device(np.ascontiguousarray(X, dtype))]
+    pre = []
+    for l, (dW, db) in enumerate(zip(weights, biases)):
+        hidden = l < len(params) - 1
+        dZ = cuda.device_array((B, dW.shape[0]), dtype)
+        dA = cuda.device_array((B, dW.shape[0]), dtype) if hidden else dZ
+        cuda_tiles.launch_linear(inputs[-1], dW, db, act if hidden else cuda_tiles.NO_ACTIVATION, dZ, dA)
+        pre.append(dZ)
+        if hidden:
+            inputs.append(dA)
+    delta = cuda.device_array_like(pre[-1])
+    losses = cuda.device_array(B, dtype)
+    _softmax_cross_entropy[cuda_tiles.blocks(B, 128), 128](pre[-1], cuda.to_device(np.asarray(y, np.int64)),
+                                                            delta, losses)
+    deltas = [delta]
+    rows = cuda.to_device(np.arange(max(W.shape[0] for W, _ in params), dtype=np.int64))
+    for l in range(len(params) - 2, -1, -1):
+        delta = cuda.device_array_like(pre[l])
+        cuda_tiles.launch_backward(deltas[-1], weights[l + 1], rows, pre[l], act, delta)
+        deltas.append(delta)
+    deltas.reverse()
+    return inputs, deltas, losses

@@ -1,0 +1,114 @@
+"""A student's answer against the expected one, in words: what differs, where, by how much, and why.
+
+An entry is right when ``|got − expected| <= ATOL_SCALE · scale + RTOL · |expected|``,
+``scale`` being the largest expected magnitude (at least 1); infinities and NaN
+must match exactly. :func:`likely_cause` names a classic mistake by computing
+what that mistake would have returned and comparing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Grading tolerances (see the module docstring).
+RTOL = 1e-8
+ATOL_SCALE = 1e-10
+
+
+def fmt(x) -> str:
+    """A number as the reports print it (6 significant digits)."""
+    return f"{float(x):.6g}"
+
+
+def plural(n: int, noun: str) -> str:
+    """``"1 sample"``, ``"3 samples"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def how_many_wrong(n_wrong: int, n: int, nouns: str) -> str:
+    """``"1 of 1600 entries is wrong"``, ``"3 of 4 entries are wrong"``."""
+    return f"{n_wrong} of {n} {nouns} {'is' if n_wrong == 1 else 'are'} wrong"
+
+
+def as_float_array(got, what: str):
+    """``(array, None)`` or ``(None, message)`` when ``got`` is not a real numeric array."""
+    if got is None:
+        return None, f"{what}: your function returned None; did you forget the `return`?"
+    try:
+        arr = np.asarray(got)
+    except Exception:  # noqa: BLE001 — ragged lists and the like
+        return None, f"{what}: cannot read your answer as an array (got {type(got).__name__})"
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        return None, f"{what}: expected numbers, got {type(got).__name__} of dtype {arr.dtype}"
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        return None, f"{what}: expected real numbers, got complex ones"
+    return arr.astype(np.float64), None
+
+
+def mismatch(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Boolean mask of the wrong entries (shapes equal); infinities and NaN must match exactly."""
+    finite = np.isfinite(expected)
+    scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
+    with np.errstate(invalid="ignore"):
+        close = np.abs(got - expected) <= ATOL_SCALE * scale + RTOL * np.abs(expected)
+    same_special = (got == expected) | (np.isnan(got) & np.isnan(expected))
+    return ~np.where(finite, close & np.isfinite(got), same_special)
+
+
+def close_to(got: np.ndarray, candidate: np.ndarray) -> bool:
+    """Whether ``got`` equals ``candidate`` within the grading tolerance (used to name mistakes)."""
+    candidate = np.asarray(candidate, np.float64)
+    return got.shape == candidate.shape and not mismatch(got, candidate).any()
+
+
+def describe_difference(got, expected, name: str, axes=()) -> str | None:
+    """``None`` when ``got`` equals ``expected`` to tolerance, else a sentence saying what differs.
+
+    ``axes`` names what each index means, e.g. ``("sample", "unit")``.
+    """
+    arr, problem = as_float_array(got, name)
+    if problem:
+        return problem
+    expected = np.asarray(expected, np.float64)
+    if arr.shape != expected.shape:
+        return f"{name} has shape {arr.shape}, expected {expected.shape}"
+    bad = mismatch(arr, expected)
+    if not bad.any():
+        return None
+    err = np.where(bad, np.abs(np.nan_to_num(arr - expected, nan=np.inf, posinf=np.inf, neginf=np.inf)), -1.0)
+    worst = np.unravel_index(int(np.argmax(err)), arr.shape)
+    at = f"{name}[{', '.join(str(i) for i in worst)}]" if worst else name
+    meaning = ", ".join(f"{a} {i}" for a, i in zip(axes, worst))
+    g, e = arr[worst], expected[worst]
+    sentence = f"{at}{f' ({meaning})' if meaning else ''} is {fmt(g)}, expected {fmt(e)}"
+    if np.isfinite(g) and np.isfinite(e):
+        sentence += f" (off by {float(g - e):+.3g})"
+    if arr.size > 1:
+        sentence += "; " + how_many_wrong(int(bad.sum()), arr.size, "entries")
+    if np.asarray(got).dtype == np.float32:
+        sentence += ". Your answer is float32: compute in float64"
+    return sentence
+
+
+def likely_cause(got: np.ndarray, mistakes) -> str | None:
+    """The explanation of the first ``(wrong_answer, explanation)`` of ``mistakes`` that ``got`` matches.
+
+    ``wrong_answer`` is an array, ``None`` (the mistake cannot be told apart
+    on this case) or a function computing the array, called only when reached.
+    """
+    for candidate, explanation in mistakes:
+        with np.errstate(all="ignore"):
+            value = candidate() if callable(candidate) else candidate
+        if value is not None and close_to(got, value):
+            return explanation
+    return None
+
+
+def with_cause(message: str, cause: str | None) -> str:
+    """``message``, followed by ``Likely cause: ...`` when a cause is known."""
+    return message if not cause else f"{message}.\nLikely cause: {cause}"
+
+
+def is_shape_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is NumPy's complaint about incompatible shapes."""
+    text = str(exc)
+    return isinstance(exc, ValueError) and any(w in text for w in ("mismatch", "broadcast", "shapes", "aligned"))

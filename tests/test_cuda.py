@@ -1,0 +1,278 @@
+"""The CUDA path beyond the backend interface: the tiled products, the device forward/backward, the install check.
+
+Runs in Numba's CUDA simulator (``tests/conftest.py``) at small sizes, or on a
+GPU with ``DBA_REF_REAL_GPU=1``. Agreement with NumPy is to rounding: each
+product of n terms is within ``n·eps`` of the sum of its terms' magnitudes
+(the standard forward error bound), and errors of a layer's inputs carry
+through the next products; so every comparison below is against
+``ROUNDING · N · eps · magnitude``, N the number of terms summed along the way.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+from dba_ref import MLP, backprop, select
+from dba_ref.backends import get_backend
+from dba_ref.backprop import mean_grad as numpy_mean_grad
+from dba_ref.gram import gram as numpy_gram
+from dba_ref.model import ACTIVATIONS
+
+from conftest import AMBIGUOUS, decisive_steps
+
+try:
+    cuda_backend = get_backend("cuda")
+except OSError as error:
+    if os.environ.get("DBA_REF_REAL_GPU") != "1":      # the simulator is always there: a real failure
+        raise
+    pytest.skip(f"DBA_REF_REAL_GPU=1 but {error}", allow_module_level=True)
+from dba_ref.backends import cuda_tiles  # noqa: E402  (after the backend check above)
+
+SIMULATED = bool(numba.config.ENABLE_CUDASIM)
+ROOT = Path(__file__).resolve().parents[1]
+#: Factor over the n·eps bound: elementwise functions (exp, tanh, log) add a few ulps of their own.
+ROUNDING = 4
+
+
+def random_model(rng, sizes, activation, dtype):
+    """An MLP with non-zero biases, so that a missing bias shows."""
+    model = MLP(sizes, activation=activation, seed=int(rng.integers(1 << 31)), dtype=dtype)
+    model.set_params([(W, rng.normal(scale=0.5, size=b.shape)) for W, b in model.params])
+    return model
+
+
+def magnitudes(model, X):
+    """Bounds on the terms summed into ``A_{l-1}``, ``Δ_l`` and ``ℓ``: the backprop of ``|·|``.
+
+    ``|Z_l| ≤ M_l = |A_{l-1}| |W_l|ᵀ + |b_l|`` and ``|A_l| ≤ M_l + 1`` forward
+    (φ(z) is at most |z| + 1 for the four activations); backward, an error
+    of Z_l moves φ'(Z_l) and the softmax by at most as much, so
+    ``|Δ_L| ≤ 1 + max_j M_L`` and ``|Δ_l| ≤ (|Δ_{l+1}| |W_{l+1}|) (1 + M_l)``.
+    """
+    W = [np.abs(w.astype(np.float64)) for w in model.weights]
+    b = [np.abs(v.astype(np.float64)) for v in model.biases]
+    inputs, pre = [np.abs(X.astype(np.float64))], []
+    for l in range(model.n_layers):
+        pre.append(inputs[-1] @ W[l].T + b[l])
+        inputs.append(pre[-1] + 1)
+    deltas = [np.broadcast_to(1 + pre[-1].max(axis=1, keepdims=True), pre[-1].shape)]
+    for l in range(model.n_layers - 1, 0, -1):
+        deltas.insert(0, (deltas[0] @ W[l]) * (1 + pre[l - 1]))
+    return inputs[:-1], deltas, 1 + pre[-1].max(axis=1)
+
+
+def assert_within_rounding(out, ref, magnitude, n_terms, dtype, what):
+    bound = ROUNDING * n_terms * np.finfo(dtype).eps * magnitude
+    error = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+    worst = np.unravel_index(np.argmax(error - bound), error.shape)
+    assert np.all(error <= bound), f"{what}: error {error[worst]:.3g} > bound {bound[worst]:.3g} at {worst}"
+
+
+# ---------------------------------------------------------------------------
+# The forward and backward passes on the device
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_device_backprop_matches_numpy(rng, activation, dtype):
+    """A_{l-1}, Δ_l and ℓ of DeviceStep.from_batch against dba_ref.backprop, B not a multiple of any tile."""
+    sizes = [7, 13, 5, 3] if SIMULATED else [784, 300, 100, 10]
+    B = 19 if SIMULATED else 1001
+    model = random_model(rng, sizes, activation, dtype)
+    X = rng.normal(size=(B, sizes[0])).astype(dtype)
+    y = rng.integers(0, sizes[-1], B)
+    step = cuda_backend.DeviceStep.from_batch(model.params, activation, X, y)
+    ref = backprop(model, X, y)
+    mag_inputs, mag_deltas, mag_loss = magnitudes(model, X)
+    n_terms = sum(sizes)                        # every product along the forward and backward chains
+    for l, ((A, D), (rA, rD)) in enumerate(zip(step.layers(), ref.layers)):
+        assert A.dtype == D.dtype == dtype and A.shape == rA.shape and D.shape == rD.shape
+        assert_within_rounding(A, rA, mag_inputs[l], n_terms, dtype, f"{activation} A_{l}")
+        assert_within_rounding(D, rD, mag_deltas[l], n_terms, dtype, f"{activation} Δ_{l + 1}")
+    losses = step.losses()
+    assert losses.dtype == dtype
+    assert_within_rounding(losses, ref.losses, mag_loss, n_terms, dtype, f"{activation} losses")
+
+
+def test_device_step_from_batch_runs_the_whole_step(rng):
+    """K, the greedy search and the masked means of from_batch's device signals (float32: K in float64)."""
+    model = random_model(rng, [9, 12, 4], "tanh", np.float32)
+    B = 23
+    X = rng.normal(size=(B, 9)).astype(np.float32)
+    y = rng.integers(0, 4, B)
+    step = cuda_backend.DeviceStep.from_batch(model.params, "tanh", X, y)
+    layers = step.layers()                      # the device's own signals: K differs from NumPy's only by its sums
+    keeps = []
+    for l, ((A, D), path) in enumerate(zip(layers, step.search("mean_variance", "greedy", 2, 0.0))):
+        K = numpy_gram(A, D)
+        magnitude = (np.abs(D) @ np.abs(D).T) * (np.abs(A) @ np.abs(A).T + 1)
+        assert_within_rounding(step.gram(l), K, magnitude, A.shape[1] + D.shape[1], np.float64, f"K_{l + 1}")
+        ref = select(K, "mean_variance", "greedy", 2).trace
+        n = decisive_steps(ref, AMBIGUOUS)
+        assert n > 0
+        np.testing.assert_array_equal(path[0][:n], ref.removed[:n])
+        keeps.append(np.setdiff1d(np.arange(B), path[0]))
+    for (gW, gb), (A, D), keep in zip(step.mean_grads(keeps), layers, keeps):
+        rW, rb = numpy_mean_grad(A.astype(np.float64), D.astype(np.float64), keep)
+        assert gW.dtype == gb.dtype == np.float32
+        np.testing.assert_allclose(gW, rW, rtol=np.finfo(np.float32).eps, atol=0)      # float64 sums, rounded once
+        np.testing.assert_allclose(gb, rb, rtol=np.finfo(np.float32).eps, atol=0)
+
+
+def test_from_batch_checks_its_inputs_once(rng):
+    model = MLP([4, 5, 3], seed=0)
+    X, y = rng.normal(size=(6, 4)), np.arange(6) % 3
+    with pytest.raises(ValueError, match="features per sample"):
+        cuda_backend.DeviceStep.from_batch(model.params, "relu", X[:, :3], y)
+    with pytest.raises(ValueError, match=r"\[0, 3\)|labels"):
+        cuda_backend.DeviceStep.from_batch(model.params, "relu", X, y + 1)
+    with pytest.raises(ValueError, match="activation"):
+        cuda_backend.DeviceStep.from_batch(model.params, "gelu", X, y)
+    with pytest.raises(ValueError, match=r"params\[1\]"):
+        cuda_backend.DeviceStep.from_batch([model.params[0], (model.weights[1].T, model.biases[1])], "relu", X, y)
+    with pytest.raises(ValueError, match="at least one layer"):
+        cuda_backend.DeviceStep.from_batch([], "relu", X, y)
+
+
+def test_device_step_from_host_signals_has_no_losses(rng):
+    step = cuda_backend.DeviceStep([(rng.normal(size=(5, 3)), rng.normal(size=(5, 2)))])
+    with pytest.raises(ValueError, match="from_batch"):
+        step.losses()
+
+
+# ---------------------------------------------------------------------------
+# Every block shape of the tiled engine (the production shapes too, at sizes the simulator affords)
+# ---------------------------------------------------------------------------
+SHAPES = sorted(set(cuda_tiles.CONFIGS) | {cuda_tiles.TileConfig(16, 8), cuda_tiles.TileConfig(8, 4)})
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s.threads}x{s.work}")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_block_shape_computes_the_four_products(rng, shape, dtype):
+    from numba import cuda
+
+    B, n_in, n_out = 37, 21, 11                 # partial tiles and partial chunks everywhere
+    A = rng.normal(size=(B, n_in)).astype(dtype)
+    D = rng.normal(size=(B, n_out)).astype(dtype)
+    W, b = rng.normal(size=(n_out, n_in)).astype(dtype), rng.normal(size=n_out).astype(dtype)
+    kernels = cuda_tiles.tile_kernels(np.dtype(dtype), shape)
+    grid = lambda rows, cols: ((cuda_tiles.blocks(cols, shape.tile), cuda_tiles.blocks(rows, shape.tile)),  # noqa: E731
+                               (shape.threads, shape.threads))
+    absA, absD, absW = np.abs(A), np.abs(D), np.abs(W)
+
+    dK = cuda.device_array((B, B), dtype)
+    cuda_tiles.launch_gram(cuda.to_device(A), cuda.to_device(D), dK, shape)
+    K = dK.copy_to_host()
+    np.testing.assert_array_equal(K, K.T)
+    magnitude = (absD @ absD.T) * (absA @ absA.T + 1)
+    assert_within_rounding(K, numpy_gram(A, D), magnitude, n_in + n_out, dtype, "K")
+
+    Z, A_out = cuda.device_array((B, n_out), dtype), cuda.device_array((B, n_out), dtype)
+    kernels.linear[grid(B, n_out)](cuda.to_device(A), cuda.to_device(W), cuda.to_device(b),
+                                   cuda_tiles.ACTIVATION_IDS["tanh"], Z, A_out)
+    magnitude = absA @ absW.T + np.abs(b)
+    assert_within_rounding(Z.copy_to_host(), A @ W.T + b, magnitude, n_in, dtype, "Z")
+    assert_within_rounding(A_out.copy_to_host(), np.tanh(Z.copy_to_host()), np.ones_like(magnitude), 1, dtype, "φ(Z)")
+
+    rows = cuda.to_device(np.arange(n_out))
+    Zb, out = rng.normal(size=(B, n_in)).astype(dtype), cuda.device_array((B, n_in), dtype)
+    kernels.backward[grid(B, n_in)](cuda.to_device(D), cuda.to_device(W), rows, cuda.to_device(Zb),
+                                    cuda_tiles.ACTIVATION_IDS["relu"], out)
+    assert_within_rounding(out.copy_to_host(), (D @ W) * (Zb > 0), absD @ absW, n_out, dtype, "Δ")
+
+    subset = np.sort(rng.choice(B, size=15, replace=False))
+    G = cuda.device_array((n_out, n_in), dtype)
+    kernels.masked_sum[grid(n_out, n_in)](cuda.to_device(A), cuda.to_device(D), cuda.to_device(subset),
+                                          dtype(len(subset)), G)
+    magnitude = absD[subset].T @ absA[subset] / len(subset)
+    assert_within_rounding(G.copy_to_host(), numpy_mean_grad(A, D, subset)[0], magnitude, len(subset), dtype, "G")
+
+
+def test_choose_config_gives_every_multiprocessor_two_blocks(monkeypatch):
+    if SIMULATED:
+        monkeypatch.setattr(cuda_tiles, "CONFIGS", (cuda_tiles.TileConfig(16, 8), cuda_tiles.TileConfig(16, 4),
+                                                    cuda_tiles.TileConfig(8, 4)))
+    monkeypatch.setattr(cuda_tiles, "_multiprocessors", lambda: 132)
+    upper = lambda B: lambda tile: cuda_tiles.blocks(B, tile) * (cuda_tiles.blocks(B, tile) + 1) // 2  # noqa: E731
+    assert cuda_tiles.choose_config(upper(8192)).tile == 128        # 2080 tiles
+    assert cuda_tiles.choose_config(upper(4096)).tile == 128        # 528 tiles
+    assert cuda_tiles.choose_config(upper(1024)).tile == 32         # 36 tiles of 128 or 136 of 64 are too few
+    assert cuda_tiles.choose_config(upper(100)).tile == 32          # the smallest when nothing fills the GPU
+
+
+# ---------------------------------------------------------------------------
+# The kernels compile for a Hopper GPU with their accumulators in registers
+# ---------------------------------------------------------------------------
+def test_tiled_kernels_compile_for_sm90_with_registers_for_accumulators():
+    """``benchmarks/gpu_registers.py --tile 128``: the largest block shape (64 accumulators a thread).
+
+    The simulator checks no types and no registers; libNVVM and, where a CUDA
+    toolkit is installed, ptxas do. A local array indexed at run time (the
+    accumulators not unrolled into registers) shows as ``ld.local`` in the
+    PTX; a thread has at most 255 registers, and the float64 Gram kernel
+    spills a few bytes outside its inner loop (the addresses of its tile,
+    kept across its two products).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    probe = subprocess.run([sys.executable, "-c", "from numba.cuda.cudadrv.nvvm import NVVM; NVVM()"],
+                           env=env, capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("libNVVM not found: install a CUDA toolkit to run this check without a GPU")
+    result = subprocess.run([sys.executable, "benchmarks/gpu_registers.py", "--tile", "128"], env=env,
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.split("\n") if line.startswith("| float")]
+    assert len(rows) == 10, result.stdout
+    for dtype, block, kernel, registers, spilled, shared, local, *_ in rows:
+        assert int(local) == 0, f"{dtype} {kernel}: a local array was not kept in registers"
+        if registers.strip() != "–":
+            assert int(registers) <= 255 and int(spilled) <= 128, f"{dtype} {kernel}: {registers} registers, {spilled}"
+
+
+# ---------------------------------------------------------------------------
+# Install: numba-cuda against a NumPy it cannot run with
+# ---------------------------------------------------------------------------
+def test_numba_cuda_with_numpy_2_5_is_a_one_line_error(monkeypatch):
+    """numba-cuda (≤ 0.30.4) registers np.row_stack, which NumPy 2.5 removed: say which NumPy to install."""
+    def numba_cuda_typing(name):
+        assert name == "numba.cuda.np.arrayobj"
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+
+    monkeypatch.setattr(cuda_backend.cuda, "implementation", "NVIDIA", raising=False)
+    monkeypatch.delattr(np, "row_stack", raising=False)
+    monkeypatch.setattr(cuda_backend, "import_module", numba_cuda_typing)
+    with pytest.raises(OSError, match=r"pip install 'numpy<2.5'") as error:
+        get_backend("cuda")
+    assert "\n" not in str(error.value) and np.__version__ in str(error.value)
+    with pytest.raises(OSError, match="numpy<2.5"):
+        select(np.eye(3), backend="cuda")
+
+
+def test_numba_cuda_with_a_numpy_it_supports_passes(monkeypatch):
+    monkeypatch.setattr(cuda_backend.cuda, "implementation", "NVIDIA", raising=False)
+    monkeypatch.delattr(np, "row_stack", raising=False)
+    monkeypatch.setattr(cuda_backend, "import_module", lambda name: None)     # a numba-cuda that imports fine
+    assert cuda_backend.numpy_conflict() is None
+    monkeypatch.setattr(cuda_backend.cuda, "implementation", "Built-in")   # Numba's own CUDA target
+    assert cuda_backend.numpy_conflict() is None
+
+
+# ---------------------------------------------------------------------------
+# The GPU benchmark's smoke mode (simulator, tiny sizes)
+# ---------------------------------------------------------------------------
+def test_gpu_benchmark_smoke_mode_runs_every_table(tmp_path):
+    pytest.importorskip("torch", reason="the benchmark's framework rows need PyTorch")
+    out = tmp_path / "gpu.json"
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    result = subprocess.run([sys.executable, "benchmarks/gpu.py", "--smoke", "--json", str(out)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for table in ("| dtype | B | in, out | shape |", "| dtype | B | plain PyTorch SGD step", "| dtype | B | device"):
+        assert table in result.stdout, result.stdout[-3000:]
+    import json
+
+    record = json.loads(out.read_text())
+    assert record["smoke"] is True and record["gram"] and record["steps"] and record["parts"]
