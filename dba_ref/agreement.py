@@ -298,7 +298,7 @@ def entry_errors(actual, reference, scale=None) -> np.ndarray:
         scale = np.max(np.abs(r[finite]), initial=0.0)
     scale = np.broadcast_to(np.asarray(scale, np.float64), r.shape)
     with np.errstate(invalid="ignore", over="ignore"):
-        err = np.abs(a - r)
+        err = np.array(np.abs(a - r), dtype=np.float64)
         err = np.divide(err, scale, out=err, where=scale > 0)
     same_special = (a == r) | (np.isnan(a) & np.isnan(r))
     return np.where(finite, np.where(np.isfinite(a), err, np.inf), np.where(same_special, 0.0, np.inf))

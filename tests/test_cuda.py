@@ -25,12 +25,13 @@ from dba_ref.model import ACTIVATIONS
 from conftest import AMBIGUOUS, decisive_steps
 
 try:
-    cuda_backend = get_backend("cuda")
+    get_backend("cuda")
 except OSError as error:
     if os.environ.get("DBA_REF_REAL_GPU") != "1":      # the simulator is always there: a real failure
         raise
     pytest.skip(f"DBA_REF_REAL_GPU=1 but {error}", allow_module_level=True)
-from dba_ref.backends import cuda_tiles  # noqa: E402  (after the backend check above)
+from dba_ref.backends import cuda as cuda_backend  # noqa: E402  (after the backend check above)
+from dba_ref.backends import cuda_tiles  # noqa: E402
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
 ROOT = Path(__file__).resolve().parents[1]
