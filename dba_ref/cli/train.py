@@ -170,7 +170,8 @@ def _check_options(args, defaults: argparse.Namespace, n_train: int) -> None:
     if args.optimizer != "dba":
         ignored = [f"--{dest.replace('_', '-')}" for dest in DBA_ONLY if getattr(args, dest) != getattr(defaults, dest)]
         if ignored:
-            raise ValueError(f"{', '.join(ignored)} only apply to --optimizer dba; drop them, or train "
+            raise ValueError(f"{', '.join(ignored)} {'applies' if len(ignored) == 1 else 'apply'} only to "
+                             f"--optimizer dba; drop {'it' if len(ignored) == 1 else 'them'}, or train "
                              f"--optimizer dba --base {args.optimizer}")
         return
     batch = min(args.batch_size or n_train, n_train)
