@@ -8,8 +8,9 @@ Examples:
 Each has a page in docs/optimizers/ (update equations, source paper, defaults,
 what it was cross-checked against). Optimizers marked "per-sample" read every
 sample's gradient statistics (DBA's selection, AdAdaGrad's batch-size test); they
-cannot be DBA's base. The defaults listed are the library's (dba_ref.dba(...));
-dba-ref train sets its own, validated ones: see dba-ref train --help.
+cannot be DBA's base. The defaults listed are those of the library's functions
+(dba_ref.dba, dba_ref.adam, ...); the train command sets its own, validated
+ones (see its --help).
 """
 from __future__ import annotations
 
