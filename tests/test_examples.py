@@ -2,9 +2,10 @@
 
 The examples are discovered, not listed, so an example added anywhere is run:
 
-- ``dba-ref ...`` commands in README.md, ``docs/**/*.md`` and tutorials/README.md: the lines of
-  fenced shell blocks (```bash, ```sh, ```console after ``$ ``; the ``dba-ref`` part of a line such
-  as ``pip install ... && dba-ref train``) and inline code spans;
+- ``dba-ref ...`` commands in README.md, ``docs/**/*.md``, tutorials/README.md and the Markdown
+  cells of the notebooks (their sources, ``tutorials/_src/*.py``): the lines of fenced shell blocks
+  (```bash, ```sh, ```console after ``$ ``; the ``dba-ref`` part of a line such as
+  ``pip install ... && dba-ref train``) and inline code spans;
 - every line of a subcommand's ``--help`` description that starts with ``dba-ref``;
 - every ```python block of README.md.
 
@@ -19,9 +20,9 @@ first. The slow test :func:`test_training_examples_do_not_diverge_at_full_length
 examples with their own epochs.
 
 Not run, and checked at the ``--help`` level only: commands with a placeholder (an upper-case word
-such as ``N``, ``FILE``, ``RESULTS.npz``), mentions of a subcommand without options or arguments
-(``dba-ref conformance check`` in a sentence), and the commands of :data:`NOT_RUN`, each with the
-reason.
+such as ``N``, ``FILE``, ``RESULTS.npz``, or an ellipsis), mentions of a subcommand without options
+or arguments (``dba-ref conformance check`` in a sentence), and the commands of :data:`NOT_RUN`,
+each with the reason.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ EXIT_STATUS = [
 ]
 #: Epochs a training example gets in the default run.
 TEST_EPOCHS = "2"
-_PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]*\b")
+_PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]*\b|…|\.\.\.")      # N, FILE, RESULTS.npz, an ellipsis
 _SHELL_LANGUAGES = {"", "bash", "sh", "shell", "console"}
 
 
@@ -74,7 +75,8 @@ class Example:
 # Discovery
 # ---------------------------------------------------------------------------------------------------------------
 def markdown_files() -> list[Path]:
-    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), REPO / "tutorials" / "README.md"]
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), REPO / "tutorials" / "README.md",
+            *sorted((REPO / "tutorials" / "_src").glob("*.py"))]
 
 
 def _shell_commands(language: str, body: str):
@@ -90,10 +92,17 @@ def _shell_commands(language: str, body: str):
         yield from (part.strip() for part in line.split("&&"))
 
 
+def notebook_markdown(path: Path) -> str:
+    """The Markdown cells of a notebook source in the percent format (``# `` lines), code lines blanked."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return "\n".join(line[2:] if line.startswith("# ") else "" for line in lines)
+
+
 def markdown_examples(path: Path) -> list[Example]:
-    """The ``dba-ref`` commands, ``python -m dba_ref`` lines and (README only) Python blocks of a Markdown file."""
+    """The ``dba-ref`` commands, ``python -m dba_ref`` lines and (README only) Python blocks of a Markdown file
+    (or of the Markdown cells of a notebook source)."""
     source = path.relative_to(REPO).as_posix()
-    text = path.read_text(encoding="utf-8")
+    text = notebook_markdown(path) if path.suffix == ".py" else path.read_text(encoding="utf-8")
     examples, position = [], 0
     fence = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
     for match in fence.finditer(text):

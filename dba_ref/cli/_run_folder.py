@@ -67,8 +67,9 @@ def check_folder(out: Path, results: list[Path], other_files: list[Path], checkp
         return
     existing = [p for p in [*results, *other_files, *(c for c in checkpoints if c)] if p.exists()]
     if existing:
-        raise FileExistsError(f"{out} already holds a run ({', '.join(str(p.relative_to(out)) if p.is_relative_to(out) else str(p) for p in existing)}): "
-                              "pass --overwrite to replace it, --resume to continue it, or --out to write elsewhere")
+        names = ", ".join(p.relative_to(out).as_posix() if p.is_relative_to(out) else str(p) for p in existing)
+        raise FileExistsError(f"{out} already holds a run ({names}): pass --overwrite to replace it, --resume to "
+                              "continue it, or --out to write elsewhere")
 
 
 def clear(paths) -> None:
