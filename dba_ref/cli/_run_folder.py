@@ -23,11 +23,12 @@ NOT_IN_NAME = frozenset({"dataset", "optimizer", "base", "seed", "data_dir", "ou
 
 
 def _text(value) -> str:
+    """An option's value as it appears in a folder name (no path separator)."""
     if isinstance(value, list):
         return ",".join(_text(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
-    return "full" if value is None else str(value)
+    return "full" if value is None else str(value).replace("/", "_").replace("\\", "_")
 
 
 def default_name(args, defaults) -> str:

@@ -10,11 +10,11 @@ reproduced). The summary compares the runs: test accuracy, samples DBA kept per 
 Examples:
   dba-ref train                                        # DBA(Adam) next to Adam, as above
   dba-ref train --epochs 20 --strategy greedy          # the greedy search, 20 epochs
-  dba-ref train --base sgd --strategy greedy           # DBA(SGD) next to SGD, validated rates 0.1 and 0.316
+  dba-ref train --base sgd                             # DBA(SGD) next to SGD, validated rates 0.0316 and 0.316
   dba-ref train --metric normalized_variance --strategy greedy --min-size 0.5
-  dba-ref train --base momentum --hparam momentum=0.8  # both runs with momentum 0.8
+  dba-ref train --base momentum --hparam momentum=0.8 --lr 0.01   # both runs: momentum 0.8, rate 0.01
   dba-ref train --optimizer adam --lr 1e-3             # one optimizer alone
-  dba-ref train --dataset fashion-mnist --per-class 10 --hidden 256,128 --epochs 50 --no-compare
+  dba-ref train --dataset fashion-mnist --hidden 256,128 --epochs 50 --lr 0.00316 --no-compare
   dba-ref train --epochs 50 --checkpoint-every 100 --out runs/a             # killed? continue it with:
   dba-ref train --epochs 50 --checkpoint-every 100 --out runs/a --resume
 
@@ -35,9 +35,13 @@ import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _checkpointing, _run_folder, _validated
 from ._types import batch_size, count_or_fraction, hparam, positive_int, widths
+
+if TYPE_CHECKING:
+    from ..optimizers import Optimizer
 
 NAME = "train"
 HELP = "train DBA next to its base optimizer, or one optimizer alone"
@@ -120,7 +124,7 @@ class Run:
     """One training run of the command: what trains, at which rate and why, and where it writes."""
 
     label: str
-    optimizer: object           # a dba_ref Optimizer
+    optimizer: Optimizer
     learning_rate: float
     rate_source: str            # where the rate comes from, for the summary
     validated: _validated.Validated | None
@@ -153,7 +157,10 @@ def plan_runs(args, out: Path) -> list[Run]:
         rate, source = _default_rate(args.base if dba else args.optimizer), "the optimizer's default"
     optimizer = build_optimizer(args.optimizer, hyperparams, learning_rate=rate, base=args.base, metric=args.metric,
                                 strategy=args.strategy, min_size=args.min_size, tol=args.tol, backend=args.backend)
-    label = f"{optimizer.name} {args.metric}/{args.strategy}" if dba else optimizer.name
+    label = optimizer.name
+    if dba:
+        label += f" {args.metric}/{args.strategy}" + (f" min {args.min_size:g}" if args.min_size != 2 else "") \
+            + (f" tol {args.tol:g}" if args.tol else "")
     runs = [Run(label, optimizer, rate, source, known, out)]
     if dba and not args.no_compare:
         base_known = _validated.validated(args.base, settings, hyperparams)
@@ -221,7 +228,7 @@ def run(args) -> int:
                                epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                progress=not args.quiet, results_path=r.out / "results.json",
                                config={"dataset": args.dataset, "per_class": None if args.fraction else args.per_class,
-                                       "fraction": args.fraction, "learning_rate_source": r.rate_source},
+                                       "fraction": args.fraction},
                                **extra))
     print(summary(runs, histories, epochs=args.epochs))
     written = results
