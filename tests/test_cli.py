@@ -95,7 +95,7 @@ def test_given_learning_rates_win_and_unknown_settings_fall_back():
         assert plan(*other) == [("dba(adam) mean_variance/prefix", 0.001, "the optimizer's default"),
                                 ("adam", 0.001, "DBA's")], other
     # a DBA method the cell did not run: its base's default rate, while the base alone keeps its validated one
-    assert plan("--min-size", "3") == [("dba(adam) mean_variance/prefix", 0.001, "the optimizer's default"),
+    assert plan("--min-size", "3") == [("dba(adam) mean_variance/prefix min 3", 0.001, "the optimizer's default"),
                                        ("adam", 0.000316, "validated")]
 
 
