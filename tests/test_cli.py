@@ -204,12 +204,22 @@ def subparser(name):
     return build_parser()._subparsers._group_actions[0].choices[name]
 
 
+def options(parser):
+    """Every option of ``parser`` and of its subcommands, as (command, action)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from options(sub)
+        elif action.option_strings:
+            yield parser.prog, action
+
+
 @pytest.mark.parametrize("command", ["train", "optimizers"])
 def test_help_gives_every_option_a_default(command):
     """Every option that takes a value says its default (or what happens without it) in --help."""
-    for action in subparser(command)._actions:
-        if action.option_strings and action.nargs != 0:
-            assert "default" in (action.help or ""), action.option_strings
+    for prog, action in options(subparser(command)):
+        if action.nargs != 0:
+            assert "default" in (action.help or ""), (prog, action.option_strings)
 
 
 def test_help_documents_every_option(capsys):
