@@ -39,48 +39,101 @@ def plot_batch_sizes(ax, history, x: str = "step", label: str | None = None, col
     return line
 
 
-def plot_history(history, path=None, title: str | None = None):
-    """Loss and accuracy per epoch; for DBA also the selected batch size per layer over steps,
-    for an adaptive-batch run (AdAdaGrad) the batch size over training.
+def _epoch_ticks(ax) -> None:
+    """Integer epoch ticks on the x axis (1, 2, 5 or 10 times a power of ten apart)."""
+    from matplotlib.ticker import MaxNLocator
 
-    Returns the matplotlib ``Figure``; writes it to ``path`` when given.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+
+
+def plot_selected(ax, history, colors=None) -> None:
+    """Samples DBA kept per layer at every step of ``history`` on ``ax``, with the batch they were kept from.
+
+    The x axis is the epoch: a step spans the samples processed before it to those processed
+    after it, divided by the training-set size, so each epoch ends on an integer. Per layer, a thin
+    line is every step and a thick one the mean over each epoch. The grey line is the batch size;
+    it dips at every epoch's last batch when the training set is not a multiple of the batch size
+    (that batch holds what is left of the epoch). The y axis is logarithmic, base 2. ``colors``
+    gives the layers' colours (default: the colour cycle).
+    """
+    from matplotlib.ticker import ScalarFormatter
+
+    batch = np.asarray(history.steps["batch_size"])
+    n = history.config["n_train"]
+    edges = np.concatenate([[0], np.cumsum(batch)]) / n
+    epoch = np.ceil(edges[1:] - 1e-9).astype(int)              # the epoch (from 1) each step belongs to
+    epochs = np.arange(1, epoch[-1] + 1)
+    full = int(batch.max())
+    last = n % full
+    ax.stairs(batch, edges, color="0.6", lw=0.8, label="batch size" + (
+        f" (dips to {last} at each epoch's last batch: {n} = {n // full}×{full} + {last})" if last else ""))
+    for layer, sizes in enumerate(history.steps["selected"]):
+        color = f"C{layer}" if colors is None else colors[layer % len(colors)]
+        sizes = np.asarray(sizes, dtype=float)
+        ax.stairs(sizes, edges, lw=0.5, alpha=0.35, color=color)
+        means = np.bincount(epoch, weights=sizes)[1:] / np.bincount(epoch)[1:]
+        ax.stairs(means, np.concatenate([[0], epochs]), lw=2, color=color,
+                  label=f"kept in layer {layer + 1} (thin: each step; thick: mean over the epoch)")
+    ax.set_yscale("log", base=2)
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    _epoch_ticks(ax)
+    ax.set_xlim(0, edges[-1])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("samples in the update")
+    ax.grid(alpha=0.3, which="both")
+
+
+def plot_runs(runs: dict, path=None, title: str | None = None):
+    """Runs side by side: loss and accuracy per epoch (train solid, test dashed, one colour per run);
+    for a DBA run also the samples it kept per layer, for an adaptive-batch run (AdAdaGrad) its batch size.
+
+    ``runs`` maps a label to a :class:`~dba_ref.training.History`; every run shares the two first
+    panels. One legend under the panels names every line. Returns the matplotlib ``Figure``; writes it to ``path``
+    when given.
     """
     import matplotlib.pyplot as plt  # headless machines fall back to the Agg backend by themselves
 
-    has_dba = "selected" in history.steps
-    has_adaptive = bool(history.config.get("adaptive_batch"))
-    n_panels = 2 + has_dba + has_adaptive
-    fig, axes = plt.subplots(1, n_panels, figsize=(4.75 * n_panels, 3.6))
-    epochs = [row["epoch"] for row in history.epochs]
+    dba_runs = [(label, h) for label, h in runs.items() if "selected" in h.steps]
+    adaptive_runs = [(label, h) for label, h in runs.items() if h.config.get("adaptive_batch")]
+    n_panels = 2 + len(dba_runs) + len(adaptive_runs)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.9 * n_panels, 4.4), layout="constrained", squeeze=False)
+    axes = axes[0]
+    named = len(runs) > 1
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, what in zip(axes, ("loss", "acc")):
-        for part, style in (("train", "-"), ("test", "--")):
-            key = f"{part}_{what}"
-            if key in history.epochs[0]:
-                ax.plot(epochs, [row[key] for row in history.epochs], style, marker="o", ms=3, label=part)
+        for (label, history), color in zip(runs.items(), palette):
+            epochs = [row["epoch"] for row in history.epochs]
+            marker = "o" if len(epochs) <= 30 else None
+            for part, style in (("train", "-"), ("test", "--")):
+                key = f"{part}_{what}"
+                if key in history.epochs[0]:
+                    ax.plot(epochs, [row[key] for row in history.epochs], style, color=color, marker=marker, ms=3,
+                            lw=1.2, label=f"{label}: {part}" if named else part)
+        _epoch_ticks(ax)
+        ax.set_xlim(0, max(row["epoch"] for h in runs.values() for row in h.epochs))
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean cross-entropy" if what == "loss" else "accuracy")
         ax.grid(alpha=0.3)
-        ax.legend()
-    if has_dba:
-        ax = axes[2]
-        batch = np.asarray(history.steps["batch_size"])
-        ax.plot(batch, color="0.6", lw=1, label="batch")
-        for layer, sizes in enumerate(history.steps["selected"]):
-            ax.plot(sizes, lw=1, label=f"layer {layer + 1}")
-        ax.set_xlabel("step")
-        ax.set_ylabel("samples in the update")
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        ax.set_title("DBA: selected batch size")
-    if has_adaptive:
-        ax = axes[-1]
-        plot_batch_sizes(ax, history)
-        ax.set_title("adaptive batch size")
-    fig.suptitle(title or history.config.get("optimizer", {}).get("name", ""))
-    fig.tight_layout()
+    for ax, (label, history) in zip(axes[2:], dba_runs):
+        plot_selected(ax, history, colors=palette[len(runs):])  # colours no run uses
+        ax.set_title(f"{label}: samples kept" if named else "DBA: samples kept", fontsize="medium")
+    for ax, (label, history) in zip(axes[2 + len(dba_runs):], adaptive_runs):
+        plot_batch_sizes(ax, history, label=None)
+        ax.set_title(f"{label}: adaptive batch size" if named else "adaptive batch size", fontsize="medium")
+    handles = {}                                    # one legend for every line of every panel, under them
+    for ax in axes:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(len(handles), 4),
+               frameon=False, fontsize="small")
+    fig.suptitle(title or ", ".join(runs))
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)
         plt.close(fig)
     return fig
+
+
+def plot_history(history, path=None, title: str | None = None):
+    """The figure of one run: :func:`plot_runs` with that run alone (titled with its optimizer)."""
+    name = history.config.get("optimizer", {}).get("name", "")
+    return plot_runs({name: history}, path, title=title or name)

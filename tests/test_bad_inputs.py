@@ -227,9 +227,29 @@ def test_cli_refuses_bad_data_files_in_one_line_and_keeps_the_old_results(tmp_pa
     out = tmp_path / "run"
     out.mkdir()
     (out / "results.json").write_text('{"earlier": "run"}')
-    code, err = cli(TRAIN + ["--dataset", "mnist", "--data-dir", str(data), "--out", str(out)], capsys)
+    code, err = cli(TRAIN + ["--dataset", "mnist", "--data-dir", str(data), "--out", str(out), "--overwrite"], capsys)
     assert_one_line_error(code, err, message)
     assert (out / "results.json").read_text() == '{"earlier": "run"}'
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--lr", "-1"], "learning_rate must be > 0"),
+    (["--min-size", "100"], "--min-size 100 is larger than the batch"),
+    (["--hidden", "0"], "every layer width must be an integer >= 1"),
+    (["--hparam", "momentum=0.8"], "has no hyper-parameter momentum"),
+    (["--per-class", "501"], "only 500 samples available"),
+    (["--resume"], "--overwrite starts the runs again and --resume continues them: choose one"),
+])
+def test_cli_refused_overwrite_keeps_the_old_run(tmp_path, capsys, argv, message):
+    """--overwrite deletes the old files only once everything else has been checked."""
+    out = tmp_path / "run"
+    (out / "base").mkdir(parents=True)
+    old = {out / "results.json": b'{"earlier": "run"}', out / "base" / "results.json": b'{"earlier": "base"}',
+           out / "training.png": b"PNG"}
+    for path, content in old.items():
+        path.write_bytes(content)
+    assert_one_line_error(*cli(TRAIN + ["--out", str(out), "--overwrite", *argv], capsys), message)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == old
 
 
 def test_cli_trains_on_good_idx_files(tmp_path, capsys):

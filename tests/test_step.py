@@ -8,6 +8,7 @@
   whose hand-written torch step must agree with the reference to rounding.
 """
 import doctest
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,9 @@ def test_readme_torch_example_runs(capsys):
     scale = max(np.abs(a).max() for pair in step.params + step.updates for a in pair)
     assert ns["err"] <= len(ns["y"]) * np.finfo(np.float64).eps * scale
     assert lines[-1] == f"largest difference from the reference: {ns['err']:.1e}"
+
+
+def test_readme_holds_the_examples():
+    """The README's two "Use" examples are the ones run above, character for character."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert README_NUMPY_EXAMPLE in text and README_TORCH_EXAMPLE in text

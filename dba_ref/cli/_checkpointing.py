@@ -12,26 +12,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._types import positive_int
+
 #: Folder of the checkpoint inside the output folder when --checkpoint-dir is not given.
 DEFAULT_SUBDIR = "checkpoint"
 
 
 def add_arguments(group) -> None:
     """Add the three options to ``group`` (a parser or an argument group)."""
-    from .train import _positive_int
-
     group.add_argument("--checkpoint-dir", default=None, metavar="DIR",
-                       help="write a checkpoint there after every epoch (default with --resume or "
+                       help="write a checkpoint there after every epoch (default: none; with --resume or "
                             f"--checkpoint-every: OUT/{DEFAULT_SUBDIR})")
-    group.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
-                       help="also write the checkpoint after every N steps")
+    group.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="N",
+                       help="also write the checkpoint after every N steps (default: only after every epoch)")
     group.add_argument("--resume", action="store_true",
                        help="continue from the checkpoint if there is one (same options; --epochs may grow)")
 
 
-def train_kwargs(args: argparse.Namespace, out) -> dict:
-    """``checkpoint_dir``, ``checkpoint_every`` and ``resume`` for :func:`dba_ref.training.train`."""
+def train_kwargs(args: argparse.Namespace, out, subfolder: str | None = None) -> dict:
+    """``checkpoint_dir``, ``checkpoint_every`` and ``resume`` for :func:`dba_ref.training.train`.
+
+    ``out`` is the run's output folder. A second run of the same command (the comparison run of
+    ``dba-ref train``) passes its ``subfolder`` of the output folder: its checkpoint goes to
+    ``--checkpoint-dir``/``subfolder`` when that option is given.
+    """
     directory = args.checkpoint_dir
+    if directory is not None and subfolder:
+        directory = Path(directory) / subfolder
     if directory is None and (args.resume or args.checkpoint_every is not None):
         directory = Path(out) / DEFAULT_SUBDIR
     return {"checkpoint_dir": directory, "checkpoint_every": args.checkpoint_every, "resume": args.resume}
