@@ -106,22 +106,6 @@ def check_min_size(min_size):
     raise TypeError(f"min_size must be an int count or a float fraction, got {type(min_size).__name__}")
 
 
-def min_size_count(min_size, batch_size: int) -> int:
-    """``min_size`` (already checked) as a sample count for a batch of ``batch_size`` (spec §5).
-
-    An ``int`` is an absolute count; a ``float`` in (0, 1] is a fraction of the
-    batch, rounded up: ``ceil(min_size * B)``, at least 1.
-    """
-    if isinstance(min_size, numbers.Integral):
-        return int(min_size)
-    return max(1, math.ceil(min_size * batch_size - 1e-12))
-
-
-def resolve_min_size(min_size, batch_size: int) -> int:
-    """Check ``min_size`` and turn it into a sample count for a batch of ``batch_size``."""
-    return min_size_count(check_min_size(min_size), batch_size)
-
-
 def check_choice(value, choices, name: str) -> str:
     """``value`` must be one of ``choices`` (strings)."""
     if not isinstance(value, str):

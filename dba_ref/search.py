@@ -33,12 +33,13 @@ search, on request: :mod:`dba_ref.agreement`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ._validation import check_choice, check_gram, check_min_size, check_tol, min_size_count
+from ._validation import check_choice, check_gram, check_min_size, check_tol
 from .metrics import METRICS, metric_value
 
 STRATEGIES = ("greedy", "prefix", "exhaustive", "all")
@@ -93,6 +94,17 @@ class Selection:
     @property
     def size(self) -> int:
         return int(self.indices.shape[0])
+
+
+def min_size_count(min_size, batch_size: int) -> int:
+    """``min_size`` (already checked) as a sample count for a batch of ``batch_size``.
+
+    An ``int`` is an absolute count; a ``float`` in (0, 1] is a fraction of the
+    batch, rounded up: ``ceil(min_size · B)``, at least 1.
+    """
+    if isinstance(min_size, (int, np.integer)):
+        return int(min_size)
+    return max(1, math.ceil(min_size * batch_size - 1e-12))
 
 
 # --------------------------------------------------------------------------
@@ -340,5 +352,5 @@ def check_exhaustive_size(strategy: str, batch_size: int) -> None:
 
 __all__ = ["select", "search", "make_selection", "Selection", "SelectionTrace", "SearchKernels", "NUMPY_SEARCH",
            "greedy_path", "candidate_values", "acceptance_threshold", "prefix_path", "alignment_order",
-           "alignment_scores", "exhaustive_search", "subset_values", "check_exhaustive_size",
+           "alignment_scores", "exhaustive_search", "subset_values", "min_size_count", "check_exhaustive_size",
            "STRATEGIES", "EXHAUSTIVE_MAX_B"]

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from ._validation import min_size_count
 from .backprop import mean_grad
 from .gram import gram
-from .search import NUMPY_SEARCH, SearchKernels, search
+from .search import NUMPY_SEARCH, SearchKernels, min_size_count, search
 
 
 class Kernels(NamedTuple):

@@ -57,11 +57,11 @@ from importlib import import_module
 import numpy as np
 from numba import cuda, float64, int64
 
-from .._validation import check_choice, check_dtype, check_features, check_labels, min_size_count
+from .._validation import check_choice, check_dtype, check_features, check_labels
 from ..backprop import mean_grad as reference_mean_grad
 from ..backprop import mean_grads as reference_mean_grads
 from ..metrics import METRIC_NAMES
-from ..search import SearchKernels, make_selection
+from ..search import SearchKernels, make_selection, min_size_count
 from ..update import Kernels
 from . import _kernels, cuda_tiles, numba_cpu
 from .cuda_backprop import device_backprop
