@@ -1,18 +1,18 @@
 """Subset metrics from Gram statistics (spec §4). All are minimised.
 
-For a subset S of k = |S| >= 1 samples with per-sample gradients g_i::
+For a subset S of ``k = |S| >= 1`` samples with per-sample gradients g_i::
 
     T = Σ_{i∈S} K[i,i]                 sum of squared norms
     Q = Σ_{i,j∈S} K[i,j] = ‖s‖²        s = Σ_{i∈S} g_i
     ‖ḡ‖² = Q / k²                      ḡ = s / k, the update direction
 
-==========================  =====================  ==================================
-name                        formula                meaning
-==========================  =====================  ==================================
-``variance``                V = T/k − Q/k²         trace of the (biased) covariance
-``normalized_variance``     V / ‖ḡ‖² = kT/Q − 1    noise-to-signal of one sample
-``mean_variance``           (V/k)/‖ḡ‖² = T/Q − 1/k noise-to-signal of the mean (norm test)
-==========================  =====================  ==================================
+==========================  =======================  ======================================
+name                        formula                  meaning
+==========================  =======================  ======================================
+``variance``                V = T/k − Q/k²           trace of the (biased) covariance
+``normalized_variance``     V / ‖ḡ‖² = kT/Q − 1      noise-to-signal of one sample
+``mean_variance``           (V/k)/‖ḡ‖² = T/Q − 1/k   noise-to-signal of the mean (norm test)
+==========================  =======================  ======================================
 
 A metric with ``Q`` in its denominator is ``+inf`` when ``Q <= Q_EPS · k · T``
 (Cauchy–Schwarz gives ``Q <= k T``, so this is a scale-free "the selected

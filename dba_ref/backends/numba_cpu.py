@@ -17,9 +17,9 @@ and values. What is compiled, and what is not:
   with the same NumPy expressions as the reference, so both start from
   identical numbers (the paths then agree bit for bit in practice); each
   step then updates r, evaluates every remaining candidate and keeps the
-  best and the second best in one pass over a row of K. The remaining
-  samples are kept packed (in index order, so ties still go to the lowest
-  index), so a step costs O(|S|) and the path O(B²) with half the constant.
+  best in one pass over a row of K. The remaining samples are kept packed
+  (in index order, so ties still go to the lowest index), so a step costs
+  ``O(|S|)`` and the path O(B²) with half the constant.
 - **prefix**: the ranking is :func:`dba_ref.search.alignment_order` itself;
   the O(B²) part, ``Σ_{a<k} K[o_k, o_a]`` for every k, is one kernel.
 - **exhaustive**: one kernel over all 2^B subsets (B ≤ 20), building every

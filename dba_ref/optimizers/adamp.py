@@ -20,7 +20,7 @@ projected. ``cos(x, y) = x·y / (max(‖x‖, ε) max(‖y‖, ε))``.
 **On an MLP.** Without normalisation layers no weight of an MLP is exactly
 scale-invariant: scaling a row of W_l scales that unit's pre-activation. The
 projection then fires only when the gradient happens to be nearly orthogonal
-to the weights (|cos| below δ/√in for every row, or below δ/√(out·in) for the
+to the weights (``|cos|`` below δ/√in for every row, or below δ/√(out·in) for the
 matrix), which in high dimension is not rare; it then drops the update's
 component along w (so it cannot change ‖w‖ to first order) and cuts the weight
 decay by ``wd_ratio``. Elsewhere AdamP is Adam and SGDP is momentum SGD.
@@ -48,7 +48,7 @@ VIEWS = ("channel", "layer")
 
 
 def cosine_rows(x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
-    """|cos| between matching rows of two 2-D arrays: ``|x·y| / (max(‖x‖, ε) max(‖y‖, ε))``."""
+    """``|cos|`` between matching rows of two 2-D arrays: ``|x·y| / (max(‖x‖, ε) max(‖y‖, ε))``."""
     nx = np.maximum(np.linalg.norm(x, axis=1), eps)
     ny = np.maximum(np.linalg.norm(y, axis=1), eps)
     return np.abs(np.sum(x * y, axis=1)) / (nx * ny)

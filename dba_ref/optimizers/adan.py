@@ -13,7 +13,7 @@ term)::
 
 The paper's defaults are β1 = 0.02, β2 = 0.08, β3 = 0.01, and it starts the
 moments from the first gradient: m0 = g0, v0 = 0, n0 = g0² (so the first step
-is η g / (|g| + ε), and there is no bias correction). λ is a *proximal* weight
+is ``η g / (|g| + ε)``, and there is no bias correction). λ is a *proximal* weight
 decay: the step is taken, then θ is divided by 1 + λη.
 
 ``bias_correction=True`` gives the authors' released code (github.com/sail-sg/Adan)

@@ -69,7 +69,7 @@ DATASET_SPLITS = {
     "fashion-mnist": "Fashion-MNIST with the official 10k test set",
 }
 
-#: The Σ/B reading's grid is centred this many times above its base's default (its steps are |S|/B shorter).
+#: The Σ/B reading's grid is centred this many times above its base's default (its steps are ``|S|/B`` shorter).
 SUM_OVER_BATCH_LR_SHIFT = 10.0
 #: The DBA bases the paper names.
 DBA_BASES = ("sgd", "adam")

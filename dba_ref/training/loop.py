@@ -145,9 +145,10 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
     X_test, y_test : optional held-out data evaluated after every epoch.
     epochs : int >= 1
         Epochs in all, counting those a resumed checkpoint has done.
-    batch_size : int >= 1, or None for the full batch. The last batch of an
-        epoch may be smaller (DBA uses a batch below ``min_size`` whole). For an
-        adaptive-batch optimizer this is the *initial* batch size.
+    batch_size : int >= 1 or None
+        None for the full batch. The last batch of an epoch may be smaller
+        (DBA uses a batch below ``min_size`` whole). For an adaptive-batch
+        optimizer this is the *initial* batch size.
     seed : int
         Seed of the shuffling; the same model seed, data and seed give the same numbers.
     progress : bool

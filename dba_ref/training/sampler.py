@@ -35,7 +35,8 @@ class BatchSampler:
         self.shuffle = bool(shuffle)
         self.batch_size = batch_size
         self._order: np.ndarray | None = None      # the permutation of the epoch in progress, None between epochs
-        self.position = 0                          # samples of that epoch already handed out
+        #: Samples of the epoch in progress already handed out.
+        self.position = 0
 
     @property
     def batch_size(self) -> int:
