@@ -407,6 +407,8 @@ class SelectionCheck:
     larger. Errors are ``None`` where the verdict allows no comparison
     (values after the two paths part belong to different subsets);
     ``values_problem`` says why a path could not be compared at all.
+    ``full_stats_error`` and ``full_stats_allowed`` are the same for the whole
+    batch's statistics (:func:`check_against`).
     """
 
     verdict: SelectionVerdict | None
@@ -416,13 +418,28 @@ class SelectionCheck:
     values_allowed: float | None = None
     values_problem: str = ""
     full_stats_error: float | None = None
+    full_stats_allowed: float | None = None
 
     @property
     def passed(self) -> bool:
         """No difference, no value beyond what it is allowed (ambiguous decisions pass)."""
         return ((self.verdict is None or self.verdict.status != "differ") and not self.values_problem
                 and (self.value_error is None or self.value_error <= self.value_allowed)
-                and (self.values_error is None or self.values_error <= self.values_allowed))
+                and (self.values_error is None or self.values_error <= self.values_allowed)
+                and (self.full_stats_error is None or self.full_stats_error <= self.full_stats_allowed))
+
+    def problems(self) -> list[str]:
+        """What did not pass, in words (empty when :attr:`passed`)."""
+        found = []
+        if self.verdict is not None and self.verdict.status == "differ":
+            found.append(f"selection differs: {self.verdict.detail}")
+        if self.values_problem:
+            found.append(f"path values: {self.values_problem}")
+        for name in ("value", "values", "full_stats"):
+            error, allowed = getattr(self, f"{name}_error"), getattr(self, f"{name}_allowed")
+            if error is not None and not error <= allowed:
+                found.append(f"{name}: error {error:.3g} of the rounding scale > {allowed:.3g} allowed")
+        return found
 
 
 def _allowed(rtol: float, tolerances: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -477,22 +494,54 @@ def check_selection(K: np.ndarray, metric: str, strategy: str, ref: dict, indice
     return SelectionCheck(verdict, **result)
 
 
+def selection_outputs(selection) -> dict:
+    """What a conformance check reads of a selection: ``indices``, ``removed``, ``value``, ``values`` and the
+    whole batch's ``full_T``, ``full_Q``, ``full_value``, from a :class:`~dba_ref.Selection` or any object
+    with those attributes (arrays, tensors or numbers)."""
+    if hasattr(selection, "trace"):
+        tr = selection.trace
+        return {"indices": selection.indices, "removed": tr.removed, "value": selection.value, "values": tr.values,
+                "full_T": tr.full_T, "full_Q": tr.full_Q, "full_value": tr.full_value}
+    return {f: getattr(selection, f) for f in ("indices", "removed", "value", "values", "full_T", "full_Q",
+                                               "full_value")}
+
+
+def full_stats_allowed(K: np.ndarray, metric: str, rtol: float = 0.0, gram_rtol: float = 0.0) -> float:
+    """The largest error of the whole batch's ``T``, ``Q`` and metric value, relative to their scales
+    (:func:`full_stat_scale`), that two correct implementations may show: ``rtol``, or twice the rounding bound
+    of sums over the batch in any order (and of K's own entries when each side computed K) where that is larger."""
+    u, B = UNIT_ROUNDOFF, K.shape[0]
+    norms = np.sqrt(np.maximum(np.diag(K), 0.0))
+    T, Q = float(np.trace(K)), float(K.sum())
+    e_T = B * u * T + gram_rtol * T
+    e_Q = B * B * u * float(np.abs(K).sum()) + gram_rtol * float(norms.sum()) ** 2
+    e_v = float(_value_error(metric, T, Q, B, e_T, e_Q))
+    ratios = [e / full_stat_scale(K, name) if full_stat_scale(K, name) > 0 else 0.0
+              for e, name in ((e_T, "T"), (e_Q, "Q"), (e_v, metric))]
+    return max(rtol, 2.0 * max(ratios))
+
+
 def check_against(reference, K: np.ndarray, other, threshold: float = AMBIGUITY["float64"], rtol: float = 0.0,
                   gram_rtol: float = 0.0) -> SelectionCheck:
     """Compare another implementation's selection with a reference :class:`~dba_ref.Selection` made on ``K``.
 
-    ``other`` has the attributes ``indices``, ``removed``, ``value``, ``values``,
-    ``full_T``, ``full_Q`` and ``full_value`` (arrays, tensors or numbers); the
-    result adds the full-batch statistics' max relative error to :func:`check_selection`'s.
+    ``other`` is another :class:`~dba_ref.Selection`, or any object with the
+    attributes of :func:`selection_outputs`. The result adds the full-batch
+    statistics' max relative error (and what is allowed, :func:`full_stats_allowed`)
+    to :func:`check_selection`'s. ``rtol`` is a floor on every relative error
+    allowed; ``gram_rtol`` the error of ``other``'s K entries when it computed K
+    itself (:func:`gram_entry_rtol`).
     """
     K = np.asarray(K, np.float64)
     tr = reference.trace
     ref = {"indices": reference.indices, "value": reference.value, "removed": tr.removed, "values": tr.values,
            "margins": decision_margins(K, reference)}
-    got = {f: np.asarray(getattr(other, f)) for f in ("indices", "removed", "value", "values")}
+    out = selection_outputs(other)
+    got = {f: np.asarray(out[f]) for f in ("indices", "removed", "value", "values")}
     result = check_selection(K, tr.metric, tr.strategy, ref, **got, threshold=threshold, rtol=rtol,
                              gram_rtol=gram_rtol)
-    full = max(max_rel_error(other.full_T, tr.full_T, full_stat_scale(K, "T")),
-               max_rel_error(other.full_Q, tr.full_Q, full_stat_scale(K, "Q")),
-               max_rel_error(other.full_value, tr.full_value, full_stat_scale(K, tr.metric)))
-    return SelectionCheck(**{**result.__dict__, "full_stats_error": full})
+    full = max(max_rel_error(np.asarray(out["full_T"]), tr.full_T, full_stat_scale(K, "T")),
+               max_rel_error(np.asarray(out["full_Q"]), tr.full_Q, full_stat_scale(K, "Q")),
+               max_rel_error(np.asarray(out["full_value"]), tr.full_value, full_stat_scale(K, tr.metric)))
+    return SelectionCheck(**{**result.__dict__, "full_stats_error": full,
+                             "full_stats_allowed": full_stats_allowed(K, tr.metric, rtol, gram_rtol)})
