@@ -77,12 +77,18 @@ def rounding_tolerance(scale, n_ops, dtype=np.float64):
 
 
 def assert_within_rounding(actual, reference, scale, n_ops, dtype=np.float64, what="values"):
-    """``|actual − reference| <= rounding_tolerance(scale, n_ops, dtype)`` entry by entry.
+    """``|actual − reference| <= rounding_tolerance(scale, n_ops, dtype)`` entry by entry (see :func:`assert_within`)."""
+    assert_within(actual, reference, rounding_tolerance(scale, n_ops, dtype), what,
+                  f"{SAFETY} × {n_ops} operations × ε({np.dtype(dtype).name}) × scale")
 
-    ``scale`` is a number or an array broadcast against ``reference``. Where the
-    reference is ±inf the actual value must be equal; a NaN never passes. With
-    ``DBA_REF_ROUNDING_LOG=FILE`` set, the worst ratio error / tolerance is
-    appended to FILE (one JSON line per call): ``.ci/blas_matrix`` reports it.
+
+def assert_within(actual, reference, tolerance, what="values", how="the tolerance"):
+    """``|actual − reference| <= tolerance`` entry by entry (``tolerance`` broadcast against ``reference``).
+
+    Where the reference is ±inf the actual value must be equal; a NaN never
+    passes. With ``DBA_REF_ROUNDING_LOG=FILE`` set, the worst ratio error /
+    tolerance is appended to FILE (one JSON line per call): ``.ci/blas_matrix``
+    reports it.
     """
     a = np.asarray(actual, np.float64)
     r = np.asarray(reference, np.float64)
@@ -90,7 +96,7 @@ def assert_within_rounding(actual, reference, scale, n_ops, dtype=np.float64, wh
     finite = np.isfinite(r)
     assert not np.isnan(a).any(), f"{what}: NaN in {a}"
     assert np.array_equal(a[~finite], r[~finite]), f"{what}: {a[~finite]} where the reference is {r[~finite]}"
-    tol = np.broadcast_to(rounding_tolerance(scale, n_ops, dtype), r.shape)[finite]
+    tol = np.broadcast_to(np.asarray(tolerance, np.float64), r.shape)[finite]
     err = np.abs(a[finite] - r[finite])
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(err == 0, 0.0, err / tol)
@@ -101,10 +107,20 @@ def assert_within_rounding(actual, reference, scale, n_ops, dtype=np.float64, wh
         with open(log, "a") as f:
             f.write(json.dumps({"test": test, "what": what, "ratio": worst}) + "\n")
     if not worst <= 1:                                      # NaN fails too
-        at = int(np.nanargmax(np.where(np.isnan(ratio), np.inf, ratio)))
+        at = int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio)))
         pytest.fail(f"{what}: {a[finite][at]!r} vs {r[finite][at]!r} differ by {err[at]:.3g}, {worst:.3g} times "
-                    f"the rounding tolerance {tol[at]:.3g} ({SAFETY} × {n_ops} operations × ε × scale, "
-                    f"dtype {np.dtype(dtype).name})")
+                    f"{how} ({tol[at]:.3g})")
+
+
+def central_difference_tolerance(f_scale, n_ops, h, third_derivative=1.0) -> float:
+    """How far ``(f(x + h) − f(x − h)) / 2h`` may lie from ``f′(x)``.
+
+    Each evaluation of f rounds by up to ``rounding_tolerance(f_scale, n_ops)``,
+    which the quotient divides by h; truncation adds ``h²·|f‴|/6``, with ``|f‴|``
+    taken as ``6 · third_derivative`` (order 1 for networks of order-1 weights and
+    inputs along a direction of unit size; scale it by ``|v|³`` for a direction v).
+    """
+    return float(rounding_tolerance(f_scale, n_ops)) / h + third_derivative * h ** 2
 
 
 def array_scale(reference) -> float:
