@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dba_ref import MLP
-from dba_ref.conformance import path_subsets
+from dba_ref.conformance import check_against, path_subsets
 from dba_ref.metrics import value_scale
 
 
@@ -28,6 +28,14 @@ def random_batch(rng, model: MLP, B: int):
     X = rng.normal(size=(B, model.sizes[0]))
     y = rng.integers(0, model.n_classes, size=B)
     return X, y
+
+
+def random_mlp(rng, n_layers: int, activation: str) -> MLP:
+    """An MLP with odd widths (1..9 inputs and hidden units, 3 or 5 classes) and non-zero biases (the frameworks' checks)."""
+    sizes = [int(s) for s in rng.choice([1, 3, 5, 7, 9], size=n_layers)] + [int(rng.choice([3, 5]))]
+    model = MLP(sizes, activation=activation, seed=int(rng.integers(1 << 31)))
+    model.set_params([(W, rng.normal(scale=0.3, size=b.shape)) for W, b in model.params])
+    return model
 
 
 # --------------------------------------------------------------------------
@@ -150,6 +158,13 @@ def gram_ops(sizes, layer: int) -> int:
     return network_ops(sizes) + int(sizes[layer - 1]) + int(sizes[layer]) + 1
 
 
+def explicit_gram_rounding(sizes, layer: int) -> int:
+    """Roundings between a framework's K of ``layer`` (``G Gᵀ`` of its own per-sample gradients, inner dimension
+    ``P = out·(in + 1)``) and the reference's (the Gram identity on its own signals)."""
+    n_in, n_out = int(sizes[layer - 1]), int(sizes[layer])
+    return gram_ops(sizes, layer) + n_out * (n_in + 1)
+
+
 def gram_scale(K) -> np.ndarray:
     """``sqrt(K_ii K_jj)``, the rounding scale of each entry of a Gram matrix.
 
@@ -165,19 +180,59 @@ def search_ops(batch_size: int) -> int:
     return 3 * int(batch_size)
 
 
-def step_rounding_scale(params, update, ops) -> np.ndarray:
-    """``|θ| + ops·|u|``: the rounding scale one optimizer step ``θ ← θ + u`` adds to the parameters, entry by entry.
+def step_rounding_scale(params, update, ops, cancellation=1.0) -> np.ndarray:
+    """``|θ| + ops·c·|u|``: the rounding scale one optimizer step ``θ ← θ + u`` adds to the parameters, entry by entry.
 
     ``ops`` is how many roundings fed the update ``u``: the gradient's (a network's
-    :func:`network_ops` and the mean over B samples), the optimizer's running sums
+    :func:`network_ops` and the mean over k samples), the optimizer's running sums
     (moments, velocities, accumulators: t of them at step t) and any reduction
-    (a norm over P parameters: P); ``θ + u`` rounds once more, relative to ``|θ|``.
-    The scales of successive steps add up: after s steps compare with
-    ``assert_within_rounding(θ, θ_ref, Σ_t step_rounding_scale(θ_t, u_t, ops_t), 1)``.
-    An error of the weights also changes the next gradients, through the loss's
-    curvature; at these learning rates that is part of :data:`SAFETY`'s "Jacobians of norm about 1".
+    (a norm over P parameters: P). ``c`` is the gradient's cancellation
+    (:func:`gradient_cancellation`, 1 for a gradient given as data): a mean
+    gradient rounds relative to its terms, and an update depends on each gradient
+    entry with a relative condition of at most 1 (SGD, momentum, Adam's
+    ``g/(|g| + ε)``), so its rounding relative to itself grows by the same factor.
+    ``θ + u`` rounds once more, relative to ``|θ|``. The scales of successive
+    steps add up: after s steps compare with ``assert_within_rounding(θ, θ_ref,
+    Σ_t step_rounding_scale(θ_t, u_t, ops_t, c_t), 1)``. An error of the weights
+    also changes the next gradients, through the loss's curvature; at these
+    learning rates that is part of :data:`SAFETY`'s "Jacobians of norm about 1".
     """
-    return np.abs(np.asarray(params, np.float64)) + ops * np.abs(np.asarray(update, np.float64))
+    with np.errstate(invalid="ignore"):                   # 0 · inf: an exactly cancelled gradient, see below
+        return np.abs(np.asarray(params, np.float64)) + ops * np.abs(np.asarray(update, np.float64)) * cancellation
+
+
+def gradient_cancellation(A, D, indices=None):
+    """``(Σ|terms| / |Σ terms|)`` for each entry of a layer's mean gradient over S, as ``(W, b)`` arrays.
+
+    1 where the terms are all 0 (both sides compute an exact 0); +inf where they
+    cancel exactly, so that a comparison of that entry (a NaN tolerance) passes
+    only if both sides agree exactly.
+    """
+    from dba_ref.backprop import mean_grad
+
+    out = []
+    for terms, g in zip(mean_grad_scale(A, D, indices), mean_grad(A, D, indices)):
+        g = np.abs(np.asarray(g, np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(np.where(terms == 0, 1.0, terms / g))
+    return tuple(out)
+
+
+def training_step_rounding(model, updates, signals, step: int, selections=None) -> list:
+    """The rounding scale one training step adds to each parameter array ``[W1, b1, W2, ...]`` (before the update).
+
+    Layer l's update is fed by the signals (:func:`network_ops`), the mean over
+    its selection S_l (``selections[l]``, indices; ``None``: the whole batch) and
+    the optimizer's running sums over ``step`` steps, amplified by its gradient's
+    cancellation (:func:`step_rounding_scale`).
+    """
+    scales = []
+    for l, ((W, b), (uW, ub), (A, D)) in enumerate(zip(model.params, updates, signals.layers)):
+        S = None if selections is None else selections[l]
+        ops = network_ops(model.sizes) + (A.shape[0] if S is None else len(S)) + step
+        cW, cb = gradient_cancellation(A, D, S)
+        scales += [step_rounding_scale(W, uW, ops, cW), step_rounding_scale(b, ub, ops, cb)]
+    return scales
 
 
 def mean_grad_scale(A, D, indices=None):
@@ -349,3 +404,26 @@ def assert_same_selection(ref, out, K, gram_rounding: int = 0, tol=AMBIGUOUS) ->
         assert len(o.margins) == len(r.margins)
         assert_selection_values(ref, K, n_ops, value=out.value)
     return n == len(r.margins)
+
+
+def assert_agrees_with_reference(ref, K, other, gram_rounding: int = 0, threshold=AMBIGUOUS):
+    """The verdict on another implementation's selection ``other`` (spec §5), after checking to rounding the values
+    it allows comparing; the frameworks' cross-checks use it.
+
+    ``other`` has ``indices``, ``removed``, ``value``, ``values``, ``full_T``, ``full_Q``
+    and ``full_value`` (arrays, tensors or numbers), as
+    :func:`dba_ref.conformance.check_against` reads them; it judges the set and the
+    path. The selected value is compared where they agree, the path values as far
+    as they agree. ``gram_rounding``: roundings between the two Gram matrices (0
+    when both searched ``K``).
+    """
+    result = check_against(ref, K, other, threshold=threshold)
+    assert not result.values_problem, result.values_problem
+    status = result.verdict.status
+    n_ops = gram_rounding + search_ops(np.shape(K)[0])
+    full = tuple(float(np.asarray(getattr(other, f))) for f in ("full_T", "full_Q", "full_value"))
+    agreed = len(ref.trace.values) if status == "agree" else result.verdict.agreed_steps
+    values = None if status == "differ" else np.asarray(other.values, np.float64)[:agreed]
+    value = float(np.asarray(other.value)) if status == "agree" else None
+    assert_selection_values(ref, K, n_ops, full, value, values)
+    return result.verdict

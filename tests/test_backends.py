@@ -34,8 +34,7 @@ from dba_ref.metrics import METRIC_NAMES, metric_value
 from dba_ref.search import prefix_path as numpy_prefix_path
 
 from conftest import (AMBIGUOUS, assert_same_selection, assert_within_rounding, decisive_steps, gram_scale,
-                      mean_grad_scale, network_ops, path_value_scales, search_ops, step_rounding_scale,
-                      subset_value_scales)
+                      mean_grad_scale, path_value_scales, search_ops, subset_value_scales, training_step_rounding)
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
 COMPILED = ["numba", "cuda"]
@@ -206,13 +205,13 @@ def test_dba_optimizer_trains_alike_on_every_backend(rng, backend):
         model = MLP(sizes, seed=1)
         opt = dba(sgd(0.1), backend=name)
         state = opt.init(model.params)
-        history, rounding = [], [np.zeros(p.shape) for layer in model.params for p in layer]
+        history, rounding = [], [0.0] * 2 * len(sizes[1:])
         for step in range(2):
             signals_ = backprop(model, X[step * B:(step + 1) * B], y[step * B:(step + 1) * B])
             updates, state = opt.update(signals_, state, model.params)
-            ops = network_ops(sizes) + B                       # the step's gradient: the signals and the mean
-            rounding = [s + step_rounding_scale(p, u, ops) for s, p, u in
-                        zip(rounding, [p for layer in model.params for p in layer], [u for layer in updates for u in layer])]
+            selections = [layer.selection.indices for layer in state.last]
+            rounding = [r + s for r, s in zip(rounding, training_step_rounding(model, updates, signals_, step + 1,
+                                                                                 selections))]
             model.set_params(apply_updates(model.params, updates))
             history.append([layer.selection.indices for layer in state.last])
         runs[name] = (model, history, rounding)

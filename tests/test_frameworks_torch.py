@@ -10,19 +10,19 @@ quantity's own scale and operation count), as the two compute the same numbers i
   and values to rounding;
 - weights after one DBA step and after 20 steps on the same batches, for DBA(SGD),
   DBA(momentum), DBA(Nesterov) and DBA(Adam) against ``torch.optim``: within the rounding the
-  steps added up (``step_rounding_scale``).
+  steps added up (``training_step_rounding``).
 """
 import doctest
 
 import numpy as np
 import pytest
-from conftest import (array_scale, assert_selection_values, assert_within_rounding, gram_ops, gram_scale,
-                      network_ops, random_batch, search_ops, step_rounding_scale)
+from conftest import (array_scale, assert_agrees_with_reference, assert_within_rounding, explicit_gram_rounding,
+                      gram_scale, network_ops, random_batch, random_mlp, training_step_rounding)
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
 
 from dba_ref import MLP, adam, apply_updates, backprop, dba, gram, momentum, nesterov, per_sample_grads, select, sgd  # noqa: E402
-from dba_ref.conformance import check_against, compare_selection, decision_margins  # noqa: E402
+from dba_ref.conformance import compare_selection, decision_margins  # noqa: E402
 from dba_ref.frameworks import torch_dba as td  # noqa: E402
 from dba_ref.metrics import METRIC_NAMES  # noqa: E402
 from dba_ref.model import ACTIVATIONS  # noqa: E402
@@ -41,26 +41,12 @@ BASES = {
 }
 
 
-def random_model(rng, n_layers, activation):
-    """An MLP with odd widths (1..9 inputs and hidden units, 3 or 5 classes) and non-zero biases."""
-    sizes = [int(s) for s in rng.choice([1, 3, 5, 7, 9], size=n_layers)] + [int(rng.choice([3, 5]))]
-    model = MLP(sizes, activation=activation, seed=int(rng.integers(1 << 31)))
-    model.set_params([(W, rng.normal(scale=0.3, size=b.shape)) for W, b in model.params])
-    return model
-
-
 def tensors(X, y):
     return torch.as_tensor(X), torch.as_tensor(y)
 
 
 def numpy(x):
     return x.detach().numpy() if torch.is_tensor(x) else np.asarray(x)
-
-
-def explicit_gram_rounding(sizes, layer: int) -> int:
-    """Roundings between PyTorch's K (``G Gᵀ`` of its own gradients, inner dimension P) and the reference's (identity)."""
-    n_in, n_out = int(sizes[layer - 1]), int(sizes[layer])
-    return gram_ops(sizes, layer) + n_out * (n_in + 1)
 
 
 def test_docstring_example_runs():
@@ -71,7 +57,7 @@ def test_docstring_example_runs():
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
     for _ in range(3):
-        model = random_model(rng, n_layers, activation)
+        model = random_mlp(rng, n_layers, activation)
         X, y = random_batch(rng, model, int(rng.choice([1, 5, 11])))
         net = td.TorchMLP.from_params(model.params, activation)
         Xt, yt = tensors(X, y)
@@ -90,23 +76,6 @@ def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
                                    what=f"{what} Gram")
 
 
-def compare(ref_sel, K, torch_sel, gram_rounding=0):
-    """The verdict on a torch selection (spec §5), after checking the values it allows comparing to rounding.
-
-    ``gram_rounding``: roundings between the two Gram matrices searched (0 when both searched ``K``).
-    """
-    result = check_against(ref_sel, K, torch_sel, threshold=AMBIGUOUS)
-    assert not result.values_problem, result.values_problem
-    status, agreed = result.verdict.status, result.verdict.agreed_steps
-    n_ops = gram_rounding + search_ops(K.shape[0])
-    full = tuple(float(numpy(getattr(torch_sel, f))) for f in ("full_T", "full_Q", "full_value"))
-    values = None if status == "differ" else numpy(torch_sel.values)[:len(ref_sel.trace.values) if status == "agree"
-                                                                        else agreed]
-    assert_selection_values(ref_sel, K, n_ops, full, float(numpy(torch_sel.value)) if status == "agree" else None,
-                            values)
-    return result.verdict
-
-
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("metric", METRIC_NAMES)
 def test_selections_and_removal_orders_match_for_every_metric_and_strategy(rng, metric, strategy):
@@ -117,16 +86,16 @@ def test_selections_and_removal_orders_match_for_every_metric_and_strategy(rng, 
     """
     statuses = []
     for trial in range(12):
-        model = random_model(rng, int(rng.integers(1, 4)), str(rng.choice(sorted(ACTIVATIONS))))
+        model = random_mlp(rng, int(rng.integers(1, 4)), str(rng.choice(sorted(ACTIVATIONS))))
         X, y = random_batch(rng, model, int(rng.integers(4, 11)))
         net = td.TorchMLP.from_params(model.params, model.activation)
         min_size = [1, 2, 3, 0.5][trial % 4]
         for l, ((gW, gb), (A, D)) in enumerate(zip(td.per_sample_grads(net, *tensors(X, y)),
                                                    backprop(model, X, y).layers), 1):
             K = gram(A, D)
-            verdict = compare(select(K, metric, strategy, min_size), K,
-                              td.select(td.gram(gW, gb), metric, strategy, min_size),
-                              explicit_gram_rounding(model.sizes, l))
+            verdict = assert_agrees_with_reference(select(K, metric, strategy, min_size), K,
+                                                   td.select(td.gram(gW, gb), metric, strategy, min_size),
+                                                   explicit_gram_rounding(model.sizes, l))
             assert verdict.status != "differ", f"{model.sizes}, min_size={min_size}: {verdict.detail}"
             statuses.append(verdict.status)
     assert statuses.count("agree") >= 0.6 * len(statuses), statuses
@@ -145,7 +114,8 @@ def test_exact_ties_and_degenerate_grams_are_agreed_or_reported_ambiguous(rng, m
     }
     for name, G in cases.items():
         K = G @ G.T
-        verdict = compare(select(K, metric, strategy, 2), K, td.select(torch.as_tensor(K), metric, strategy, 2))
+        verdict = assert_agrees_with_reference(select(K, metric, strategy, 2), K,
+                                               td.select(torch.as_tensor(K), metric, strategy, 2))
         assert verdict.status != "differ", f"{name}: {verdict.detail}"
     zeros = td.select(torch.zeros(5, 5, dtype=torch.float64), metric, strategy, 2)
     assert zeros.indices.tolist() == select(np.zeros((5, 5)), metric, strategy, 2).indices.tolist()
@@ -171,23 +141,19 @@ def test_a_near_tie_decided_the_other_way_is_ambiguous_not_a_failure():
 def reference_step(model, opt, state, X, y, step, rounding=None):
     """Step ``step`` (from 1) of the reference DBA; returns (state, [(selection, K)] per layer, rounding).
 
-    ``rounding`` (per parameter array, entry by entry) adds this step's ``step_rounding_scale``: the
-    update is fed by the signals and the selection's mean (``network_ops + B``) and the optimizer's
-    running sums over ``step`` steps.
+    ``rounding`` (per parameter array, entry by entry) adds this step's (``training_step_rounding``).
     """
     signals = backprop(model, X, y)
     updates, state = opt.update(signals, state, model.params)
-    ops = network_ops(model.sizes) + len(y) + step
-    leaves = [p for layer in model.params for p in layer]
-    rounding = [np.zeros(p.shape) for p in leaves] if rounding is None else rounding
-    rounding = [r + step_rounding_scale(p, u, ops) for r, p, u in zip(rounding, leaves, [u for pair in updates for u in pair])]
+    added = training_step_rounding(model, updates, signals, step, [s.selection.indices for s in state.last])
+    rounding = added if rounding is None else [r + a for r, a in zip(rounding, added)]
     model.set_params(apply_updates(model.params, updates))
     return state, [(s.selection, gram(A, D)) for s, (A, D) in zip(state.last, signals.layers)], rounding
 
 
 def assert_same_step(ref_layers, torch_sels, model, net, rounding, what):
     for l, ((ref_sel, K), sel) in enumerate(zip(ref_layers, torch_sels), 1):
-        verdict = compare(ref_sel, K, sel, explicit_gram_rounding(model.sizes, l))
+        verdict = assert_agrees_with_reference(ref_sel, K, sel, explicit_gram_rounding(model.sizes, l))
         assert verdict.status == "agree", (
             f"{what}, layer {l}: selections {verdict.status} ({verdict.detail}); the weights can only be compared "
             "where every selection is a clear call: change the seed of this test")
@@ -201,7 +167,7 @@ def assert_same_step(ref_layers, torch_sels, model, net, rounding, what):
 @pytest.mark.parametrize("metric", METRIC_NAMES)
 def test_one_dba_step_matches(rng, metric, strategy, base):
     make_ref, make_torch = BASES[base]
-    model = random_model(rng, 3, "tanh")
+    model = random_mlp(rng, 3, "tanh")
     X, y = random_batch(rng, model, 10)
     net = td.TorchMLP.from_params(model.params, model.activation)
     opt = dba(make_ref(), metric=metric, strategy=strategy, min_size=2)
