@@ -13,7 +13,8 @@ if os.environ.get("DBA_REF_REAL_GPU") != "1":
 import numpy as np
 import pytest
 
-from dba_ref import MLP
+from dba_ref import MLP, apply_updates, backprop
+from dba_ref.backprop import mean_grads
 from dba_ref.conformance import check_against, path_subsets
 from dba_ref.metrics import value_scale
 
@@ -129,6 +130,13 @@ def central_difference_tolerance(f_scale, n_ops, h, third_derivative=1.0) -> flo
     inputs along a direction of unit size; scale it by ``|v|³`` for a direction v).
     """
     return float(rounding_tolerance(f_scale, n_ops)) / h + third_derivative * h ** 2
+
+
+def softmax_sum_rounding(Z) -> tuple:
+    """``(scale, n_ops)`` of the row sums of ``softmax(Z)`` (which are 1): each ``p_j = exp(Z_j − logsumexp Z)``
+    rounds relative to ``|Z_j| + |logsumexp Z| <= 1 + 2·max|Z|`` (per row), and a row sums ``n_classes`` of them."""
+    Z = np.asarray(Z, np.float64)
+    return 1.0 + 2.0 * np.abs(Z).max(axis=1), Z.shape[1] + 1
 
 
 def array_scale(reference) -> float:
@@ -427,3 +435,31 @@ def assert_agrees_with_reference(ref, K, other, gram_rounding: int = 0, threshol
     value = float(np.asarray(other.value)) if status == "agree" else None
     assert_selection_values(ref, K, n_ops, full, value, values)
     return result.verdict
+
+
+def replay_training(model, optimizer, X, y, batch_size, epochs, dtype=np.float64):
+    """``train(model, optimizer, X, y, epochs, batch_size, shuffle=False)``'s steps again, one by one, in float64:
+    the rounding they add up, and each step's loss tolerance for a run in ``dtype``.
+
+    Returns ``(model, rounding, loss_tolerance)``: the replayed model, the rounding
+    scale of each parameter array after the last step (``training_step_rounding``),
+    and per step the tolerance of the batch loss: its own rounding (the terms of
+    ``ℓ = logsumexp(Z) − Z_y`` through the network and the mean over the batch)
+    plus the weights' tolerance so far times the loss's gradient.
+    """
+    state, rounding, loss_tolerance, step = optimizer.init(model.params), [0.0] * 2 * model.n_layers, [], 0
+    for _ in range(epochs):
+        for start in range(0, len(y), batch_size):
+            Xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            step += 1
+            signals = backprop(model, Xb, yb)
+            grads = mean_grads(signals)                        # plain optimizers (DBA: see training_step_rounding)
+            terms = 1.0 + np.abs(signals.losses).max() + np.abs(model.forward(Xb)).max()
+            through_weights = sum(np.sum(np.abs(g) * rounding_tolerance(r, 1, dtype))
+                                  for g, r in zip([g for pair in grads for g in pair], rounding))
+            own = rounding_tolerance(terms, network_ops(model.sizes) + len(yb), dtype)
+            loss_tolerance.append(float(own) + through_weights)
+            updates, state = optimizer.update(grads, state, model.params)
+            rounding = [r + a for r, a in zip(rounding, training_step_rounding(model, updates, signals, step))]
+            model.set_params(apply_updates(model.params, updates))
+    return model, rounding, np.array(loss_tolerance)
