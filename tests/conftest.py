@@ -32,7 +32,10 @@ def random_batch(rng, model: MLP, B: int):
 
 
 def random_mlp(rng, n_layers: int, activation: str) -> MLP:
-    """An MLP with odd widths (1..9 inputs and hidden units, 3 or 5 classes) and non-zero biases (the frameworks' checks)."""
+    """An MLP with odd widths (1..9 inputs and hidden units, 3 or 5 classes) and non-zero biases.
+
+    The frameworks' cross-checks draw their models with it.
+    """
     sizes = [int(s) for s in rng.choice([1, 3, 5, 7, 9], size=n_layers)] + [int(rng.choice([3, 5]))]
     model = MLP(sizes, activation=activation, seed=int(rng.integers(1 << 31)))
     model.set_params([(W, rng.normal(scale=0.3, size=b.shape)) for W, b in model.params])
@@ -86,7 +89,7 @@ def rounding_tolerance(scale, n_ops, dtype=np.float64):
 
 
 def assert_within_rounding(actual, reference, scale, n_ops, dtype=np.float64, what="values"):
-    """``|actual − reference| <= rounding_tolerance(scale, n_ops, dtype)`` entry by entry (see :func:`assert_within`)."""
+    """``|actual − reference| <= rounding_tolerance(scale, n_ops, dtype)``, entry by entry (:func:`assert_within`)."""
     assert_within(actual, reference, rounding_tolerance(scale, n_ops, dtype), what,
                   f"{SAFETY} × {n_ops} operations × ε({np.dtype(dtype).name}) × scale")
 
@@ -189,7 +192,7 @@ def search_ops(batch_size: int) -> int:
 
 
 def step_rounding_scale(params, update, ops, cancellation=1.0) -> np.ndarray:
-    """``|θ| + ops·c·|u|``: the rounding scale one optimizer step ``θ ← θ + u`` adds to the parameters, entry by entry.
+    """``|θ| + ops·c·|u|``: the rounding scale one optimizer step ``θ ← θ + u`` adds to the parameters.
 
     ``ops`` is how many roundings fed the update ``u``: the gradient's (a network's
     :func:`network_ops` and the mean over k samples), the optimizer's running sums
@@ -244,7 +247,7 @@ def training_step_rounding(model, updates, signals, step: int, selections=None) 
 
 
 def mean_grad_scale(A, D, indices=None):
-    """``(|Δ_S|ᵀ|A_S| / k, Σ|Δ_S| / k)``: the rounding scale of each entry of a mean gradient over S (its terms)."""
+    """``(|Δ_S|ᵀ|A_S| / k, Σ|Δ_S| / k)``: the rounding scale of each entry of a mean gradient over S."""
     if indices is not None:
         A, D = np.asarray(A)[indices], np.asarray(D)[indices]
     k = A.shape[0]
@@ -336,7 +339,7 @@ def decisive_steps(trace, tol):
 
 
 def full_batch_scales(metric: str, K) -> tuple:
-    """Rounding scales of the whole batch's ``(T, Q, value)``: ``T``, ``B·T`` (Cauchy–Schwarz bound of Q), the value's."""
+    """Rounding scales of the whole batch's ``(T, Q, value)``: ``T``, ``B·T`` (bounds Q), the value's."""
     K = np.asarray(K, np.float64)
     B, T = K.shape[0], float(np.trace(K))
     return T, B * T, float(value_scale(metric, T, float(K.sum()), B))
@@ -362,7 +365,7 @@ def selection_value_scales(ref, K) -> tuple:
 
 
 def assert_selection_values(ref, K, n_ops, full=None, value=None, values=None):
-    """Another implementation's statistics and values equal those of ``ref`` (a reference Selection on ``K``) to rounding.
+    """Another implementation's statistics and values equal those of ``ref`` (a Selection on ``K``) to rounding.
 
     ``full`` is its ``(T, Q, value)`` of the whole batch; ``value`` its selected
     value (compare it only where the sets agree); ``values`` the first entries

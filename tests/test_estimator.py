@@ -74,7 +74,8 @@ def test_string_labels_probabilities_and_score(digits):
     assert list(clf.classes_) == sorted(names)
     proba = clf.predict_proba(digits.X_test)
     assert proba.shape == (len(digits.y_test), 10)
-    assert_within_rounding(proba.sum(axis=1), np.ones(len(proba)), *softmax_sum_rounding(clf.model_.forward(digits.X_test)))
+    sums = proba.sum(axis=1)
+    assert_within_rounding(sums, np.ones(len(sums)), *softmax_sum_rounding(clf.model_.forward(digits.X_test)))
     assert set(clf.predict(digits.X_test)) <= set(names)
     assert np.array_equal(clf.predict(digits.X_test), clf.classes_[proba.argmax(axis=1)])
     assert clf.score(digits.X_test, names[digits.y_test]) > 0.5            # chance: 0.1

@@ -9,7 +9,7 @@ import doctest
 
 import numpy as np
 import pytest
-from conftest import (AMBIGUOUS, array_scale, assert_agrees_with_reference, assert_within_rounding,
+from conftest import (array_scale, assert_agrees_with_reference, assert_within_rounding,
                       explicit_gram_rounding, gram_scale, network_ops, random_batch, random_mlp,
                       training_step_rounding)
 
@@ -45,8 +45,8 @@ def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
             assert_within_rounding(np.asarray(gW), rW, array_scale(rW), n_ops, what=f"layer {l} weight gradients")
             assert_within_rounding(np.asarray(gb), rb, array_scale(rb), n_ops, what=f"layer {l} bias gradients")
             K = gram(A, D)
-            assert_within_rounding(np.asarray(jd.gram(gW, gb)), K, gram_scale(K), explicit_gram_rounding(model.sizes, l),
-                                   what=f"layer {l} Gram")
+            assert_within_rounding(np.asarray(jd.gram(gW, gb)), K, gram_scale(K),
+                                   explicit_gram_rounding(model.sizes, l), what=f"layer {l} Gram")
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

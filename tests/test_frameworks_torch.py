@@ -16,8 +16,9 @@ import doctest
 
 import numpy as np
 import pytest
-from conftest import (array_scale, assert_agrees_with_reference, assert_within_rounding, explicit_gram_rounding,
-                      gram_scale, network_ops, random_batch, random_mlp, training_step_rounding)
+from conftest import (AMBIGUOUS, array_scale, assert_agrees_with_reference, assert_within_rounding,
+                      explicit_gram_rounding, gram_scale, network_ops, random_batch, random_mlp,
+                      training_step_rounding)
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
 
@@ -29,8 +30,6 @@ from dba_ref.model import ACTIVATIONS  # noqa: E402
 from dba_ref.search import STRATEGIES  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-AMBIGUOUS = 1e-9
 
 #: (reference optimizer, the same in torch.optim)
 BASES = {
@@ -63,7 +62,8 @@ def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
         Xt, yt = tensors(X, y)
         n_ops = network_ops(model.sizes)
         losses = model.losses(X, y)
-        assert_within_rounding(numpy(td.per_sample_losses(net, Xt, yt)), losses, array_scale(losses), n_ops, what="losses")
+        assert_within_rounding(numpy(td.per_sample_losses(net, Xt, yt)), losses, array_scale(losses), n_ops,
+                               what="losses")
         signals = backprop(model, X, y)
         for l, ((gW, gb), (rW, rb), (A, D)) in enumerate(
                 zip(td.per_sample_grads(net, Xt, yt), per_sample_grads(model, X, y), signals.layers), 1):

@@ -15,11 +15,11 @@ def test_gram_identity_equals_explicit_G_Gt(rng, activation, sizes, B):
     for l, (K, K_explicit) in enumerate(zip(layer_grams(model, X, y), explicit_layer_grams(model, X, y))):
         assert K.shape == (B, B)
         n_in, n_out = sizes[l], sizes[l + 1]
-        n_ops = n_out * n_in + n_out + n_in + n_out + 1    # G Gᵀ: inner dimension P; the identity: in + out, a product
+        n_ops = n_out * n_in + n_out + n_in + n_out + 1    # G Gᵀ: inner dimension P; identity: in + out, a product
         assert_within_rounding(K, K_explicit, gram_scale(K_explicit), n_ops, what=f"layer {l + 1}")
         np.testing.assert_array_equal(K, K.T)
-        # positive semi-definite: K is G Gᵀ up to an error E with ‖E‖₂ <= n_ops·ε·trace(K) (|E_ij| <= n_ops·ε·|g_i||g_j|),
-        # and the eigensolver adds about B·ε·‖K‖₂ <= B·ε·trace(K)
+        # positive semi-definite: K is G Gᵀ up to an error E with |E_ij| <= n_ops·ε·|g_i||g_j|, so
+        # ‖E‖₂ <= n_ops·ε·trace(K); the eigensolver adds about B·ε·‖K‖₂ <= B·ε·trace(K)
         assert np.linalg.eigvalsh(K).min() >= -rounding_tolerance(np.trace(K), n_ops + B)
 
 

@@ -49,7 +49,7 @@ def gradient_stream(rng, params, radial_free=False):
 
 
 class DiffGradWithoutRootEps(po.DiffGrad):
-    """``pytorch_optimizer.DiffGrad`` without the 1e-15 it adds under the root, ``√(v + 1e-15)``, as dba_ref's diffGrad.
+    """``pytorch_optimizer.DiffGrad`` without the 1e-15 it adds under the root, ``√(v + 1e-15)``, like dba_ref's.
 
     That constant is no rounding: it moves an update by about ``1e-15 / 2v`` relative,
     5e-9 where a gradient of 0.01 gives v = 1e-7 at the first step, hundreds of times

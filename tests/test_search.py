@@ -135,7 +135,7 @@ def test_permuting_the_batch_permutes_the_selection(rng, metric, strategy):
     Kp = K[np.ix_(perm, perm)]
     a, b = select(K, metric, strategy, 2), select(Kp, metric, strategy, 2)
     assert sorted(perm[b.indices].tolist()) == a.indices.tolist()
-    assert_within_rounding(b.value, a.value, selection_value_scales(a, K)[0], search_ops(11))   # summed in another order
+    assert_within_rounding(b.value, a.value, selection_value_scales(a, K)[0], search_ops(11))   # another order
     if strategy == "greedy":
         np.testing.assert_array_equal(perm[b.trace.removed], a.trace.removed)
 

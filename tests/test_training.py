@@ -76,8 +76,9 @@ def test_float32_training_stays_close_to_float64(digits):
     # batch loss within its own rounding and its weights'
     X, y = digits.X_train, digits.y_train
     replayed, rounding, loss_tolerance = replay_training(MLP([64, 24, 10], seed=0), sgd(0.2), X, y, 32, 3, np.float32)
-    for p32, p64, r in zip([p for pair in m32.params for p in pair], [p for pair in m64.params for p in pair], rounding):
-        assert_within_rounding(p32, p64, r + np.abs(p64), 1, np.float32)       # + |θ|: the final cast to float32
+    leaves64, leaves32 = ([p for pair in m.params for p in pair] for m in (m64, m32))
+    for p32, p64, r in zip(leaves32, leaves64, rounding):
+        assert_within_rounding(p32, p64, r + np.abs(p64), 1, np.float32)       # + |θ|: the initial cast to float32
     assert_within(h32.steps["loss"][-1], h64.steps["loss"][-1], loss_tolerance[-1], "last batch loss")
 
 

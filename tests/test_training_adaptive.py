@@ -77,8 +77,10 @@ def test_gram_diagonal_is_the_squared_norm_of_every_per_sample_gradient(batch):
 
 
 def statistic_scale(G) -> np.ndarray:
-    """The rounding scale of ``σ²/(B‖ḡ‖²) = B/(B − 1) · (T/Q − 1/B)``, per coordinate (T = Σ g_ij², Q = (Σ g_ij)²):
-    ``B/(B − 1)`` times mean_variance's (metrics.value_scale)."""
+    """The rounding scale of ``σ²/(B‖ḡ‖²) = B/(B − 1) · (T/Q − 1/B)`` per coordinate j.
+
+    ``T = Σ_i g_ij²``, ``Q = (Σ_i g_ij)²``: ``B/(B − 1)`` times mean_variance's (metrics.value_scale).
+    """
     B = G.shape[0]
     return B / (B - 1) * value_scale("mean_variance", np.sum(G * G, axis=0), G.sum(axis=0) ** 2, B)
 
