@@ -78,14 +78,15 @@ def unit_roundoff(dtype=np.float64) -> float:
 
 
 def rounding_tolerance(scale, n_ops, dtype=np.float64):
-    """``SAFETY · n_ops · (ε · scale + η)``: how far two computations of a quantity may differ by rounding alone.
+    """``SAFETY · n_ops · ε · (scale + tiny)``: how far two computations of a quantity may differ by rounding alone.
 
-    η, the smallest subnormal of ``dtype``, is the absolute error an operation may
-    add when its result underflows (the standard model of floating-point arithmetic
-    with gradual underflow); it matters only for scales near 1e-308.
+    ``tiny = np.finfo(dtype).tiny`` is the smallest normal number: below it numbers
+    lose relative precision (gradual underflow), an operation's result being off by
+    up to ``ε·tiny`` absolutely, so no scale counts as less than tiny. A result that
+    underflowed and is then multiplied by M carries ``ε·tiny·M``: add ``tiny·M`` to
+    the scale (:func:`gram_scale` does).
     """
-    info = np.finfo(dtype)
-    return SAFETY * n_ops * (unit_roundoff(dtype) * np.asarray(scale, np.float64) + float(info.smallest_subnormal))
+    return SAFETY * n_ops * unit_roundoff(dtype) * (np.asarray(scale, np.float64) + float(np.finfo(dtype).tiny))
 
 
 def assert_within_rounding(actual, reference, scale, n_ops, dtype=np.float64, what="values"):
@@ -176,14 +177,28 @@ def explicit_gram_rounding(sizes, layer: int) -> int:
     return gram_ops(sizes, layer) + n_out * (n_in + 1)
 
 
-def gram_scale(K) -> np.ndarray:
-    """``sqrt(K_ii K_jj)``, the rounding scale of each entry of a Gram matrix.
+def row_norms(X) -> np.ndarray:
+    """``‖x_i‖`` of every row, scaled by the row's largest entry first so that squares of tiny entries do not underflow."""
+    X = np.abs(np.asarray(X, np.float64))
+    largest = X.max(axis=1, initial=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(largest[:, None] > 0, X / largest[:, None], 0.0)
+    return largest * np.sqrt(np.sum(scaled * scaled, axis=1))
 
-    ``K_ij = (Δ_i·Δ_j)(A_i·A_j + 1)`` sums terms bounded by ``‖Δ_i‖‖Δ_j‖(‖A_i‖‖A_j‖ + 1)``
-    (Cauchy–Schwarz), which is at most ``sqrt(K_ii K_jj)``.
+
+def gram_scale(A, D) -> np.ndarray:
+    """``‖g_i‖ ‖g_j‖ + tiny·(‖A_i‖ ‖A_j‖ + 1)``, the rounding scale of each entry ``K_ij = ⟨g_i, g_j⟩`` of a layer.
+
+    ``g_i = Δ_i ⊗ [A_i, 1]`` has ``‖g_i‖ = ‖Δ_i‖ · sqrt(‖A_i‖² + 1)``, from the
+    layer's signals; by Cauchy–Schwarz it bounds the terms of every way of
+    computing ``K_ij``: the identity's ``(Δ_i·Δ_j)(A_i·A_j + 1)`` and the explicit
+    ``Σ_p g_ip g_jp``. (``sqrt(K_ii K_jj)`` is the same number, but computed from K
+    it underflows to 0 where ``K_ii`` does, while ``K_ij`` need not.) Where
+    ``Δ_i·Δ_j`` underflows, its error, up to ``ε·tiny``, is then multiplied by
+    ``A_i·A_j + 1`` (:func:`rounding_tolerance`).
     """
-    d = np.sqrt(np.maximum(np.diag(np.asarray(K, np.float64)), 0.0))
-    return np.outer(d, d)
+    a, g = row_norms(A), row_norms(D) * np.hypot(row_norms(A), 1.0)
+    return np.outer(g, g) + float(np.finfo(np.float64).tiny) * (np.outer(a, a) + 1.0)
 
 
 def search_ops(batch_size: int) -> int:
@@ -284,18 +299,17 @@ def path_value_scales(metric: str, K, removed) -> np.ndarray:
     batch's sums, about ``ε·B·T_B``, not the ``ε·k·T_S`` of a ``Q`` computed on S
     (:func:`subset_value_scales`): the scale is ``|∂value/∂Q| · B·T_B``, i.e.
     ``B·T_B/k²`` for ``variance``, ``kT_S/Q_S² · B·T_B`` and ``T_S/Q_S² · B·T_B``
-    for the ratio metrics (+inf where ``Q_S <= 0``: the value is +inf there).
-    On golden case ``deep`` the regenerated ``variance`` path at k = 2 differs by
-    64 ε of the subset's scale and 0.15 ε of this one.
+    for the ratio metrics (+inf where ``Q_S <= 0``: the value is +inf there):
+    the subset's scale times ``B·T_B / (k·T_S)``, which grows along the path.
     """
     K = np.asarray(K, np.float64)
     B, T_B = K.shape[0], float(np.trace(K))
     T, Q, k = stats_of_subsets(K, path_subsets(B, np.asarray(removed, np.int64)))
     if metric == "variance":
         return B * T_B / k ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dQ = (k * T if metric == "normalized_variance" else T) / Q ** 2
-    return np.where(Q > 0, dQ * B * T_B, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):     # as ratios: no Q² to overflow
+        leading = (k * T if metric == "normalized_variance" else T) / Q
+        return np.where(Q > 0, leading * (B * T_B / Q), np.inf)
 
 
 def greedy_margin_scales(metric: str, K, removed, margins) -> np.ndarray:
@@ -389,7 +403,7 @@ def assert_same_selection(ref, out, K, gram_rounding: int = 0, tol=AMBIGUOUS) ->
     """``out`` (a backend's Selection) agrees with ``ref`` (NumPy's) under the rules of this module.
 
     Both searched ``K`` (float64), or each its own computation of it, which
-    differ by ``gram_rounding`` roundings of :func:`gram_scale` (0 when both
+    differ by ``gram_rounding`` roundings of their entries (0 when both
     searched the very same matrix). Sets and removal orders must be equal as far
     as every decision is clear (margin > ``tol``, spec §5); statistics, values and
     margins agree to rounding: ``gram_rounding`` + :func:`search_ops` operations.

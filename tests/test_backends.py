@@ -104,7 +104,7 @@ def test_gram_matches_numpy(rng, backend, dtype):
             assert K.shape == (B, B) and K.dtype == np.float64
             np.testing.assert_array_equal(K, K.T)
             ref = numpy_gram(A, D)                      # the inner products of AAᵀ and ΔΔᵀ, then one product
-            assert_within_rounding(K, ref, gram_scale(ref), n_in + n_out + 1, what=f"K, B={B}, {n_in}→{n_out}")
+            assert_within_rounding(K, ref, gram_scale(A, D), n_in + n_out + 1, what=f"K, B={B}, {n_in}→{n_out}")
 
 
 # ---------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_every_backend_computes_the_float32_gram_in_float64(backend):
     K = get_backend(backend).gram(A, D)
     assert K.dtype == np.float64
     ref = gram(A, D)
-    assert_within_rounding(K, ref, gram_scale(ref), A.shape[1] + D.shape[1] + 1)       # float64, not float32, rounding
+    assert_within_rounding(K, ref, gram_scale(A, D), A.shape[1] + D.shape[1] + 1)     # float64, not float32, rounding
 
 
 def naive_float32_variance(A, D):

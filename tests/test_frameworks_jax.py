@@ -45,7 +45,7 @@ def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
             assert_within_rounding(np.asarray(gW), rW, array_scale(rW), n_ops, what=f"layer {l} weight gradients")
             assert_within_rounding(np.asarray(gb), rb, array_scale(rb), n_ops, what=f"layer {l} bias gradients")
             K = gram(A, D)
-            assert_within_rounding(np.asarray(jd.gram(gW, gb)), K, gram_scale(K),
+            assert_within_rounding(np.asarray(jd.gram(gW, gb)), K, gram_scale(A, D),
                                    explicit_gram_rounding(model.sizes, l), what=f"layer {l} Gram")
 
 

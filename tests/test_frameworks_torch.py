@@ -72,7 +72,7 @@ def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
             assert_within_rounding(numpy(gW), rW, array_scale(rW), n_ops, what=f"{what} weight gradients")
             assert_within_rounding(numpy(gb), rb, array_scale(rb), n_ops, what=f"{what} bias gradients")
             K = gram(A, D)
-            assert_within_rounding(numpy(td.gram(gW, gb)), K, gram_scale(K), explicit_gram_rounding(model.sizes, l),
+            assert_within_rounding(numpy(td.gram(gW, gb)), K, gram_scale(A, D), explicit_gram_rounding(model.sizes, l),
                                    what=f"{what} Gram")
 
 

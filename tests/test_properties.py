@@ -336,7 +336,7 @@ def test_gram_identity_batch_sum_and_dba_step_on_drawn_mlps(backend):
             G = flatten_layer_grads(gW, gb)
             K = be.gram(A, D)
             explicit = G @ G.T                          # inner dimension P; the identity's in + out, then a product
-            assert_within_rounding(K, explicit, gram_scale(explicit), G.shape[1] + A.shape[1] + D.shape[1] + 1,
+            assert_within_rounding(K, explicit, gram_scale(A, D), G.shape[1] + A.shape[1] + D.shape[1] + 1,
                                    what="Gram identity against G Gᵀ")
             mW, mb = be.mean_grad(A, D, None)
             sW, sb = mean_grad_scale(A, D)              # B × (a sum of B terms / B) against the sum of B terms
