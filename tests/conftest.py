@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dba_ref import MLP, apply_updates, backprop
-from dba_ref.backprop import mean_grads
+from dba_ref.backprop import mean_grad, mean_grads
 from dba_ref.conformance import check_against, path_subsets
 from dba_ref.metrics import value_scale
 
@@ -95,13 +95,14 @@ def assert_within_rounding(actual, reference, scale, n_ops, dtype=np.float64, wh
                   f"{SAFETY} × {n_ops} operations × ε({np.dtype(dtype).name}) × scale")
 
 
-def assert_within(actual, reference, tolerance, what="values", how="the tolerance"):
+def assert_within(actual, reference, tolerance, what="values", how="the tolerance", kind="rounding"):
     """``|actual − reference| <= tolerance`` entry by entry (``tolerance`` broadcast against ``reference``).
 
     Where the reference is ±inf the actual value must be equal; a NaN never
     passes. With ``DBA_REF_ROUNDING_LOG=FILE`` set, the worst ratio error /
-    tolerance is appended to FILE (one JSON line per call): ``.ci/blas_matrix``
-    reports it.
+    tolerance is appended to FILE (one JSON line per call, with ``kind``:
+    ``"rounding"``, or ``"truncation"`` for central differences):
+    ``.ci/blas_matrix`` reports the worst rounding comparison.
     """
     a = np.asarray(actual, np.float64)
     r = np.asarray(reference, np.float64)
@@ -118,7 +119,7 @@ def assert_within(actual, reference, tolerance, what="values", how="the toleranc
     if log:
         test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
         with open(log, "a") as f:
-            f.write(json.dumps({"test": test, "what": what, "ratio": worst}) + "\n")
+            f.write(json.dumps({"test": test, "what": what, "kind": kind, "ratio": worst}) + "\n")
     if not worst <= 1:                                      # NaN fails too
         at = int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio)))
         pytest.fail(f"{what}: {a[finite][at]!r} vs {r[finite][at]!r} differ by {err[at]:.3g}, {worst:.3g} times "
@@ -215,32 +216,31 @@ def step_rounding_scale(params, update, ops, cancellation=1.0) -> np.ndarray:
     (a norm over P parameters: P). ``c`` is the gradient's cancellation
     (:func:`gradient_cancellation`, 1 for a gradient given as data): a mean
     gradient rounds relative to its terms, and an update depends on each gradient
-    entry with a relative condition of at most 1 (SGD, momentum, Adam's
-    ``g/(|g| + ε)``), so its rounding relative to itself grows by the same factor.
+    entry with a relative condition of at most 1 (SGD, Adam's ``g/(|g| + ε)``),
+    so its rounding relative to itself grows by the same factor. (An update that
+    cancels as well, momentum's ``μv`` against ``g``, is covered only by SAFETY.)
     ``θ + u`` rounds once more, relative to ``|θ|``. The scales of successive
     steps add up: after s steps compare with ``assert_within_rounding(θ, θ_ref,
     Σ_t step_rounding_scale(θ_t, u_t, ops_t, c_t), 1)``. An error of the weights
     also changes the next gradients, through the loss's curvature; at these
     learning rates that is part of :data:`SAFETY`'s "Jacobians of norm about 1".
     """
-    with np.errstate(invalid="ignore"):                   # 0 · inf: an exactly cancelled gradient, see below
-        return np.abs(np.asarray(params, np.float64)) + ops * np.abs(np.asarray(update, np.float64)) * cancellation
+    return np.abs(np.asarray(params, np.float64)) + ops * np.abs(np.asarray(update, np.float64)) * cancellation
 
 
 def gradient_cancellation(A, D, indices=None):
-    """``(Σ|terms| / |Σ terms|)`` for each entry of a layer's mean gradient over S, as ``(W, b)`` arrays.
+    """``Σ|terms| / |Σ terms|`` for each entry of a layer's mean gradient over S, as ``(W, b)`` arrays.
 
-    1 where the terms are all 0 (both sides compute an exact 0); +inf where they
-    cancel exactly, so that a comparison of that entry (a NaN tolerance) passes
-    only if both sides agree exactly.
+    The mean is known only to about ``ε·Σ|terms|``, so ``|Σ terms|`` counts as no
+    less than that (the factor is at most ``1/ε``: an entry that cancels to
+    rounding noise leaves its update undetermined to about its own size); 1 where
+    the terms are all 0 (both sides compute an exact 0).
     """
-    from dba_ref.backprop import mean_grad
-
     out = []
     for terms, g in zip(mean_grad_scale(A, D, indices), mean_grad(A, D, indices)):
-        g = np.abs(np.asarray(g, np.float64))
+        floor = unit_roundoff() * terms
         with np.errstate(divide="ignore", invalid="ignore"):
-            out.append(np.where(terms == 0, 1.0, terms / g))
+            out.append(np.where(terms == 0, 1.0, terms / np.maximum(np.abs(np.asarray(g, np.float64)), floor)))
     return tuple(out)
 
 
