@@ -40,7 +40,7 @@ def test_per_sample_grads_match_central_finite_differences(rng, activation, size
                     array[idx] = old
                     numeric[idx] = (up - down) / (2 * h)
                 assert_within(analytic, numeric, tol, f"sample {i}, layer {l}", "the central-difference tolerance",
-                          kind="truncation")
+                              kind="truncation")
 
 
 def test_sum_of_per_sample_grads_is_B_times_batch_gradient(rng):

@@ -320,7 +320,7 @@ def test_per_sample_gradients_are_each_samples_own_and_match_finite_differences(
         norm_v = np.sqrt(sum(np.sum(v ** 2) for v, _ in direction))
         tol = central_difference_tolerance(loss_scale, network_ops(model.sizes), h, third_derivative=norm_v ** 3)
         assert_within(numeric, exact, tol, "directional derivative", "the central-difference tolerance",
-                          kind="truncation")
+                      kind="truncation")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
