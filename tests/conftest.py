@@ -1,9 +1,10 @@
-"""Shared test setup.
+"""Shared test setup: the CUDA simulator switch, random batches, rounding tolerances, comparing selections.
 
 CUDA kernels are tested under Numba's CUDA simulator unless ``DBA_REF_REAL_GPU=1``
 is set (on a machine with an NVIDIA GPU): the same tests then run on the device.
 The switch must happen before numba is first imported, hence here.
 """
+import json
 import os
 
 if os.environ.get("DBA_REF_REAL_GPU") != "1":
@@ -12,7 +13,10 @@ if os.environ.get("DBA_REF_REAL_GPU") != "1":
 import numpy as np
 import pytest
 
-from dba_ref import MLP
+from dba_ref import MLP, apply_updates, backprop
+from dba_ref.backprop import mean_grad, mean_grads
+from dba_ref.conformance import check_against, path_subsets
+from dba_ref.metrics import value_scale
 
 
 @pytest.fixture
@@ -25,6 +29,307 @@ def random_batch(rng, model: MLP, B: int):
     X = rng.normal(size=(B, model.sizes[0]))
     y = rng.integers(0, model.n_classes, size=B)
     return X, y
+
+
+def random_mlp(rng, n_layers: int, activation: str) -> MLP:
+    """An MLP with odd widths (1..9 inputs and hidden units, 3 or 5 classes) and non-zero biases.
+
+    The frameworks' cross-checks draw their models with it.
+    """
+    sizes = [int(s) for s in rng.choice([1, 3, 5, 7, 9], size=n_layers)] + [int(rng.choice([3, 5]))]
+    model = MLP(sizes, activation=activation, seed=int(rng.integers(1 << 31)))
+    model.set_params([(W, rng.normal(scale=0.3, size=b.shape)) for W, b in model.params])
+    return model
+
+
+# --------------------------------------------------------------------------
+# Rounding tolerances (issue 11): floats compared across runs and machines
+# --------------------------------------------------------------------------
+# Two computations of one quantity -- another BLAS kernel or thread count, another
+# library, another backend, the committed golden file -- differ by rounding, and
+# rounding is relative to the *terms* a result is made of, not to the result: a
+# sum of n terms x_p, in any order, is off by at most about n·ε·Σ|x_p|, with
+# ε = np.finfo(dtype).eps. Every such comparison in the tests is therefore
+#
+#     |a − b|  <=  rounding_tolerance(scale, n_ops, dtype)  =  SAFETY · n_ops · ε · scale
+#
+# where ``scale`` is the size of the terms that fed the quantity (its rounding
+# scale) and ``n_ops`` how many roundings fed it, both worked out per quantity by
+# the helpers below, never a bare number like 1e-12. Comparisons of one
+# computation with itself within a process (``strategy="all"`` equals the base
+# optimizer; a resumed run equals an uninterrupted one) stay bit for bit: they are
+# properties, not comparisons across machines.
+#
+#: The safety factor, once for all: n_ops·ε·scale bounds the rounding of ONE
+#: computation to first order; a comparison holds two of them (×2); n_ops counts
+#: the inner dimensions of the products and sums, not the few element-wise
+#: operations around them (an activation and its derivative, the softmax's exp and
+#: log, a division by k: each a few ε of the same scale, ×2); and an error made in
+#: one layer reaches the next through Jacobians of norm about 1, not exactly 1
+#: (×2). Rounding errors grow like √n rather than n in practice, so the tolerance
+#: is loose for wide layers and tight only for the smallest ones; `.ci/blas_matrix`
+#: reports how close the worst comparison comes (docs/testing.md).
+SAFETY = 8
+
+
+def unit_roundoff(dtype=np.float64) -> float:
+    """ε of ``dtype``: ``np.finfo(dtype).eps`` (2.2e-16 for float64, 1.2e-7 for float32)."""
+    return float(np.finfo(dtype).eps)
+
+
+def rounding_tolerance(scale, n_ops, dtype=np.float64):
+    """``SAFETY · n_ops · ε · (scale + tiny)``: how far two computations of a quantity may differ by rounding alone.
+
+    ``tiny = np.finfo(dtype).tiny`` is the smallest normal number: below it numbers
+    lose relative precision (gradual underflow), an operation's result being off by
+    up to ``ε·tiny`` absolutely, so no scale counts as less than tiny. A result that
+    underflowed and is then multiplied by M carries ``ε·tiny·M``: add ``tiny·M`` to
+    the scale (:func:`gram_scale` does).
+    """
+    return SAFETY * n_ops * unit_roundoff(dtype) * (np.asarray(scale, np.float64) + float(np.finfo(dtype).tiny))
+
+
+def assert_within_rounding(actual, reference, scale, n_ops, dtype=np.float64, what="values"):
+    """``|actual − reference| <= rounding_tolerance(scale, n_ops, dtype)``, entry by entry (:func:`assert_within`)."""
+    assert_within(actual, reference, rounding_tolerance(scale, n_ops, dtype), what,
+                  f"{SAFETY} × {n_ops} operations × ε({np.dtype(dtype).name}) × scale")
+
+
+def assert_within(actual, reference, tolerance, what="values", how="the tolerance", kind="rounding"):
+    """``|actual − reference| <= tolerance`` entry by entry (``tolerance`` broadcast against ``reference``).
+
+    Where the reference is ±inf the actual value must be equal; a NaN never
+    passes. With ``DBA_REF_ROUNDING_LOG=FILE`` set, the worst ratio error /
+    tolerance is appended to FILE (one JSON line per call, with ``kind``:
+    ``"rounding"``, or ``"truncation"`` for central differences):
+    ``.ci/blas_matrix`` reports the worst rounding comparison.
+    """
+    a = np.asarray(actual, np.float64)
+    r = np.asarray(reference, np.float64)
+    assert a.shape == r.shape, f"{what}: shape {a.shape}, expected {r.shape}"
+    finite = np.isfinite(r)
+    assert not np.isnan(a).any(), f"{what}: NaN in {a}"
+    assert np.array_equal(a[~finite], r[~finite]), f"{what}: {a[~finite]} where the reference is {r[~finite]}"
+    tol = np.broadcast_to(np.asarray(tolerance, np.float64), r.shape)[finite]
+    err = np.abs(a[finite] - r[finite])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(err == 0, 0.0, err / tol)
+    worst = float(ratio.max(initial=0.0))
+    log = os.environ.get("DBA_REF_ROUNDING_LOG")
+    if log:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+        with open(log, "a") as f:
+            f.write(json.dumps({"test": test, "what": what, "kind": kind, "ratio": worst}) + "\n")
+    if not worst <= 1:                                      # NaN fails too
+        at = int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio)))
+        pytest.fail(f"{what}: {a[finite][at]!r} vs {r[finite][at]!r} differ by {err[at]:.3g}, {worst:.3g} times "
+                    f"{how} ({tol[at]:.3g})")
+
+
+def central_difference_tolerance(f_scale, n_ops, h, third_derivative=1.0) -> float:
+    """How far ``(f(x + h) − f(x − h)) / 2h`` may lie from ``f′(x)``.
+
+    Each evaluation of f rounds by up to ``rounding_tolerance(f_scale, n_ops)``,
+    which the quotient divides by h; truncation adds ``h²·|f‴|/6``, with ``|f‴|``
+    taken as ``6 · third_derivative`` (order 1 for networks of order-1 weights and
+    inputs along a direction of unit size; scale it by ``|v|³`` for a direction v).
+    """
+    return float(rounding_tolerance(f_scale, n_ops)) / h + third_derivative * h ** 2
+
+
+def softmax_sum_rounding(Z) -> tuple:
+    """``(scale, n_ops)`` of the row sums of ``softmax(Z)`` (which are 1): each ``p_j = exp(Z_j − logsumexp Z)``
+    rounds relative to ``|Z_j| + |logsumexp Z| <= 1 + 2·max|Z|`` (per row), and a row sums ``n_classes`` of them."""
+    Z = np.asarray(Z, np.float64)
+    return 1.0 + 2.0 * np.abs(Z).max(axis=1), Z.shape[1] + 1
+
+
+def array_scale(reference) -> float:
+    """The rounding scale of an array that a network computes (losses, gradients, weights): its largest entry.
+
+    An entry is a sum of products of signals from every layer; entries that cancel
+    (Δ_L = softmax − onehot, a gradient near 0) keep the rounding of the terms, the
+    array's magnitude, not their own.
+    """
+    r = np.abs(np.asarray(reference, np.float64))
+    return float(r[np.isfinite(r)].max(initial=0.0))
+
+
+def network_ops(sizes) -> int:
+    """Roundings that feed a network's signals: the inner dimensions of one forward and one backward pass.
+
+    ``Σ_l in_l`` (forward, ``Z_l = A_{l−1} W_lᵀ``), ``out_L`` (the softmax's sum)
+    and ``Σ_{l<L} out_{l+1}`` (backward, ``Δ_l = Δ_{l+1} W_{l+1}``). An error made
+    in one layer reaches the next through its Jacobian, so they add up.
+    """
+    sizes = [int(s) for s in sizes]
+    return sum(sizes[:-1]) + sizes[-1] + sum(sizes[2:])
+
+
+def gram_ops(sizes, layer: int) -> int:
+    """Roundings that feed a Gram entry of ``layer`` (from 1): the network's, then ``(ΔΔᵀ) ⊙ (AAᵀ + 1)``."""
+    return network_ops(sizes) + int(sizes[layer - 1]) + int(sizes[layer]) + 1
+
+
+def explicit_gram_rounding(sizes, layer: int) -> int:
+    """Roundings between a framework's K of ``layer`` (``G Gᵀ`` of its own per-sample gradients, inner dimension
+    ``P = out·(in + 1)``) and the reference's (the Gram identity on its own signals)."""
+    n_in, n_out = int(sizes[layer - 1]), int(sizes[layer])
+    return gram_ops(sizes, layer) + n_out * (n_in + 1)
+
+
+def row_norms(X) -> np.ndarray:
+    """``‖x_i‖`` of every row, scaled by the row's largest entry first so that squares of tiny entries do not underflow."""
+    X = np.abs(np.asarray(X, np.float64))
+    largest = X.max(axis=1, initial=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(largest[:, None] > 0, X / largest[:, None], 0.0)
+    return largest * np.sqrt(np.sum(scaled * scaled, axis=1))
+
+
+def gram_scale(A, D) -> np.ndarray:
+    """``‖g_i‖ ‖g_j‖ + tiny·(‖A_i‖ ‖A_j‖ + 1)``, the rounding scale of each entry ``K_ij = ⟨g_i, g_j⟩`` of a layer.
+
+    ``g_i = Δ_i ⊗ [A_i, 1]`` has ``‖g_i‖ = ‖Δ_i‖ · sqrt(‖A_i‖² + 1)``, from the
+    layer's signals; by Cauchy–Schwarz it bounds the terms of every way of
+    computing ``K_ij``: the identity's ``(Δ_i·Δ_j)(A_i·A_j + 1)`` and the explicit
+    ``Σ_p g_ip g_jp``. (``sqrt(K_ii K_jj)`` is the same number, but computed from K
+    it underflows to 0 where ``K_ii`` does, while ``K_ij`` need not.) Where
+    ``Δ_i·Δ_j`` underflows, its error, up to ``ε·tiny``, is then multiplied by
+    ``A_i·A_j + 1`` (:func:`rounding_tolerance`).
+    """
+    a, g = row_norms(A), row_norms(D) * np.hypot(row_norms(A), 1.0)
+    return np.outer(g, g) + float(np.finfo(np.float64).tiny) * (np.outer(a, a) + 1.0)
+
+
+def search_ops(batch_size: int) -> int:
+    """Roundings that feed a search's statistics: ``3B`` (a row sum ``r_i``, ``Q = Σ r_i``, up to B updates)."""
+    return 3 * int(batch_size)
+
+
+def step_rounding_scale(params, update, ops, cancellation=1.0) -> np.ndarray:
+    """``|θ| + ops·c·|u|``: the rounding scale one optimizer step ``θ ← θ + u`` adds to the parameters.
+
+    ``ops`` is how many roundings fed the update ``u``: the gradient's (a network's
+    :func:`network_ops` and the mean over k samples), the optimizer's running sums
+    (moments, velocities, accumulators: t of them at step t) and any reduction
+    (a norm over P parameters: P). ``c`` is the gradient's cancellation
+    (:func:`gradient_cancellation`, 1 for a gradient given as data): a mean
+    gradient rounds relative to its terms, and an update depends on each gradient
+    entry with a relative condition of at most 1 (SGD, Adam's ``g/(|g| + ε)``),
+    so its rounding relative to itself grows by the same factor. (An update that
+    cancels as well, momentum's ``μv`` against ``g``, is covered only by SAFETY.)
+    ``θ + u`` rounds once more, relative to ``|θ|``. The scales of successive
+    steps add up: after s steps compare with ``assert_within_rounding(θ, θ_ref,
+    Σ_t step_rounding_scale(θ_t, u_t, ops_t, c_t), 1)``. An error of the weights
+    also changes the next gradients, through the loss's curvature; at these
+    learning rates that is part of :data:`SAFETY`'s "Jacobians of norm about 1".
+    """
+    return np.abs(np.asarray(params, np.float64)) + ops * np.abs(np.asarray(update, np.float64)) * cancellation
+
+
+def gradient_cancellation(A, D, indices=None):
+    """``Σ|terms| / |Σ terms|`` for each entry of a layer's mean gradient over S, as ``(W, b)`` arrays.
+
+    The mean is known only to about ``ε·Σ|terms|``, so ``|Σ terms|`` counts as no
+    less than that (the factor is at most ``1/ε``: an entry that cancels to
+    rounding noise leaves its update undetermined to about its own size); 1 where
+    the terms are all 0 (both sides compute an exact 0).
+    """
+    out = []
+    for terms, g in zip(mean_grad_scale(A, D, indices), mean_grad(A, D, indices)):
+        floor = unit_roundoff() * terms
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(np.where(terms == 0, 1.0, terms / np.maximum(np.abs(np.asarray(g, np.float64)), floor)))
+    return tuple(out)
+
+
+def training_step_rounding(model, updates, signals, step: int, selections=None) -> list:
+    """The rounding scale one training step adds to each parameter array ``[W1, b1, W2, ...]`` (before the update).
+
+    Layer l's update is fed by the signals (:func:`network_ops`), the mean over
+    its selection S_l (``selections[l]``, indices; ``None``: the whole batch) and
+    the optimizer's running sums over ``step`` steps, amplified by its gradient's
+    cancellation (:func:`step_rounding_scale`).
+    """
+    scales = []
+    for l, ((W, b), (uW, ub), (A, D)) in enumerate(zip(model.params, updates, signals.layers)):
+        S = None if selections is None else selections[l]
+        ops = network_ops(model.sizes) + (A.shape[0] if S is None else len(S)) + step
+        cW, cb = gradient_cancellation(A, D, S)
+        scales += [step_rounding_scale(W, uW, ops, cW), step_rounding_scale(b, ub, ops, cb)]
+    return scales
+
+
+def mean_grad_scale(A, D, indices=None):
+    """``(|Δ_S|ᵀ|A_S| / k, Σ|Δ_S| / k)``: the rounding scale of each entry of a mean gradient over S."""
+    if indices is not None:
+        A, D = np.asarray(A)[indices], np.asarray(D)[indices]
+    k = A.shape[0]
+    return matmul_scale(np.asarray(D).T, A) / k, np.abs(np.asarray(D, np.float64)).sum(axis=0) / k
+
+
+def matmul_scale(A, B) -> np.ndarray:
+    """``|A| @ |B|``, the rounding scale of each entry of ``A @ B`` (its terms' absolute sum)."""
+    return np.abs(np.asarray(A, np.float64)) @ np.abs(np.asarray(B, np.float64))
+
+
+def stats_of_subsets(K, subsets):
+    """``(T, Q, k)``, three arrays: the statistics of each index list in ``subsets``."""
+    K = np.asarray(K, np.float64)
+    stats = [(K[np.ix_(s, s)].trace(), K[np.ix_(s, s)].sum(), len(s)) for s in subsets]
+    return np.array(stats, np.float64).reshape(-1, 3).T
+
+
+def subset_value_scales(metric: str, K, subsets) -> np.ndarray:
+    """:func:`dba_ref.metrics.value_scale` of each subset: the scale of a value computed from the subset's own K.
+
+    ``Q`` of k samples rounds like ``ε·k·T`` (Cauchy–Schwarz: ``|Q| <= kT``); the
+    value's scale is that times ``|∂value/∂Q|``: ``T/k``, ``(kT/Q)²``, ``(kT/Q)(T/Q)``.
+    Prefix and exhaustive values are such values.
+    """
+    return np.asarray(value_scale(metric, *stats_of_subsets(K, subsets)), np.float64)
+
+
+def path_value_scales(metric: str, K, removed) -> np.ndarray:
+    """The rounding scale of each value along a greedy removal path (after each removal in ``removed``).
+
+    Greedy reaches a subset S (k samples) from the whole batch by updating ``T``,
+    ``Q`` and ``r`` (spec §5), so its ``Q`` carries the rounding of the whole
+    batch's sums, about ``ε·B·T_B``, not the ``ε·k·T_S`` of a ``Q`` computed on S
+    (:func:`subset_value_scales`): the scale is ``|∂value/∂Q| · B·T_B``, i.e.
+    ``B·T_B/k²`` for ``variance``, ``kT_S/Q_S² · B·T_B`` and ``T_S/Q_S² · B·T_B``
+    for the ratio metrics (+inf where ``Q_S <= 0``: the value is +inf there):
+    the subset's scale times ``B·T_B / (k·T_S)``, which grows along the path.
+    """
+    K = np.asarray(K, np.float64)
+    B, T_B = K.shape[0], float(np.trace(K))
+    T, Q, k = stats_of_subsets(K, path_subsets(B, np.asarray(removed, np.int64)))
+    if metric == "variance":
+        return B * T_B / k ** 2
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):     # as ratios: no Q² to overflow
+        leading = (k * T if metric == "normalized_variance" else T) / Q
+        return np.where(Q > 0, leading * (B * T_B / Q), np.inf)
+
+
+def greedy_margin_scales(metric: str, K, removed, margins) -> np.ndarray:
+    """The rounding scale of each greedy decision margin ``m_t = gap / s`` (spec §10.1): ``(1 + |m_t|·c_t)·f_t``.
+
+    The gap's values round like the path's (:func:`path_value_scales`), which is
+    ``f_t = B·T_B/(k_t·T_t)`` times the subset scale ``s`` that divides them, for
+    the subset of ``k_t`` samples before step t; and ``s`` itself carries ``Q``'s
+    relative rounding times the condition ``c_t = k_t·T_t/Q_t`` (1 for
+    ``variance``), which a margin's own size multiplies.
+    """
+    K = np.asarray(K, np.float64)
+    margins = np.asarray(margins, np.float64)
+    B, T_B = K.shape[0], float(np.trace(K))
+    before = [np.arange(B)] + path_subsets(B, np.asarray(removed, np.int64))
+    T, Q, k = stats_of_subsets(K, before[:len(margins)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(T > 0, B * T_B / (k * T), 1.0)
+        c = np.ones_like(T) if metric == "variance" else np.where(Q > 0, k * T / Q, np.inf)
+        return (1.0 + np.where(margins == 0, 0.0, np.abs(margins) * c)) * f
 
 
 # --------------------------------------------------------------------------
@@ -47,31 +352,131 @@ def decisive_steps(trace, tol):
     return len(trace.margins)
 
 
-def trace_value_scale(trace) -> float:
-    """The size of the terms a metric value is computed from: T/B for variance, 1 for the scale-free metrics."""
-    return max(abs(trace.full_T) / trace.batch_size, 1.0) if trace.metric == "variance" else 1.0
+def full_batch_scales(metric: str, K) -> tuple:
+    """Rounding scales of the whole batch's ``(T, Q, value)``: ``T``, ``B·T`` (bounds Q), the value's."""
+    K = np.asarray(K, np.float64)
+    B, T = K.shape[0], float(np.trace(K))
+    return T, B * T, float(value_scale(metric, T, float(K.sum()), B))
 
 
-def assert_same_selection(ref, out, tol=AMBIGUOUS, rtol=1e-12) -> bool:
+def selection_value_scales(ref, K) -> tuple:
+    """Rounding scales of a reference Selection's ``value`` and of its trace's ``values``.
+
+    Greedy values come from updates of the whole batch's sums
+    (:func:`path_value_scales`); prefix and exhaustive values from each subset's
+    own sums (:func:`subset_value_scales`); ``all`` has the whole batch's value.
+    """
+    tr = ref.trace
+    K = np.asarray(K, np.float64)
+    full = full_batch_scales(tr.metric, K)[2]
+    if tr.strategy == "greedy":
+        values = path_value_scales(tr.metric, K, tr.removed)
+        return (float(values[-1]) if len(values) else full), values
+    if tr.strategy == "all":
+        return full, np.zeros(0)
+    values = subset_value_scales(tr.metric, K, path_subsets(K.shape[0], tr.removed))
+    return float(subset_value_scales(tr.metric, K, [ref.indices])[0]), values
+
+
+def assert_selection_values(ref, K, n_ops, full=None, value=None, values=None):
+    """Another implementation's statistics and values equal those of ``ref`` (a Selection on ``K``) to rounding.
+
+    ``full`` is its ``(T, Q, value)`` of the whole batch; ``value`` its selected
+    value (compare it only where the sets agree); ``values`` the first entries
+    of its path (as many as agree). ``n_ops``: roundings by which the two differ
+    (:func:`search_ops`, plus the Gram's when each computed its own).
+    """
+    tr = ref.trace
+    value_scale_, values_scale = selection_value_scales(ref, K)
+    if full is not None:
+        for got, want, scale, name in zip(full, (tr.full_T, tr.full_Q, tr.full_value),
+                                          full_batch_scales(tr.metric, K), ("T", "Q", tr.metric)):
+            assert_within_rounding(got, want, scale, n_ops, what=f"{name} of the whole batch")
+    if value is not None:
+        assert_within_rounding(value, ref.value, value_scale_, n_ops, what="selected value")
+    if values is not None:
+        n = len(values)
+        assert_within_rounding(values, tr.values[:n], values_scale[:n], n_ops, what=f"{tr.strategy} path values")
+
+
+def assert_same_selection(ref, out, K, gram_rounding: int = 0, tol=AMBIGUOUS) -> bool:
     """``out`` (a backend's Selection) agrees with ``ref`` (NumPy's) under the rules of this module.
 
+    Both searched ``K`` (float64), or each its own computation of it, which
+    differ by ``gram_rounding`` roundings of their entries (0 when both
+    searched the very same matrix). Sets and removal orders must be equal as far
+    as every decision is clear (margin > ``tol``, spec §5); statistics, values and
+    margins agree to rounding: ``gram_rounding`` + :func:`search_ops` operations.
     Returns whether every decision was clear, i.e. the whole path was compared.
     """
     r, o = ref.trace, out.trace
-    assert (o.full_T, o.full_Q) == pytest.approx((r.full_T, r.full_Q), rel=rtol)
-    scale = trace_value_scale(r)
+    K = np.asarray(K, np.float64)
+    n_ops = gram_rounding + search_ops(K.shape[0])
+    full = (o.full_T, o.full_Q, o.full_value)
     if r.strategy != "greedy":
         np.testing.assert_array_equal(out.indices, ref.indices)
         np.testing.assert_array_equal(o.removed, r.removed)
-        np.testing.assert_allclose(o.values, r.values, rtol=rtol, atol=rtol * scale)
-        assert np.isclose(out.value, ref.value, rtol=rtol, atol=rtol * scale) or out.value == ref.value
+        assert_selection_values(ref, K, n_ops, full, out.value, o.values)
         return True
     n = decisive_steps(r, tol)
     np.testing.assert_array_equal(o.removed[:n], r.removed[:n])
-    np.testing.assert_allclose(o.values[:n], r.values[:n], rtol=rtol, atol=rtol * scale)
-    np.testing.assert_allclose(o.margins[:n], r.margins[:n], rtol=1e-6, atol=1e-9 if rtol < 1e-9 else rtol)
+    assert_selection_values(ref, K, n_ops, full, values=o.values[:n])
+    assert_within_rounding(o.margins[:n], r.margins[:n], greedy_margin_scales(r.metric, K, r.removed, r.margins[:n]),
+                           n_ops, what="greedy margins")
     if n == len(r.margins):                   # every decision clear: the same path, the same set
         np.testing.assert_array_equal(o.removed, r.removed)
         np.testing.assert_array_equal(out.indices, ref.indices)
         assert len(o.margins) == len(r.margins)
+        assert_selection_values(ref, K, n_ops, value=out.value)
     return n == len(r.margins)
+
+
+def assert_agrees_with_reference(ref, K, other, gram_rounding: int = 0, threshold=AMBIGUOUS):
+    """The verdict on another implementation's selection ``other`` (spec §5), after checking to rounding the values
+    it allows comparing; the frameworks' cross-checks use it.
+
+    ``other`` has ``indices``, ``removed``, ``value``, ``values``, ``full_T``, ``full_Q``
+    and ``full_value`` (arrays, tensors or numbers), as
+    :func:`dba_ref.conformance.check_against` reads them; it judges the set and the
+    path. The selected value is compared where they agree, the path values as far
+    as they agree. ``gram_rounding``: roundings between the two Gram matrices (0
+    when both searched ``K``).
+    """
+    result = check_against(ref, K, other, threshold=threshold)
+    assert not result.values_problem, result.values_problem
+    status = result.verdict.status
+    n_ops = gram_rounding + search_ops(np.shape(K)[0])
+    full = tuple(float(np.asarray(getattr(other, f))) for f in ("full_T", "full_Q", "full_value"))
+    agreed = len(ref.trace.values) if status == "agree" else result.verdict.agreed_steps
+    values = None if status == "differ" else np.asarray(other.values, np.float64)[:agreed]
+    value = float(np.asarray(other.value)) if status == "agree" else None
+    assert_selection_values(ref, K, n_ops, full, value, values)
+    return result.verdict
+
+
+def replay_training(model, optimizer, X, y, batch_size, epochs, dtype=np.float64):
+    """``train(model, optimizer, X, y, epochs, batch_size, shuffle=False)``'s steps again, one by one, in float64:
+    the rounding they add up, and each step's loss tolerance for a run in ``dtype``.
+
+    Returns ``(model, rounding, loss_tolerance)``: the replayed model, the rounding
+    scale of each parameter array after the last step (``training_step_rounding``),
+    and per step the tolerance of the batch loss: its own rounding (the terms of
+    ``ℓ = logsumexp(Z) − Z_y`` through the network and the mean over the batch)
+    plus the weights' tolerance so far times the loss's gradient.
+    """
+    state, rounding, loss_tolerance, step = optimizer.init(model.params), [0.0] * 2 * model.n_layers, [], 0
+    for _ in range(epochs):
+        for start in range(0, len(y), batch_size):
+            Xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            step += 1
+            signals = backprop(model, Xb, yb)
+            grads = mean_grads(signals)                        # plain optimizers (DBA: see training_step_rounding)
+            terms = 1.0 + np.abs(signals.losses).max() + np.abs(model.forward(Xb)).max()
+            through_weights = sum(np.sum(np.abs(g) * rounding_tolerance(r, 1, dtype))
+                                  for g, r in zip([g for pair in grads for g in pair], rounding))
+            own = rounding_tolerance(terms, network_ops(model.sizes) + len(yb), dtype)
+            loss_tolerance.append(float(own) + through_weights)
+            updates, state = optimizer.update(grads, state, model.params)
+            rounding = [r + a for r, a in zip(rounding, training_step_rounding(model, updates, signals, step))]
+            model.set_params(apply_updates(model.params, updates))
+    return model, rounding, np.array(loss_tolerance)

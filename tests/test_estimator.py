@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import assert_within_rounding, softmax_sum_rounding
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -31,8 +32,15 @@ def test_passes_every_scikit_learn_estimator_check(monkeypatch):
     # check runs, so setting it here runs it too (with NumPy inputs, as for every estimator without array API support).
     monkeypatch.setenv("SCIPY_ARRAY_API", "1")
     results = check_estimator(DBAClassifier(), on_fail=None)
-    problems = [(r["check_name"], r["status"], str(r["exception"])[:200]) for r in results if r["status"] != "passed"]
-    assert problems == []
+    failed = [(r["check_name"], r["status"], str(r["exception"])[:200]) for r in results
+              if r["status"] not in ("passed", "skipped")]
+    assert failed == []
+    # A skipped check is a check not run: scikit-learn skips the pandas-input checks without pandas, which the
+    # dev extra installs. Say so rather than pass on fewer checks.
+    skipped = [f"{r['check_name']} ({r['exception']})" for r in results if r["status"] == "skipped"]
+    assert not skipped, (f"scikit-learn skipped {len(skipped)} estimator check(s): {'; '.join(skipped)}. A check "
+                         "skipped because a package is not installed (pandas) needs the dev extra: "
+                         "pip install -e '.[dev]'")
     assert len(results) >= 50
 
 
@@ -66,7 +74,8 @@ def test_string_labels_probabilities_and_score(digits):
     assert list(clf.classes_) == sorted(names)
     proba = clf.predict_proba(digits.X_test)
     assert proba.shape == (len(digits.y_test), 10)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    sums = proba.sum(axis=1)
+    assert_within_rounding(sums, np.ones(len(sums)), *softmax_sum_rounding(clf.model_.forward(digits.X_test)))
     assert set(clf.predict(digits.X_test)) <= set(names)
     assert np.array_equal(clf.predict(digits.X_test), clf.classes_[proba.argmax(axis=1)])
     assert clf.score(digits.X_test, names[digits.y_test]) > 0.5            # chance: 0.1

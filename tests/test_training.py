@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_within, assert_within_rounding, replay_training
 
 from dba_ref import MLP, adam, dba, sgd
 from dba_ref.data import load_dataset, make_split
@@ -43,7 +44,7 @@ def test_training_reduces_the_loss_and_records_dba_steps(digits):
         assert len(history.steps[key]) == 2 and len(history.steps[key][0]) == n_steps
     sel = np.array(history.steps["selected"])
     assert sel.min() >= 4 and sel.max() <= 32
-    assert np.all(np.array(history.steps["selected_metric"]) <= np.array(history.steps["full_metric"]) + 1e-12)
+    assert np.all(np.array(history.steps["selected_metric"]) <= np.array(history.steps["full_metric"]))  # greedy
 
 
 def test_plain_optimizer_history_has_no_dba_records(digits):
@@ -68,10 +69,17 @@ def test_full_batch_training(digits):
 
 
 def test_float32_training_stays_close_to_float64(digits):
-    _, h64 = run(digits, sgd(0.2), epochs=3)
-    m32, h32 = run(digits, sgd(0.2), epochs=3, dtype=np.float32)
+    m64, h64 = run(digits, sgd(0.2), epochs=3, shuffle=False)
+    m32, h32 = run(digits, sgd(0.2), epochs=3, dtype=np.float32, shuffle=False)
     assert m32.weights[0].dtype == np.float32
-    assert h32.final["train_loss"] == pytest.approx(h64.final["train_loss"], rel=1e-4)
+    # the float32 run rounds every step in float32: its weights within the rounding the 12 steps add up, its last
+    # batch loss within its own rounding and its weights'
+    X, y = digits.X_train, digits.y_train
+    replayed, rounding, loss_tolerance = replay_training(MLP([64, 24, 10], seed=0), sgd(0.2), X, y, 32, 3, np.float32)
+    leaves64, leaves32 = ([p for pair in m.params for p in pair] for m in (m64, m32))
+    for p32, p64, r in zip(leaves32, leaves64, rounding):
+        assert_within_rounding(p32, p64, r + np.abs(p64), 1, np.float32)       # + |θ|: the initial cast to float32
+    assert_within(h32.steps["loss"][-1], h64.steps["loss"][-1], loss_tolerance[-1], "last batch loss")
 
 
 def test_train_validates_its_inputs(digits):
