@@ -280,6 +280,27 @@ def path_value_tolerances(K: np.ndarray, metric: str, removed, gram_rtol: float 
     return 2.0 * (2.0 * running + direct)
 
 
+def selection_tolerances(K: np.ndarray, metric: str, strategy: str, removed, indices,
+                         gram_rtol: float = 0.0) -> tuple[float, np.ndarray]:
+    """How far two correct implementations' selected ``value`` and trace ``values`` may lie apart (spec §7.1).
+
+    Greedy values come from running sums (:func:`path_value_tolerances`);
+    prefix and exhaustive values from each subset's own sums, in any order
+    (four times :func:`subset_error_bound`: one per side, and the factor 2 for
+    the second order). Returns ``(value tolerance, values tolerances)``, in the
+    units of the values.
+    """
+    K = np.asarray(K, np.float64)
+    removed = np.asarray(removed, np.int64)
+    if strategy == "greedy":
+        values = path_value_tolerances(K, metric, removed, gram_rtol)
+        if len(values):
+            return float(values[-1]), values
+        return 4.0 * subset_error_bound(K, metric, np.arange(K.shape[0]), gram_rtol), values
+    values = 4.0 * path_error_bounds(K, metric, removed, gram_rtol)[1]
+    return 4.0 * subset_error_bound(K, metric, np.asarray(indices, np.int64), gram_rtol), values
+
+
 # --------------------------------------------------------------------------
 # The comparator
 # --------------------------------------------------------------------------
@@ -316,6 +337,26 @@ def value_scales(K: np.ndarray, metric: str, subsets) -> np.ndarray:
     """The rounding scale (:func:`value_scale`) of each subset's metric value."""
     stats = np.array([subset_stats(K, list(s)) for s in subsets], np.float64).reshape(-1, 3)
     return value_scale(metric, *stats.T)
+
+
+def path_stats(K: np.ndarray, removed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(T, Q, k)`` of the subset after each removal of ``removed``, three arrays, in O(B) per step."""
+    K = np.asarray(K, np.float64)
+    diag, r = np.diag(K).copy(), K.sum(axis=1)
+    T, Q, k = diag.sum(), r.sum(), K.shape[0]
+    stats = []
+    for j in removed:
+        T -= diag[j]
+        Q -= 2.0 * r[j] - diag[j]
+        r -= K[:, j]
+        k -= 1
+        stats.append((T, Q, k))
+    return tuple(np.array(stats, np.float64).reshape(-1, 3).T)
+
+
+def path_value_scales(K: np.ndarray, metric: str, removed) -> np.ndarray:
+    """The rounding scale of the value after each removal of ``removed``: :func:`value_scale` of :func:`path_stats`."""
+    return np.asarray(value_scale(metric, *path_stats(K, removed)), np.float64)
 
 
 def path_subsets(batch_size: int, removed) -> list:
@@ -467,23 +508,21 @@ def check_selection(K: np.ndarray, metric: str, strategy: str, ref: dict, indice
     status = None if verdict is None else verdict.status
     result = {}
     ref_removed = np.asarray(ref["removed"], np.int64)
+    value_tolerance, values_tolerances = selection_tolerances(K, metric, strategy, ref_removed, ref["indices"],
+                                                              gram_rtol)
     if value is not None and status in (None, "agree"):
-        kept = np.asarray(ref["indices"], np.int64)
-        scale = value_scales(K, metric, [kept])
-        bound = 2.0 * subset_error_bound(K, metric, kept, gram_rtol)
-        if strategy == "greedy" and len(ref_removed):
-            bound = max(bound, float(path_value_tolerances(K, metric, ref_removed, gram_rtol)[-1]))
+        scale = value_scales(K, metric, [np.asarray(ref["indices"], np.int64)])
         result["value_error"] = max_rel_error(value, ref["value"], scale[0])
-        result["value_allowed"] = float(_allowed(rtol, np.array([bound]), scale)[0])
+        result["value_allowed"] = float(_allowed(rtol, np.array([value_tolerance]), scale)[0])
     if values is not None and status != "differ":
         ref_values, values = np.asarray(ref["values"]), np.asarray(values)
         n = len(ref_values) if status in (None, "agree") else verdict.agreed_steps
         if (status in (None, "agree") and len(values) != len(ref_values)) or len(values) < n:
-            result["values_problem"] = f"{len(values)} {'entry' if len(values) == 1 else 'entries'}, expected {len(ref_values)}"
+            entries = "entry" if len(values) == 1 else "entries"
+            result["values_problem"] = f"{len(values)} {entries}, expected {len(ref_values)}"
         else:
-            scales = value_scales(K, metric, path_subsets(K.shape[0], ref_removed)[:n])
-            tolerances = path_value_tolerances(K, metric, ref_removed[:n], gram_rtol)
-            allowed = _allowed(rtol, tolerances, scales)
+            scales = path_value_scales(K, metric, ref_removed[:n])
+            allowed = _allowed(rtol, values_tolerances[:n], scales)
             with np.errstate(divide="ignore", invalid="ignore"):
                 errors = np.array([max_rel_error(a, b, s) for a, b, s in zip(values[:n], ref_values[:n], scales)])
             result["values_error"] = float(errors.max()) if n else 0.0

@@ -293,7 +293,8 @@ def search(K: np.ndarray, metric: str, strategy: str, min_size: int, tol: float,
         result = kernels.exhaustive_search(K, metric, min_size)
     else:
         result = None
-    return make_selection(metric, strategy, B, min_size, tol, float(np.trace(K)), float(K.sum()), result)
+    T, Q = np.diag(K).sum(), K.sum(axis=1).sum()       # summed as the kernels sum them: greedy starts from these
+    return make_selection(metric, strategy, B, min_size, tol, float(T), float(Q), result)
 
 
 def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=2, tol: float = 0.0,
@@ -329,6 +330,9 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
     >>> select(G @ G.T, min_size=3).indices
     array([0, 1, 2])
     """
+    if not isinstance(kernels, SearchKernels):
+        raise TypeError(f"kernels must be a dba_ref.search.SearchKernels (another backend's are "
+                        f"dba_ref.backends.get_backend(name).kernels.search), got {type(kernels).__name__}")
     K = check_gram(K)
     metric = check_choice(metric, METRICS, "metric")
     strategy = check_choice(strategy, STRATEGIES, "strategy")

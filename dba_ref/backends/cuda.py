@@ -112,13 +112,6 @@ def numpy_conflict() -> str | None:
     return None
 
 
-def _dense_kernels(dtype: np.dtype):
-    """The Gram and masked-sum kernels of one dtype at the largest block shape (as tests/test_backends.py
-    compiles them to PTX)."""
-    kernels = cuda_tiles.tile_kernels(np.dtype(dtype), cuda_tiles.CONFIGS[0])
-    return kernels.gram, kernels.masked_sum
-
-
 @cuda.jit
 def _masked_bias(D, rows, k, g):
     """``g[o] = (1/k) Σ_p D[rows[p], o]`` (summed in float64), one thread per output."""

@@ -49,7 +49,7 @@ print(f"Numba {numba.__version__}; backends {BACKENDS}; CUDA: "
 #
 # A backend is chosen once, where you choose it: `dba(base, ..., backend=...)` for the optimizer step
 # of spec §6, `train(..., backend=...)` (by default the optimizer's) for the forward and backward
-# passes, `dba-ref train --backend`. `get_backend(name)` returns the backend: its `kernels`, the five
+# passes, the `--backend` option of the `train` command. `get_backend(name)` returns the backend: its `kernels`, the five
 # computations every backend provides, each with the semantics of its NumPy twin,
 #
 # - `gram(A, D)` $\to K = (\Delta\Delta^\top) \odot (AA^\top + 1)$,
