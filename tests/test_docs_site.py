@@ -219,7 +219,7 @@ def test_code_references_become_links_to_the_api_entries(tmp_path):
     ("`dba_ref/gram.py:no_such_function`", "dba_ref.gram has no attribute 'no_such_function'"),
     ("`dba_ref/no_such_module.py:gram`", "no module dba_ref.no_such_module"),
     ("`dba_ref/search.py:SelectionTrace.no_such_field`", "has no attribute 'no_such_field'"),
-    ("`dba_ref/_validation.py:resolve_min_size`", "reference target not found: dba_ref._validation.resolve_min_size"),
+    ("`dba_ref/_validation.py:check_choice`", "dba_ref._validation.check_choice is private"),
 ])
 def test_a_code_reference_to_nothing_fails_the_build(tmp_path, ref, complaint):
     """A renamed function leaves a warning (an error under -W) naming the reference."""
