@@ -293,19 +293,26 @@ def skip_foreign_members(app, what, name, obj, skip, options):
     return None
 
 
-def drop_type_docstrings(app, what, name, obj, options, lines) -> None:
-    """``autodoc-process-docstring``: a constant without a comment has no docstring, not its type's.
+#: The docstring Python writes for every field of a NamedTuple.
+FIELD_ALIAS = re.compile(r"Alias for field number \d+")
 
-    autodoc falls back to ``type(obj).__doc__`` (``dict``'s help for a dict constant).
+
+def drop_generated_docstrings(app, what, name, obj, options, lines) -> None:
+    """``autodoc-process-docstring``: an attribute without a comment has no docstring, not a generated one.
+
+    autodoc falls back to ``type(obj).__doc__`` (``dict``'s help for a dict constant), and a
+    NamedTuple field's docstring is Python's "Alias for field number 0"; the class's own
+    docstring says what the fields are.
     """
     own = " ".join("\n".join(lines).split())
-    if what in ("data", "attribute") and own and own == " ".join((inspect.getdoc(type(obj)) or "").split()):
+    if what in ("data", "attribute") and own and (own == " ".join((inspect.getdoc(type(obj)) or "").split())
+                                                   or FIELD_ALIAS.fullmatch(own)):
         lines.clear()
 
 
 def setup(app):
     app.connect("builder-inited", write_pages)
-    app.connect("autodoc-process-docstring", drop_type_docstrings, priority=400)
+    app.connect("autodoc-process-docstring", drop_generated_docstrings, priority=400)
     app.connect("autodoc-skip-member", skip_foreign_members)
     app.connect("missing-reference", resolve_as_python)
     app.add_directive("reexports", ReexportsDirective)
