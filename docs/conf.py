@@ -3,7 +3,10 @@
 Build (offline; warnings are errors, cross-references nitpicky):
 
     pip install -e ".[docs]"
-    python -m sphinx -W --keep-going -n docs docs/_build/html
+    python -m sphinx -E -W --keep-going -n docs docs/_build/html
+
+(-E: from scratch; an incremental build keeps what a directive generated from the package,
+such as a --help text, until its page changes.)
 
 or ``bash .ci/docs``, which also installs the headless Chromium that
 ``tests/test_docs_site.py`` opens the built site with.
