@@ -1,7 +1,8 @@
 """Shared pieces of the benchmark scripts: timing, the machine, the batches, one training step.
 
-A "step" is what :func:`dba_ref.training.train` does with one batch: backprop,
-the optimizer's update, and writing the new parameters into the model.
+A "step" is :meth:`dba_ref.training.Trainer.fit_batch`, what
+:func:`dba_ref.training.train` does with one batch: backprop, the
+optimizer's update, and writing the new parameters into the model.
 """
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import time
 
 import numpy as np
 
-from dba_ref import MLP, apply_updates, backprop, dba, sgd
-from dba_ref.backends import get_backend
+from dba_ref import MLP, dba, sgd
 from dba_ref._machine import cpu_model
+from dba_ref.backends import get_backend
 from dba_ref.data import load_dataset
+from dba_ref.training import Trainer
 
 
 def median_time(fn, repeats: int, warmup: int = 2) -> float:
@@ -71,21 +73,20 @@ def mnist_batches(B: int, n_batches: int, seed: int = 0):
 
 
 class Stepper:
-    """Plain SGD and DBA(SGD) steps of one backend on a fixed cycle of batches.
+    """Plain SGD and DBA(SGD) training steps of one backend on a fixed cycle of batches.
 
-    The plain step takes each layer's mean gradient from the backend's
-    ``mean_grad`` (the whole batch); the DBA step is :func:`dba_ref.dba` with
-    its defaults (mean_variance, greedy, min_size 2).
+    Each is the trainer's own step (:meth:`~dba_ref.training.Trainer.fit_batch`)
+    on its own copy of the model; the DBA step is :func:`dba_ref.dba` with its
+    defaults (mean_variance, greedy, min_size 2) on ``backend``.
     """
 
     def __init__(self, sizes, batches, backend: str, learning_rate: float = 0.05, seed: int = 0):
-        self.model = MLP(sizes, seed=seed)
+        model = MLP(sizes, seed=seed)
+        self.model = model
         self.batches = batches
         self.backend = get_backend(backend)
-        self.sgd = sgd(learning_rate)
-        self.dba = dba(sgd(learning_rate), backend=backend)
-        self.sgd_state = self.sgd.init(self.model.params)
-        self.dba_state = self.dba.init(self.model.params)
+        self.plain_trainer = Trainer(model.copy(), sgd(learning_rate))
+        self.dba_trainer = Trainer(model.copy(), dba(sgd(learning_rate), backend=backend))
         self.count = 0
 
     def _batch(self):
@@ -93,16 +94,11 @@ class Stepper:
         return self.batches[self.count % len(self.batches)]
 
     def plain(self) -> None:
-        signals = backprop(self.model, *self._batch())
-        grads = [self.backend.mean_grad(A, D, None) for A, D in signals.layers]
-        updates, self.sgd_state = self.sgd.update(grads, self.sgd_state, self.model.params)
-        self.model.set_params(apply_updates(self.model.params, updates))
+        self.plain_trainer.fit_batch(*self._batch())
 
     def dba_step(self) -> None:
-        signals = backprop(self.model, *self._batch())
-        updates, self.dba_state = self.dba.update(signals, self.dba_state, self.model.params)
-        self.model.set_params(apply_updates(self.model.params, updates))
+        self.dba_trainer.fit_batch(*self._batch())
 
     def selected(self) -> list:
         """Samples kept per layer in the last DBA step."""
-        return [layer.size for layer in self.dba_state.last]
+        return [layer.size for layer in self.dba_trainer.state.last]

@@ -151,38 +151,44 @@ def gram_rows(batch_sizes, layers, smoke: bool) -> list:
 # 2 and 3. Whole steps
 # --------------------------------------------------------------------------
 class DeviceDBA:
-    """The dba-ref DBA(SGD) step with the CUDA backend, the forward and backward passes on the device."""
+    """The dba-ref DBA(SGD) training step with the CUDA backend: the trainer's own step
+    (:meth:`dba_ref.training.Trainer.fit_batch`), the forward and backward passes on the device."""
 
     def __init__(self, sizes, dtype):
-        from dba_ref import MLP, sgd
+        from dba_ref import MLP, dba, sgd
+        from dba_ref.training import Trainer
 
-        self.model = MLP(list(sizes), seed=0, dtype=dtype)
-        self.optimizer = sgd(LEARNING_RATE)
-        self.state = self.optimizer.init(self.model.params)
-        self.kept = []                              # samples kept per layer in the last step
+        self.base = sgd(LEARNING_RATE)
+        self.trainer = Trainer(MLP(list(sizes), seed=0, dtype=dtype), dba(self.base, backend="cuda"))
 
-    def step(self, X, y, clock=None) -> None:
-        """One step; ``clock(name)`` (if given) is called after each part, the device synchronised."""
+    def step(self, X, y) -> None:
+        """One training step on a batch the trainer has validated (``X`` in the model's dtype, ``y`` int64)."""
+        self.trainer.fit_batch(X, y)
+
+    @property
+    def kept(self) -> list:
+        """Samples kept per layer in the last step."""
+        return [layer.size for layer in self.trainer.state.last]
+
+    def parts(self, X, y, clock) -> None:
+        """The same step's parts one by one, ``clock(name)`` after each with the device synchronised: what
+        :meth:`step` does, taken apart to time it (the backend's signals, then its DBA update, then SGD)."""
         from dba_ref import apply_updates
-        from dba_ref.backends.cuda import DeviceStep
-        from dba_ref.backends.cuda_backprop import device_backprop
 
-        tick = clock or (lambda name: None)
-        X, y = self.model.check_batch(X, y)           # as the trainer does, on the host
-        signals = device_backprop(self.model.params, self.model.activation, X, y)
-        tick("check + copy in + forward/backward")
-        step = DeviceStep.from_device(*signals)
-        tick("Gram + statistics")
-        paths = step.search("mean_variance", "greedy", 2, 0.0)
-        tick("greedy selection")
-        B = X.shape[0]
-        keeps = [np.setdiff1d(np.arange(B), removed) for removed, _, _ in paths]
-        grads = step.mean_grads(keeps)
-        tick("masked means + copy out")
-        updates, self.state = self.optimizer.update(grads, self.state, self.model.params)
-        self.model.set_params(apply_updates(self.model.params, updates))
-        tick("SGD update on the host")
-        self.kept = [len(keep) for keep in keeps]
+        trainer = self.trainer
+        model, backend = trainer.model, trainer.backend
+        signals = backend.signals(model, X, y)
+        clock("copy in + forward/backward")
+        signals.step.totals()
+        clock("Gram + statistics")
+        paths = signals.step.search("mean_variance", "greedy", 2, 0.0)
+        clock("greedy selection")
+        grads = [signals.step.mean_grad(l, np.setdiff1d(np.arange(X.shape[0]), removed))
+                 for l, (removed, _) in enumerate(paths)]
+        clock("masked means + copy out")
+        updates, _ = self.base.update(grads, self.base.init(model.params), model.params)
+        model.assign_params(apply_updates(model.params, updates))
+        clock("SGD update on the host")
 
 
 def framework_bytes(sizes, B: int, dtype) -> int:
@@ -207,7 +213,7 @@ def step_rows(sizes, batch_sizes, smoke: bool):
     for dtype in (np.float64, np.float32):
         for B in batch_sizes:
             X, y = batches(B, 1, smoke)[0]
-            X = X.astype(dtype)
+            X, y = X.astype(dtype), y.astype(np.int64)
             ours = DeviceDBA(sizes, dtype)
             dba_ref = median_seconds(lambda: ours.step(X, y), repeats, sync)
             kept = ours.kept
@@ -269,7 +275,7 @@ def step_parts(ours: DeviceDBA, X, y, repeats: int, sync) -> dict:
             samples.setdefault(name, []).append(now - last[0])
             last[0] = now
 
-        ours.step(X, y, clock)
+        ours.parts(X, y, clock)
     return {name: statistics.median(times) for name, times in samples.items()}
 
 

@@ -18,7 +18,7 @@ import sys
 
 from _common import header, load, median_times, mnist_batches
 
-from dba_ref import MLP, layer_grams, select
+from dba_ref import MLP, layer_grams
 from dba_ref.backends import get_backend
 
 
@@ -44,10 +44,10 @@ def main(argv=None) -> int:
             for name in ("numpy", "numba"):
                 be = get_backend(name)
                 repeats = args.repeats if name == "numba" else max(1, args.repeats // 3)
-                times[name, "path"], times[name, "cpu"] = median_times(lambda: be.greedy_path(K, metric, 2, 0.0),
-                                                                        repeats)
-                times[name, "select"] = median_times(lambda: select(K, metric, backend=name), repeats)[0]
-            steps = len(get_backend("numba").greedy_path(K, metric, 2, 0.0)[0])
+                greedy = be.kernels.search.greedy_path
+                times[name, "path"], times[name, "cpu"] = median_times(lambda: greedy(K, metric, 2, 0.0), repeats)
+                times[name, "select"] = median_times(lambda: be.select(K, metric), repeats)[0]
+            steps = len(get_backend("numba").kernels.search.greedy_path(K, metric, 2, 0.0)[0])
             np_path, nb_path = times["numpy", "path"], times["numba", "path"]
             print(f"| {B} | {metric} | {steps} | {1e3 * np_path:.1f} | {1e3 * nb_path:.1f} "
                   f"| {1e3 * times['numba', 'cpu']:.1f} | {np_path / nb_path:.0f}× "

@@ -17,21 +17,22 @@ import sys
 
 from _common import Stepper, header, load, median_time, median_times, mnist_batches
 
-from dba_ref import backprop, select
+from dba_ref import backprop
 
 
 def breakdown(stepper: Stepper, repeats: int) -> dict:
     """Median time (ms) of the parts of a DBA step on one batch: backprop, Gram, selection, masked mean."""
-    be, name = stepper.backend, stepper.dba.hyperparams["backend"]
+    be = stepper.backend
+    kernels = be.kernels
     X, y = stepper.batches[0]
     signals = backprop(stepper.model, X, y)
-    grams = [be.gram(A, D) for A, D in signals.layers]
-    selections = [select(K, backend=name) for K in grams]
+    grams = [kernels.gram(A, D) for A, D in signals.layers]
+    selections = [be.select(K) for K in grams]
     parts = {
         "backprop": lambda: backprop(stepper.model, X, y),
-        "gram": lambda: [be.gram(A, D) for A, D in signals.layers],
-        "select": lambda: [select(K, backend=name) for K in grams],
-        "mean": lambda: [be.mean_grad(A, D, s.indices) for (A, D), s in zip(signals.layers, selections)],
+        "gram": lambda: [kernels.gram(A, D) for A, D in signals.layers],
+        "select": lambda: [be.select(K) for K in grams],
+        "mean": lambda: [kernels.mean_grad(A, D, s.indices) for (A, D), s in zip(signals.layers, selections)],
     }
     return {part: 1e3 * median_time(fn, repeats) for part, fn in parts.items()}
 

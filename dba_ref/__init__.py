@@ -10,14 +10,21 @@ that subset. The modules, one concept each:
 - :mod:`dba_ref.gram`       the Gram identity ``K = (ΔΔᵀ) ⊙ (AAᵀ + 1)``
 - :mod:`dba_ref.metrics`    variance, normalized variance, mean variance from (T, Q, k)
 - :mod:`dba_ref.search`     greedy / prefix / exhaustive / all subset search
-- :mod:`dba_ref.backends`   NumPy (reference), and faster kernels behind one dispatch
+- :mod:`dba_ref.update`     the DBA update: every layer's Gram matrix, search and mean over the selection
+- :mod:`dba_ref.agreement`  when two implementations agree: value scales, margins, the one comparator
+- :mod:`dba_ref.backends`   NumPy (reference), and faster kernels (Numba CPU, CUDA) behind one interface
 - :mod:`dba_ref.optimizers` SGD, momentum, Adam, AdaGrad(-Norm), AdAdaGrad(-Norm), AdaBelief, Adan,
   diffGrad, AdamP, SGDP, EnhancedSGD, and the DBA wrapper (optax style)
 - :mod:`dba_ref.step`       ``dba_step``: one DBA step on one batch, every intermediate returned
 - :mod:`dba_ref.data`       bundled MNIST-5k, IDX files, scikit-learn digits, stratified subsets
-- :mod:`dba_ref.training`   the training loop, its history, checkpoint/resume
+- :mod:`dba_ref.training`   the training loop, its sampler and history, checkpoint/resume
 - :mod:`dba_ref.checkpoint` exact, pickle-free checkpoint files
 - :mod:`dba_ref.estimator`  ``DBAClassifier``, a scikit-learn estimator (imported on first use)
+- :mod:`dba_ref.conformance` golden cases and the check of another implementation against them
+- :mod:`dba_ref.exercises`  classroom exercises, their stubs and the autograder
+- :mod:`dba_ref.reproduction` the paper's headline table: protocol, runs, statistics, report
+- :mod:`dba_ref.frameworks` independent PyTorch and JAX versions, to check the reference with
+- :mod:`dba_ref.plots`      figures of a training run
 - :mod:`dba_ref.cli`        the ``dba-ref`` command
 """
 from .backprop import Signals, backprop, batch_grads, mean_grad, mean_grads, per_sample_grads

@@ -67,14 +67,12 @@ def check_labels(y, n_samples: int, n_classes: int, name: str = "y") -> np.ndarr
     return arr.astype(np.int64, copy=False)
 
 
-def check_gram(K) -> tuple[np.ndarray, float]:
-    """A finite, symmetric, square ``(B, B)`` real matrix with B >= 1: returns it as float64, and its sum.
+def check_gram(K) -> np.ndarray:
+    """A finite, symmetric, square ``(B, B)`` real matrix with B >= 1, returned as float64.
 
-    Finiteness is read off the sum first (one pass, whose result the caller
-    keeps: it is the full batch's Q; entries are scanned only when it is not
-    finite). Symmetry is checked on up to 64 evenly spaced rows
-    against their columns, to rounding: enough to catch a matrix that is not a
-    Gram matrix at all, at O(B) cost.
+    Symmetry is checked on up to 64 evenly spaced rows against their columns,
+    to rounding: enough to catch a matrix that is not a Gram matrix at all, at
+    O(B) cost.
     """
     arr = np.asarray(K)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
@@ -84,34 +82,27 @@ def check_gram(K) -> tuple[np.ndarray, float]:
     if arr.shape[0] == 0:
         raise ValueError("K is empty (a batch of 0 samples); give at least one sample")
     arr = arr.astype(np.float64, copy=False)
-    total = float(arr.sum())
-    if not np.isfinite(total) and not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():      # one pass; entries scanned only if needed
         raise ValueError("K contains NaN or inf")
     rows = np.unique(np.linspace(0, arr.shape[0] - 1, min(64, arr.shape[0])).astype(np.int64))
     scale = np.abs(np.diagonal(arr)).max()
     if not np.allclose(arr[rows], arr[:, rows].T, rtol=1e-9, atol=1e-12 * scale):
         raise ValueError("K is not symmetric; a Gram matrix K[i, j] = <g_i, g_j> is within rounding")
-    return arr, total
+    return arr
 
 
-def resolve_min_size(min_size, batch_size: int) -> int:
-    """Turn ``min_size`` into a sample count for a batch of ``batch_size``.
-
-    An ``int`` is an absolute count (>= 1); a ``float`` in (0, 1] is a fraction
-    of the batch, rounded up: ``ceil(min_size * B)``.
-    """
+def check_min_size(min_size):
+    """``min_size`` must be an int count >= 1 or a float fraction in (0, 1]; returned unchanged."""
     if isinstance(min_size, (bool, np.bool_)):
         raise TypeError("min_size must be an int count or a float fraction, not a bool")
     if isinstance(min_size, numbers.Integral):
-        count = int(min_size)
-        if count < 1:
-            raise ValueError(f"min_size must be >= 1, got {count}")
-        return count
+        if min_size < 1:
+            raise ValueError(f"min_size must be >= 1, got {int(min_size)}")
+        return int(min_size)
     if isinstance(min_size, numbers.Real):
-        frac = float(min_size)
-        if not (0.0 < frac <= 1.0):
-            raise ValueError(f"min_size as a fraction must lie in (0, 1], got {frac}")
-        return max(1, math.ceil(frac * batch_size - 1e-12))
+        if not (0.0 < float(min_size) <= 1.0):
+            raise ValueError(f"min_size as a fraction must lie in (0, 1], got {float(min_size)}")
+        return float(min_size)
     raise TypeError(f"min_size must be an int count or a float fraction, got {type(min_size).__name__}")
 
 

@@ -54,19 +54,23 @@ class Signals:
         return zip(self.inputs, self.deltas)
 
 
-def backprop(model: MLP, X, y) -> Signals:
+def backprop(model: MLP, X, y, check_input: bool = True) -> Signals:
     """One batched forward and backward pass giving every sample's error signals.
 
     Parameters
     ----------
     model : MLP
     X : array ``(B, in)`` ; y : int array ``(B,)``
+    check_input : bool
+        Validate and convert ``(X, y)`` first (:meth:`MLP.check_batch`);
+        callers that already did, like the training loop, pass False.
 
     Returns
     -------
     Signals with ``inputs[l]`` = A_{l-1} ``(B, in_l)`` and ``deltas[l]`` = Δ_l ``(B, out_l)``.
     """
-    X, y = model.check_batch(X, y)
+    if check_input:
+        X, y = model.check_batch(X, y)
     pre, inputs = model.forward_all(X)
     B = X.shape[0]
     dphi = ACTIVATIONS[model.activation].grad

@@ -35,18 +35,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._validation import check_dtype, check_positive
 from .model import MLP
 from .optimizers import Optimizer, build_optimizer
-from .training import Trainer
-
-try:                                    # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data
-except ImportError:                     # older: the estimator's own method
-    def validate_data(estimator, *args, **kwargs):
-        return estimator._validate_data(*args, **kwargs)
+from .training import History, Trainer
 
 
 class DBAClassifier(ClassifierMixin, BaseEstimator):
@@ -163,13 +157,13 @@ class DBAClassifier(ClassifierMixin, BaseEstimator):
     def _run(self, X, y, epochs: int) -> None:
         """``epochs`` passes over ``(X, y)`` (y encoded), continuing the stored state: the loop of every fit."""
         batch = X.shape[0] if self.batch_size is None else check_positive(self.batch_size, "batch_size", integer=True)
-        trainer = Trainer(self.model_, self.build_optimizer(), state=self.optimizer_state_, step=self.t_,
-                          steps=self.steps_)
+        trainer = Trainer(self.model_, self.build_optimizer(), History(steps=self.steps_),
+                          state=self.optimizer_state_, step=self.t_)
         sampler = trainer.sampler(X.shape[0], batch, self._shuffle_rng, bool(self.shuffle))     # capped at n
         for _ in range(epochs):
             first = trainer.step
             trainer.run_epoch(X, y, sampler)
-            self.loss_curve_.append(float(np.mean(trainer.steps["loss"][first:])))
+            self.loss_curve_.append(float(np.mean(self.steps_["loss"][first:])))
             self.n_iter_ += 1
             self.optimizer_state_, self.t_ = trainer.state, trainer.step
 

@@ -43,16 +43,12 @@ def explicit_gram(gW: np.ndarray, gb: np.ndarray) -> np.ndarray:
     return G @ G.T
 
 
-def layer_grams(model, X, y, backend: str = "numpy") -> list[np.ndarray]:
-    """One ``(B, B)`` Gram matrix per layer of ``model`` for the batch ``(X, y)``.
+def layer_grams(model, X, y) -> list[np.ndarray]:
+    """One ``(B, B)`` Gram matrix per layer of ``model`` for the batch ``(X, y)``, per-sample gradients never formed.
 
-    Per-sample gradients are never materialised; ``backend`` chooses who
-    computes ``(Δ Δᵀ) ⊙ (A Aᵀ + 1)`` (see :mod:`dba_ref.backends`).
+    (Another backend's Gram matrices: ``dba_ref.backends.get_backend(name).layer_grams``.)
     """
-    from .backends import get_backend
-
-    be = get_backend(backend)
-    return [be.gram(A, D) for A, D in backprop(model, X, y).layers]
+    return [gram(A, D) for A, D in backprop(model, X, y).layers]
 
 
 def explicit_layer_grams(model, X, y) -> list[np.ndarray]:

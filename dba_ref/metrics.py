@@ -1,18 +1,18 @@
 """Subset metrics from Gram statistics (spec §4). All are minimised.
 
-For a subset S of k = |S| >= 1 samples with per-sample gradients g_i::
+For a subset S of ``k = |S| >= 1`` samples with per-sample gradients g_i::
 
     T = Σ_{i∈S} K[i,i]                 sum of squared norms
     Q = Σ_{i,j∈S} K[i,j] = ‖s‖²        s = Σ_{i∈S} g_i
     ‖ḡ‖² = Q / k²                      ḡ = s / k, the update direction
 
-==========================  =====================  ==================================
-name                        formula                meaning
-==========================  =====================  ==================================
-``variance``                V = T/k − Q/k²         trace of the (biased) covariance
-``normalized_variance``     V / ‖ḡ‖² = kT/Q − 1    noise-to-signal of one sample
-``mean_variance``           (V/k)/‖ḡ‖² = T/Q − 1/k noise-to-signal of the mean (norm test)
-==========================  =====================  ==================================
+==========================  =======================  ======================================
+name                        formula                  meaning
+==========================  =======================  ======================================
+``variance``                V = T/k − Q/k²           trace of the (biased) covariance
+``normalized_variance``     V / ‖ḡ‖² = kT/Q − 1      noise-to-signal of one sample
+``mean_variance``           (V/k)/‖ḡ‖² = T/Q − 1/k   noise-to-signal of the mean (norm test)
+==========================  =======================  ======================================
 
 A metric with ``Q`` in its denominator is ``+inf`` when ``Q <= Q_EPS · k · T``
 (Cauchy–Schwarz gives ``Q <= k T``, so this is a scale-free "the selected
@@ -56,24 +56,6 @@ def mean_variance(T, Q, k):
 
 METRICS = {"variance": variance, "normalized_variance": normalized_variance, "mean_variance": mean_variance}
 assert tuple(METRICS) == METRIC_NAMES
-
-
-def value_scale(name: str, T, Q, k):
-    """The rounding scale of a metric value: its rounding error is about the unit roundoff times this.
-
-    ``T/k`` for ``variance`` (the term it is a difference of); for the ratio
-    metrics their leading term (``kT/Q``, ``T/Q``) times ``kT/Q >= 1``, the
-    condition number of ``Q`` (Q's rounding error is about ε·kT, by
-    Cauchy–Schwarz). Two metric values are told apart relative to this, not to
-    themselves: a value that cancels to about 0 is no more precise than its scale.
-    """
-    T, Q, k = np.asarray(T, np.float64), np.asarray(Q, np.float64), np.asarray(k, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if name == "variance":
-            return (T / k)[()]
-        condition = k * T / Q
-        scale = condition * (condition if name == "normalized_variance" else T / Q)
-        return np.where(Q > 0, scale, np.inf)[()]          # Q <= 0: the value is +inf, its scale unused
 
 
 def metric_value(name: str, T, Q, k):

@@ -162,6 +162,16 @@ class MLP:
             biases.append(b.astype(self.dtype, copy=True))
         self.weights, self.biases = weights, biases
 
+    def assign_params(self, params) -> None:
+        """Take ``params`` (a list of ``(W_l, b_l)`` of this model's shapes) unchecked and uncopied.
+
+        For the training loop, whose new parameters are fresh arrays it has
+        checked already; anywhere else use :meth:`set_params`. Arrays of
+        another dtype are converted to the model's.
+        """
+        self.weights = [W.astype(self.dtype, copy=False) for W, _ in params]
+        self.biases = [b.astype(self.dtype, copy=False) for _, b in params]
+
     # -- weights in and out -------------------------------------------------
     @classmethod
     def from_arrays(cls, arrays, activation: str = "relu", dtype=None) -> "MLP":

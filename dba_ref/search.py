@@ -1,4 +1,4 @@
-"""Searching for the subset of a batch that minimises a metric (spec §5, §8).
+"""Searching for the subset of a batch that minimises a metric (spec §5).
 
 There are 2^B subsets, so the search is a strategy:
 
@@ -16,23 +16,31 @@ There are 2^B subsets, so the search is a strategy:
     evaluate every prefix of size ≥ ``min_size`` in one O(B²) pass and keep
     the best (on a tie, the longest prefix). ``tol`` does not apply.
 ``exhaustive``
-    Every subset of size ≥ ``min_size``; exact; B ≤ 20 only. Exact ties go to
-    the lexicographically smallest sorted index list.
+    Every subset of size ≥ ``min_size``; exact; B ≤ 20 only. Among subsets of
+    equal value the largest wins, then the lexicographically smallest sorted
+    index list.
 ``all``
     No selection: every sample is kept.
 
-This module holds the NumPy kernels (the readable reference) and the front
-door :func:`select`, which validates, resolves ``min_size``, dispatches to a
-backend's kernels and packages the result.
+The three searching functions are the NumPy kernels, the readable
+reference; :data:`NUMPY_SEARCH` gathers them. :func:`search` runs one
+strategy with given kernels and packages the :class:`Selection`, unchecked;
+:func:`select` is the public front door, which checks its inputs once and
+calls :func:`search`. Other backends (:mod:`dba_ref.backends`) pass their own
+kernels with the same signatures. How close each decision was, which tells
+whether two implementations must agree on it, is measured apart from the
+search, on request: :mod:`dba_ref.agreement`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ._validation import check_choice, check_gram, check_tol, resolve_min_size
-from .metrics import METRICS, Q_EPS, metric_value, value_scale
+from ._validation import check_choice, check_gram, check_min_size, check_tol
+from .metrics import METRICS, metric_value
 
 STRATEGIES = ("greedy", "prefix", "exhaustive", "all")
 #: Largest batch the exhaustive search accepts (2^20 ≈ 10^6 subsets).
@@ -48,6 +56,8 @@ class SelectionTrace:
     metric, strategy : str
     batch_size, min_size : int
         B and the resolved minimum subset size.
+    tol : float
+        Greedy's relative improvement threshold (0 for the other strategies).
     full_T, full_Q, full_value : float
         Statistics and metric value of the whole batch.
     removed : int array
@@ -56,13 +66,6 @@ class SelectionTrace:
         ``min_size``. Empty for exhaustive and all.
     values : float array
         ``values[t]`` is the metric after ``t + 1`` removals of ``removed``.
-    margins : float array
-        Greedy only: for every step evaluated (the last may be the rejected
-        one), how close the decision was: ``min(|best − second best| / s_best,
-        |best − threshold| / max(s_best, s_current))`` with ``s`` the rounding
-        scale of a value (:func:`dba_ref.metrics.value_scale`); 0 for equal
-        values, 1 when exactly one is infinite. Two implementations must agree
-        on a step whose margin exceeds 1e-9.
     n_evaluated : int
         Number of subsets whose metric was computed.
     """
@@ -71,12 +74,12 @@ class SelectionTrace:
     strategy: str
     batch_size: int
     min_size: int
+    tol: float
     full_T: float
     full_Q: float
     full_value: float
     removed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    margins: np.ndarray = field(default_factory=lambda: np.zeros(0))
     n_evaluated: int = 1
 
 
@@ -93,41 +96,35 @@ class Selection:
         return int(self.indices.shape[0])
 
 
-# --------------------------------------------------------------------------
-# NumPy kernels. Every backend provides these three with the same signature.
-# --------------------------------------------------------------------------
-def scaled_gap(a: float, b: float, scale: float) -> float:
-    """``|a − b| / scale``; 0 for equal values (both inf included), 1 if exactly one is inf."""
-    if a == b:
-        return 0.0
-    if np.isinf(a) or np.isinf(b):
-        return 1.0
-    return abs(a - b) / scale if scale > 0 else np.inf
+def min_size_count(min_size, batch_size: int) -> int:
+    """``min_size`` (already checked) as a sample count for a batch of ``batch_size``.
 
-
-def decision_margin(metric: str, best: float, second: float, threshold: float, best_stats, current_stats) -> float:
-    """How close one greedy decision was (see :class:`SelectionTrace`).
-
-    ``best_stats`` and ``current_stats`` are the ``(T, Q, k)`` of the best
-    candidate and of the current subset; the gaps are measured against their
-    rounding scales, so values that cancel to about 0 count as ties.
+    An ``int`` is an absolute count; a ``float`` in (0, 1] is a fraction of the
+    batch, rounded up: ``ceil(min_size · B)``, at least 1.
     """
-    s_best = float(value_scale(metric, *best_stats))
-    s_current = float(value_scale(metric, *current_stats))
-    s_either = s_best if s_best > s_current else s_current        # (NaN-safe as the compiled kernels)
-    return min(scaled_gap(best, second, s_best), scaled_gap(best, threshold, s_either))
+    if isinstance(min_size, (int, np.integer)):
+        return int(min_size)
+    return max(1, math.ceil(min_size * batch_size - 1e-12))
+
+
+# --------------------------------------------------------------------------
+# greedy
+# --------------------------------------------------------------------------
+def candidate_values(metric: str, T: float, Q: float, r: np.ndarray, diag: np.ndarray, k: int) -> np.ndarray:
+    """The metric of ``S ∖ {i}`` for every i: ``metric(T − K[i,i], Q − 2 r_i + K[i,i], k − 1)``, shape ``(B,)``."""
+    return metric_value(metric, T - diag, Q - 2.0 * r + diag, k - 1)
 
 
 def acceptance_threshold(current: float, tol: float) -> float:
-    """A candidate is accepted when its value is strictly below this."""
+    """A removal is accepted when its value is strictly below this: ``(1 − tol)·current``, or ``current`` if ≤ 0."""
     return current if current <= 0 else (1.0 - tol) * current
 
 
-def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float):
-    """Backward elimination on a float64 Gram matrix.
+def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Backward elimination on a float64 Gram matrix ``K`` (B, B).
 
-    Returns ``(removed, values, margins)``: removal order (int64), metric after
-    each removal, and the decision margin of every evaluated step.
+    Returns ``(removed, values)``: the removal order (int64) and the metric
+    after each removal (float64), both of the same length.
     """
     B = K.shape[0]
     diag = np.diag(K).copy()
@@ -135,39 +132,39 @@ def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float):
     T, Q, k = diag.sum(), r.sum(), B
     current = float(metric_value(metric, T, Q, k))
     active = np.ones(B, dtype=bool)
-    removed, values, margins = [], [], []
+    removed, values = [], []
     while k > min_size:
-        cand = metric_value(metric, T - diag, Q - 2.0 * r + diag, k - 1)
-        cand = np.where(active, cand, np.inf)
-        best = int(np.argmin(cand))            # first occurrence: the lowest index wins ties
-        best_value = float(cand[best])
-        threshold = acceptance_threshold(current, tol)
-        second = float(np.min(np.delete(cand, best))) if k > 1 else np.inf
-        best_stats = (T - diag[best], Q - 2.0 * r[best] + diag[best], k - 1)
-        margins.append(decision_margin(metric, best_value, second, threshold, best_stats, (T, Q, k)))
-        if not best_value < threshold:
+        cand = np.where(active, candidate_values(metric, T, Q, r, diag, k), np.inf)
+        best = int(np.argmin(cand))        # first occurrence: the lowest index wins ties
+        if not cand[best] < acceptance_threshold(current, tol):
             break
         T -= diag[best]
         Q -= 2.0 * r[best] - diag[best]
         r -= K[:, best]
         active[best] = False
         k -= 1
-        current = best_value
+        current = float(cand[best])
         removed.append(best)
-        values.append(best_value)
-    return np.array(removed, np.int64), np.array(values, np.float64), np.array(margins, np.float64)
+        values.append(current)
+    return np.array(removed, np.int64), np.array(values, np.float64)
+
+
+# --------------------------------------------------------------------------
+# prefix
+# --------------------------------------------------------------------------
+def alignment_scores(K: np.ndarray) -> np.ndarray:
+    """``c_i = ⟨g_i, s⟩ / ‖g_i‖ = r_i / √K[i,i]`` (0 where ‖g_i‖ = 0), shape ``(B,)``."""
+    norms = np.sqrt(np.maximum(np.diag(K), 0.0))
+    r = K.sum(axis=1)
+    return np.divide(r, norms, out=np.zeros_like(r), where=norms > 0)
 
 
 def alignment_order(K: np.ndarray) -> np.ndarray:
-    """Samples by descending ``c_i = ⟨g_i, s⟩ / ‖g_i‖`` (0 where ‖g_i‖ = 0), ties by index."""
-    diag = np.diag(K)
-    r = K.sum(axis=1)
-    norms = np.sqrt(np.maximum(diag, 0.0))
-    c = np.divide(r, norms, out=np.zeros_like(r), where=norms > 0)
-    return np.argsort(-c, kind="stable")
+    """Samples by descending alignment score ``c_i``, ties by index."""
+    return np.argsort(-alignment_scores(K), kind="stable")
 
 
-def prefix_path(K: np.ndarray, metric: str, min_size: int):
+def prefix_path(K: np.ndarray, metric: str, min_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Metric of every prefix of the alignment ranking.
 
     Returns ``(order, values)`` with ``values[k − 1]`` the metric of the first
@@ -183,126 +180,91 @@ def prefix_path(K: np.ndarray, metric: str, min_size: int):
     return order.astype(np.int64), metric_value(metric, T, Q, k).astype(np.float64)
 
 
-def exhaustive_search(K: np.ndarray, metric: str, min_size: int, chunk: int = 1 << 15):
-    """Every subset of size ≥ ``min_size``; returns ``(indices, value, n_evaluated)``.
+# --------------------------------------------------------------------------
+# exhaustive
+# --------------------------------------------------------------------------
+def subset_values(K: np.ndarray, metric: str, min_size: int, chunk: int = 1 << 15):
+    """Every subset of size ≥ ``min_size`` with its metric, in chunks.
 
-    Subset m (an integer) contains sample i when bit i of m is set. Among
-    subsets of equal value the largest wins (a removal must strictly improve,
-    as in greedy and prefix), then the lexicographically smallest sorted index
-    list; so when every value is +inf the whole batch is kept.
+    Subset m (an integer) holds sample i when bit i of m is set. Yields
+    ``(masks, sizes, values)``, three arrays of one chunk; subsets come in
+    increasing m.
     """
     B = K.shape[0]
     bits = np.arange(B)
     diag = np.diag(K)
-    best_value, best_key, n_evaluated = np.inf, None, 0
     for start in range(1, 1 << B, chunk):
         masks = np.arange(start, min(start + chunk, 1 << B))
         M = ((masks[:, None] >> bits) & 1).astype(np.float64)
         k = M.sum(axis=1)
         keep = k >= min_size
         M, k, masks = M[keep], k[keep], masks[keep]
-        if masks.size == 0:
-            continue
+        if masks.size:
+            yield masks, k, metric_value(metric, M @ diag, ((M @ K) * M).sum(axis=1), k)
+
+
+def mask_indices(mask: int, batch_size: int) -> tuple:
+    """The sorted sample indices of subset ``mask``."""
+    return tuple(i for i in range(batch_size) if (mask >> i) & 1)
+
+
+def exhaustive_search(K: np.ndarray, metric: str, min_size: int) -> tuple[np.ndarray, float, int]:
+    """Every subset of size ≥ ``min_size``; returns ``(indices, value, n_evaluated)``.
+
+    Among subsets of equal value the largest wins (a removal must strictly
+    improve, as in greedy and prefix), then the lexicographically smallest
+    sorted index list; so when every value is +inf the whole batch is kept.
+    """
+    B = K.shape[0]
+    best_value, best_key, n_evaluated = np.inf, None, 0
+    for masks, sizes, values in subset_values(K, metric, min_size):
         n_evaluated += masks.size
-        vals = metric_value(metric, M @ diag, ((M @ K) * M).sum(axis=1), k)
-        low = vals.min()
+        low = values.min()
         if low > best_value:
             continue
-        tied = masks[vals == low]
-        sizes = k[vals == low]
-        largest = tied[sizes == sizes.max()]
-        key = min((-int(sizes.max()), tuple(int(i) for i in bits if (m >> i) & 1)) for m in largest)
+        tied, tied_sizes = masks[values == low], sizes[values == low]
+        key = min((-int(tied_sizes.max()), mask_indices(int(m), B)) for m in tied[tied_sizes == tied_sizes.max()])
         if best_key is None or low < best_value or key < best_key:
             best_value, best_key = low, key
     return np.array(best_key[1], np.int64), float(best_value), n_evaluated
 
 
 # --------------------------------------------------------------------------
-# Front door
+# One search, packaged
 # --------------------------------------------------------------------------
-def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=2, tol: float = 0.0,
-           backend: str = "numpy") -> Selection:
-    """Choose the subset of a batch that minimises ``metric``, from its Gram matrix.
+class SearchKernels(NamedTuple):
+    """The three searching functions of a backend, with the signatures of the NumPy ones here."""
 
-    Parameters
-    ----------
-    K : array ``(B, B)``
-        Gram matrix of one layer's per-sample gradients (see :func:`dba_ref.layer_grams`).
-        Statistics are accumulated in float64 whatever its dtype.
-    metric : {"mean_variance", "variance", "normalized_variance"}
-    strategy : {"greedy", "prefix", "exhaustive", "all"}
-    min_size : int or float
-        Smallest subset allowed: a count ≥ 1, or a fraction of B in (0, 1].
-        A count larger than B is an error here (the trainer instead uses a
-        too-small batch whole).
-    tol : float in [0, 1)
-        Greedy only: a removal must lower the metric by more than this fraction.
-    backend : {"numpy", "numba", "cuda"}
-        Who runs the search kernels; all give the same answer.
-
-    Returns
-    -------
-    Selection with ``indices`` (sorted), ``value`` and ``trace``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from dba_ref import select
-    >>> G = np.array([[1.0, 0.0], [1.1, 0.1], [0.9, -0.1], [-1.0, 2.0]])   # one outlier
-    >>> select(G @ G.T, min_size=3).indices
-    array([0, 1, 2])
-    """
-    from .backends import get_backend
-
-    K, Q = check_gram(K)
-    metric = check_choice(metric, METRICS, "metric")
-    strategy = check_choice(strategy, STRATEGIES, "strategy")
-    tol = check_tol(tol)
-    B = K.shape[0]
-    m = resolve_min_size(min_size, B)
-    if m > B:
-        raise ValueError(f"min_size={m} is larger than the batch (B={B}); use min_size <= {B}")
-    check_exhaustive_size(strategy, B)
-    be = get_backend(backend)
-    if strategy == "all":
-        result = None
-    elif strategy == "greedy":
-        result = be.greedy_path(K, metric, m, tol)
-    elif strategy == "prefix":
-        result = be.prefix_path(K, metric, m)
-    else:
-        result = be.exhaustive_search(K, metric, m)
-    return package_selection(metric, strategy, B, m, float(np.trace(K)), Q, result)
+    greedy_path: Callable
+    prefix_path: Callable
+    exhaustive_search: Callable
 
 
-def check_exhaustive_size(strategy: str, batch_size: int) -> None:
-    """``exhaustive`` is allowed only for B <= EXHAUSTIVE_MAX_B."""
-    if strategy == "exhaustive" and batch_size > EXHAUSTIVE_MAX_B:
-        raise ValueError(
-            f"strategy='exhaustive' evaluates 2^B subsets and is allowed only for B <= {EXHAUSTIVE_MAX_B}, "
-            f"got B={batch_size}; use 'greedy' or 'prefix'"
-        )
+#: The reference kernels: this module's functions.
+NUMPY_SEARCH = SearchKernels(greedy_path, prefix_path, exhaustive_search)
 
 
-def package_selection(metric: str, strategy: str, batch_size: int, min_size: int, T: float, Q: float,
-                      result) -> Selection:
-    """The :class:`Selection` for a backend's raw search ``result`` (None for ``"all"``).
+def make_selection(metric: str, strategy: str, batch_size: int, min_size: int, tol: float, T: float, Q: float,
+                   result) -> Selection:
+    """The :class:`Selection` for a kernel's raw ``result`` (``None`` for ``"all"``).
 
-    ``T`` and ``Q`` are the full batch's statistics. Shared by :func:`select`
-    and by backends that search on a device (:class:`dba_ref.backends.cuda.DeviceStep`).
+    ``T`` and ``Q`` are the full batch's statistics. Used by :func:`search` and
+    by backends that search on a device.
     """
     B, m = batch_size, min_size
     full = float(metric_value(metric, T, Q, B))
-    base = dict(metric=metric, strategy=strategy, batch_size=B, min_size=m, full_T=T, full_Q=Q, full_value=full)
+    base = dict(metric=metric, strategy=strategy, batch_size=B, min_size=m, tol=tol if strategy == "greedy" else 0.0,
+                full_T=T, full_Q=Q, full_value=full)
     if strategy == "all":
         return Selection(np.arange(B, dtype=np.int64), full, SelectionTrace(**base))
     if strategy == "greedy":
-        removed, values, margins = result
+        removed, values = result
         keep = np.ones(B, dtype=bool)
         keep[removed] = False
         value = float(values[-1]) if len(values) else full
-        trace = SelectionTrace(**base, removed=removed, values=values, margins=margins,
-                               n_evaluated=1 + sum(B - t for t in range(len(margins))))
+        n_steps = len(removed) + (B - len(removed) > m)            # the last evaluated step may be rejected
+        trace = SelectionTrace(**base, removed=removed, values=values,
+                               n_evaluated=1 + sum(B - t for t in range(n_steps)))
         return Selection(np.flatnonzero(keep).astype(np.int64), value, trace)
     if strategy == "prefix":
         order, values = result
@@ -316,6 +278,83 @@ def package_selection(metric: str, strategy: str, batch_size: int, min_size: int
     return Selection(np.sort(indices), value, SelectionTrace(**base, n_evaluated=n_evaluated))
 
 
-__all__ = ["select", "package_selection", "check_exhaustive_size", "Selection", "SelectionTrace", "greedy_path",
-           "prefix_path", "exhaustive_search", "alignment_order", "decision_margin", "scaled_gap", "STRATEGIES",
-           "EXHAUSTIVE_MAX_B", "Q_EPS"]
+def search(K: np.ndarray, metric: str, strategy: str, min_size: int, tol: float,
+           kernels: SearchKernels = NUMPY_SEARCH) -> Selection:
+    """Run one strategy on a float64 Gram matrix with ``kernels``; no checks (see :func:`select`).
+
+    ``min_size`` is a count, 1 ≤ ``min_size`` ≤ B.
+    """
+    B = K.shape[0]
+    if strategy == "greedy":
+        result = kernels.greedy_path(K, metric, min_size, tol)
+    elif strategy == "prefix":
+        result = kernels.prefix_path(K, metric, min_size)
+    elif strategy == "exhaustive":
+        result = kernels.exhaustive_search(K, metric, min_size)
+    else:
+        result = None
+    T, Q = np.diag(K).sum(), K.sum(axis=1).sum()       # summed as the kernels sum them: greedy starts from these
+    return make_selection(metric, strategy, B, min_size, tol, float(T), float(Q), result)
+
+
+def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=2, tol: float = 0.0,
+           kernels: SearchKernels = NUMPY_SEARCH) -> Selection:
+    """Choose the subset of a batch that minimises ``metric``, from its Gram matrix.
+
+    Parameters
+    ----------
+    K : array ``(B, B)``
+        Gram matrix of one layer's per-sample gradients (see :func:`dba_ref.layer_grams`).
+        Statistics are accumulated in float64 whatever its dtype.
+    metric : {"mean_variance", "variance", "normalized_variance"}
+    strategy : {"greedy", "prefix", "exhaustive", "all"}
+    min_size : int or float
+        Smallest subset allowed: a count ≥ 1, or a fraction of B in (0, 1].
+        A count larger than B is an error here (DBA instead uses a too-small
+        batch whole).
+    tol : float in [0, 1)
+        Greedy only: a removal must lower the metric by more than this fraction.
+    kernels : SearchKernels
+        Who runs the search; NumPy's by default. Another backend's are
+        ``dba_ref.backends.get_backend(name).kernels.search``; all give the same answer.
+
+    Returns
+    -------
+    Selection with ``indices`` (sorted), ``value`` and ``trace``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dba_ref import select
+    >>> G = np.array([[1.0, 0.0], [1.1, 0.1], [0.9, -0.1], [-1.0, 2.0]])   # one outlier
+    >>> select(G @ G.T, min_size=3).indices
+    array([0, 1, 2])
+    """
+    if not isinstance(kernels, SearchKernels):
+        raise TypeError(f"kernels must be a dba_ref.search.SearchKernels (another backend's are "
+                        f"dba_ref.backends.get_backend(name).kernels.search), got {type(kernels).__name__}")
+    K = check_gram(K)
+    metric = check_choice(metric, METRICS, "metric")
+    strategy = check_choice(strategy, STRATEGIES, "strategy")
+    tol = check_tol(tol)
+    B = K.shape[0]
+    m = min_size_count(check_min_size(min_size), B)
+    if m > B:
+        raise ValueError(f"min_size={m} is larger than the batch (B={B}); use min_size <= {B}")
+    check_exhaustive_size(strategy, B)
+    return search(K, metric, strategy, m, tol, kernels)
+
+
+def check_exhaustive_size(strategy: str, batch_size: int) -> None:
+    """``exhaustive`` is allowed only for B <= EXHAUSTIVE_MAX_B."""
+    if strategy == "exhaustive" and batch_size > EXHAUSTIVE_MAX_B:
+        raise ValueError(
+            f"strategy='exhaustive' evaluates 2^B subsets and is allowed only for B <= {EXHAUSTIVE_MAX_B}, "
+            f"got B={batch_size}; use 'greedy' or 'prefix'"
+        )
+
+
+__all__ = ["select", "search", "make_selection", "Selection", "SelectionTrace", "SearchKernels", "NUMPY_SEARCH",
+           "greedy_path", "candidate_values", "acceptance_threshold", "prefix_path", "alignment_order",
+           "alignment_scores", "exhaustive_search", "subset_values", "min_size_count", "check_exhaustive_size",
+           "STRATEGIES", "EXHAUSTIVE_MAX_B"]

@@ -48,7 +48,7 @@ class DBAStep:
     ----------
     model : MLP
         A new model holding the parameters after the step, ``θ'``.
-    selections : list of Selection
+    selections : list of dba_ref.search.Selection
         The subset ``S_l`` each layer kept (sorted ``indices`` into the batch)
         with the ``trace`` of the search.
     grads : list of (ndarray, ndarray)

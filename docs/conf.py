@@ -3,7 +3,10 @@
 Build (offline; warnings are errors, cross-references nitpicky):
 
     pip install -e ".[docs]"
-    python -m sphinx -W --keep-going -n docs docs/_build/html
+    python -m sphinx -E -W --keep-going -n docs docs/_build/html
+
+(-E: from scratch; an incremental build keeps what a directive generated from the package,
+such as a --help text, until its page changes.)
 
 or ``bash .ci/docs``, which also installs the headless Chromium that
 ``tests/test_docs_site.py`` opens the built site with.
@@ -39,7 +42,7 @@ extensions = [
     "numpy_docstrings",          # napoleon, for the package's NumPy-style docstrings
     "api_reference",             # one page per public module, generated from the package
     "code_refs",                 # `dba_ref/FILE.py:NAME` in a page -> a link to that API entry
-    "folder_links",              # a link to a folder of the repository -> the folder's path
+    "repository_links",          # the README's links, resolved from where it lives: a page, a download, a folder's path
     "cli_help",                  # `dba-ref ... --help`, as the installed command prints it
     "exercise_tasks",            # the classroom exercises, from their registry and their stubs
     "optimizer_registry",        # the optimizers, from their registry
@@ -56,10 +59,12 @@ exclude_patterns = [
 # --- The tutorials ---------------------------------------------------------------------------------
 # Sphinx reads pages from docs/ only, and resolves symbolic links (so a link to ../tutorials would put the
 # notebooks outside it): tutorials/ is copied to docs/tutorials/ (ignored by git) before every build, with
-# its modification times, so an unchanged notebook is not read again.
-shutil.rmtree(DOCS / "tutorials", ignore_errors=True)
-shutil.copytree(REPO / "tutorials", DOCS / "tutorials",
-                ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+# its modification times, so an unchanged notebook is not read again. Links in the copies are resolved from
+# the originals (_ext/repository_links.py): docs/<copy> is a copy of <folder of the repository>.
+repository_copies = {"tutorials": "tutorials"}
+for copy, source in repository_copies.items():
+    shutil.rmtree(DOCS / copy, ignore_errors=True)
+    shutil.copytree(REPO / source, DOCS / copy, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
 
 
 def notebooks_under_tutorials_page(app, docname, source):
@@ -99,7 +104,8 @@ napoleon_preprocess_types = True
 
 # --- Cross-references ------------------------------------------------------------------------------
 # `-n` (nitpicky) reports every reference that does not resolve, so a renamed function fails the build.
-# Names inside dba_ref resolve as Python finds them (_ext/api_reference.py). The exceptions, each a rule:
+# Names inside dba_ref resolve as Python finds them (_ext/api_reference.py); one that Python finds in a
+# private module is shown unlinked (private modules have no page). The exceptions, each a rule:
 nitpick_ignore_regex = [
     # Python's, NumPy's and the other libraries' names: offline there is no intersphinx to link them.
     ("py:.*", r"(builtins\.)?(int|float|bool|str|bytes|list|tuple|dict|set|frozenset|callable|object|type|slice"
@@ -112,8 +118,6 @@ nitpick_ignore_regex = [
     ("py:.*", r"array|ndarray|array_like|array-like|sequence|string|scalar|path|file|optional|default.*"),
     # A "type" that is not a dotted name is prose: a shape ``(B, B)``, a condition ``int >= 1``.
     ("py:class", r".*[^\w.].*"),
-    # A private module (leading underscore) is named in docstrings but has no page.
-    ("py:mod", r"dba_ref(\.\w+)*\._\w+"),
 ]
 
 # --- HTML --------------------------------------------------------------------------------------------
@@ -132,7 +136,9 @@ html_theme_options = {
     "use_edit_page_button": False,
 }
 html_context = {"default_mode": "light"}
-html_sidebars = {"*": []}              # pages at the top level have no children: no empty section navigation
+# Pages at the top level have no children: no empty section navigation. The API's index lists its modules
+# itself, and its table from the spec to the code needs the width; the module pages keep the navigation.
+html_sidebars = {"*": [], "api/index": []}
 
 
 def _offline_mathjax() -> Path:

@@ -15,8 +15,7 @@ import pytest
 
 from dba_ref import MLP, apply_updates, backprop
 from dba_ref.backprop import mean_grad, mean_grads
-from dba_ref.conformance import check_against, path_subsets
-from dba_ref.metrics import value_scale
+from dba_ref.agreement import AMBIGUITY, check_against, decision_margins, decisive_steps, selection_tolerances
 
 
 @pytest.fixture
@@ -274,184 +273,77 @@ def matmul_scale(A, B) -> np.ndarray:
     return np.abs(np.asarray(A, np.float64)) @ np.abs(np.asarray(B, np.float64))
 
 
-def stats_of_subsets(K, subsets):
-    """``(T, Q, k)``, three arrays: the statistics of each index list in ``subsets``."""
-    K = np.asarray(K, np.float64)
-    stats = [(K[np.ix_(s, s)].trace(), K[np.ix_(s, s)].sum(), len(s)) for s in subsets]
-    return np.array(stats, np.float64).reshape(-1, 3).T
-
-
-def subset_value_scales(metric: str, K, subsets) -> np.ndarray:
-    """:func:`dba_ref.metrics.value_scale` of each subset: the scale of a value computed from the subset's own K.
-
-    ``Q`` of k samples rounds like ``ε·k·T`` (Cauchy–Schwarz: ``|Q| <= kT``); the
-    value's scale is that times ``|∂value/∂Q|``: ``T/k``, ``(kT/Q)²``, ``(kT/Q)(T/Q)``.
-    Prefix and exhaustive values are such values.
-    """
-    return np.asarray(value_scale(metric, *stats_of_subsets(K, subsets)), np.float64)
-
-
-def path_value_scales(metric: str, K, removed) -> np.ndarray:
-    """The rounding scale of each value along a greedy removal path (after each removal in ``removed``).
-
-    Greedy reaches a subset S (k samples) from the whole batch by updating ``T``,
-    ``Q`` and ``r`` (spec §5), so its ``Q`` carries the rounding of the whole
-    batch's sums, about ``ε·B·T_B``, not the ``ε·k·T_S`` of a ``Q`` computed on S
-    (:func:`subset_value_scales`): the scale is ``|∂value/∂Q| · B·T_B``, i.e.
-    ``B·T_B/k²`` for ``variance``, ``kT_S/Q_S² · B·T_B`` and ``T_S/Q_S² · B·T_B``
-    for the ratio metrics (+inf where ``Q_S <= 0``: the value is +inf there):
-    the subset's scale times ``B·T_B / (k·T_S)``, which grows along the path.
-    """
-    K = np.asarray(K, np.float64)
-    B, T_B = K.shape[0], float(np.trace(K))
-    T, Q, k = stats_of_subsets(K, path_subsets(B, np.asarray(removed, np.int64)))
-    if metric == "variance":
-        return B * T_B / k ** 2
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):     # as ratios: no Q² to overflow
-        leading = (k * T if metric == "normalized_variance" else T) / Q
-        return np.where(Q > 0, leading * (B * T_B / Q), np.inf)
-
-
-def greedy_margin_scales(metric: str, K, removed, margins) -> np.ndarray:
-    """The rounding scale of each greedy decision margin ``m_t = gap / s`` (spec §10.1): ``(1 + |m_t|·c_t)·f_t``.
-
-    The gap's values round like the path's (:func:`path_value_scales`), which is
-    ``f_t = B·T_B/(k_t·T_t)`` times the subset scale ``s`` that divides them, for
-    the subset of ``k_t`` samples before step t; and ``s`` itself carries ``Q``'s
-    relative rounding times the condition ``c_t = k_t·T_t/Q_t`` (1 for
-    ``variance``), which a margin's own size multiplies.
-    """
-    K = np.asarray(K, np.float64)
-    margins = np.asarray(margins, np.float64)
-    B, T_B = K.shape[0], float(np.trace(K))
-    before = [np.arange(B)] + path_subsets(B, np.asarray(removed, np.int64))
-    T, Q, k = stats_of_subsets(K, before[:len(margins)])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where(T > 0, B * T_B / (k * T), 1.0)
-        c = np.ones_like(T) if metric == "variance" else np.where(Q > 0, k * T / Q, np.inf)
-        return (1.0 + np.where(margins == 0, 0.0, np.abs(margins) * c)) * f
-
-
 # --------------------------------------------------------------------------
-# Comparing two implementations' selections (spec §5: close calls are ambiguous)
+# Comparing selections: the package's one rule (dba_ref.agreement, spec §5 and §7.1)
 # --------------------------------------------------------------------------
+# Whether two implementations' selections agree, and how far their metric values
+# may lie apart, is decided by dba_ref.agreement, the module the conformance
+# checker and the exercises use too; the helpers below only adapt it to the tests'
+# way of counting the roundings of a Gram matrix (``gram_rounding``: roundings of
+# each K entry, relative to its scale sqrt(K_ii K_jj), between the two sides' K).
+#
 #: A decision whose margin is at most this is a close call two implementations may decide differently.
-AMBIGUOUS = 1e-9
+AMBIGUOUS = AMBIGUITY["float64"]
 
 
-def decisive_steps(trace, tol):
-    """How many leading greedy steps the NumPy trace decides clearly.
-
-    A step is ambiguous when its margin is at most ``tol`` (spec §5); margins
-    are measured against the rounding scale of the values compared, so a
-    step between values that cancel to rounding noise is ambiguous too.
-    """
-    for t, margin in enumerate(trace.margins):
-        if margin <= tol:
-            return t
-    return len(trace.margins)
+def gram_rtol(gram_rounding: int, dtype=np.float64) -> float:
+    """The error of each K entry relative to ``sqrt(K_ii K_jj)`` after ``gram_rounding`` roundings (0: the same K)."""
+    return float(rounding_tolerance(1.0, gram_rounding, dtype)) if gram_rounding else 0.0
 
 
-def full_batch_scales(metric: str, K) -> tuple:
-    """Rounding scales of the whole batch's ``(T, Q, value)``: ``T``, ``B·T`` (bounds Q), the value's."""
-    K = np.asarray(K, np.float64)
-    B, T = K.shape[0], float(np.trace(K))
-    return T, B * T, float(value_scale(metric, T, float(K.sum()), B))
+def clear_steps(selection, K, threshold=AMBIGUOUS) -> int:
+    """How many leading decisions of ``selection`` (made on ``K``) are clear: the steps that must agree."""
+    return decisive_steps(decision_margins(K, selection), threshold)
 
 
-def selection_value_scales(ref, K) -> tuple:
-    """Rounding scales of a reference Selection's ``value`` and of its trace's ``values``.
-
-    Greedy values come from updates of the whole batch's sums
-    (:func:`path_value_scales`); prefix and exhaustive values from each subset's
-    own sums (:func:`subset_value_scales`); ``all`` has the whole batch's value.
-    """
-    tr = ref.trace
-    K = np.asarray(K, np.float64)
-    full = full_batch_scales(tr.metric, K)[2]
-    if tr.strategy == "greedy":
-        values = path_value_scales(tr.metric, K, tr.removed)
-        return (float(values[-1]) if len(values) else full), values
-    if tr.strategy == "all":
-        return full, np.zeros(0)
-    values = subset_value_scales(tr.metric, K, path_subsets(K.shape[0], tr.removed))
-    return float(subset_value_scales(tr.metric, K, [ref.indices])[0]), values
+def selection_value_tolerances(selection, K, gram_rounding: int = 0, dtype=np.float64) -> tuple:
+    """``(value tolerance, values tolerances)``: how far another correct computation of ``selection``'s value and
+    path values may lie from them (:func:`dba_ref.agreement.selection_tolerances`)."""
+    tr = selection.trace
+    return selection_tolerances(K, tr.metric, tr.strategy, tr.removed, selection.indices,
+                                gram_rtol(gram_rounding, dtype))
 
 
-def assert_selection_values(ref, K, n_ops, full=None, value=None, values=None):
-    """Another implementation's statistics and values equal those of ``ref`` (a Selection on ``K``) to rounding.
-
-    ``full`` is its ``(T, Q, value)`` of the whole batch; ``value`` its selected
-    value (compare it only where the sets agree); ``values`` the first entries
-    of its path (as many as agree). ``n_ops``: roundings by which the two differ
-    (:func:`search_ops`, plus the Gram's when each computed its own).
-    """
-    tr = ref.trace
-    value_scale_, values_scale = selection_value_scales(ref, K)
-    if full is not None:
-        for got, want, scale, name in zip(full, (tr.full_T, tr.full_Q, tr.full_value),
-                                          full_batch_scales(tr.metric, K), ("T", "Q", tr.metric)):
-            assert_within_rounding(got, want, scale, n_ops, what=f"{name} of the whole batch")
-    if value is not None:
-        assert_within_rounding(value, ref.value, value_scale_, n_ops, what="selected value")
-    if values is not None:
-        n = len(values)
-        assert_within_rounding(values, tr.values[:n], values_scale[:n], n_ops, what=f"{tr.strategy} path values")
+def assert_selection_value(got, selection, K, gram_rounding: int = 0, dtype=np.float64, what="selected value"):
+    """``got`` is ``selection.value`` computed another correct way (to the agreement rule's tolerance), from a K
+    whose entries differ by ``gram_rounding`` roundings in ``dtype``."""
+    assert_within(got, selection.value, selection_value_tolerances(selection, K, gram_rounding, dtype)[0], what,
+                  "the rounding bound of dba_ref.agreement")
 
 
-def assert_same_selection(ref, out, K, gram_rounding: int = 0, tol=AMBIGUOUS) -> bool:
-    """``out`` (a backend's Selection) agrees with ``ref`` (NumPy's) under the rules of this module.
-
-    Both searched ``K`` (float64), or each its own computation of it, which
-    differ by ``gram_rounding`` roundings of their entries (0 when both
-    searched the very same matrix). Sets and removal orders must be equal as far
-    as every decision is clear (margin > ``tol``, spec §5); statistics, values and
-    margins agree to rounding: ``gram_rounding`` + :func:`search_ops` operations.
-    Returns whether every decision was clear, i.e. the whole path was compared.
-    """
-    r, o = ref.trace, out.trace
-    K = np.asarray(K, np.float64)
-    n_ops = gram_rounding + search_ops(K.shape[0])
-    full = (o.full_T, o.full_Q, o.full_value)
-    if r.strategy != "greedy":
-        np.testing.assert_array_equal(out.indices, ref.indices)
-        np.testing.assert_array_equal(o.removed, r.removed)
-        assert_selection_values(ref, K, n_ops, full, out.value, o.values)
-        return True
-    n = decisive_steps(r, tol)
-    np.testing.assert_array_equal(o.removed[:n], r.removed[:n])
-    assert_selection_values(ref, K, n_ops, full, values=o.values[:n])
-    assert_within_rounding(o.margins[:n], r.margins[:n], greedy_margin_scales(r.metric, K, r.removed, r.margins[:n]),
-                           n_ops, what="greedy margins")
-    if n == len(r.margins):                   # every decision clear: the same path, the same set
-        np.testing.assert_array_equal(o.removed, r.removed)
-        np.testing.assert_array_equal(out.indices, ref.indices)
-        assert len(o.margins) == len(r.margins)
-        assert_selection_values(ref, K, n_ops, value=out.value)
-    return n == len(r.margins)
+def assert_path_values(got, selection, K, gram_rounding: int = 0, what="path values"):
+    """``got`` are the first ``len(got)`` of ``selection.trace.values`` computed another correct way."""
+    n = len(got)
+    assert_within(got, selection.trace.values[:n], selection_value_tolerances(selection, K, gram_rounding)[1][:n],
+                  what, "the rounding bound of dba_ref.agreement")
 
 
 def assert_agrees_with_reference(ref, K, other, gram_rounding: int = 0, threshold=AMBIGUOUS):
-    """The verdict on another implementation's selection ``other`` (spec §5), after checking to rounding the values
-    it allows comparing; the frameworks' cross-checks use it.
+    """The verdict on another implementation's selection ``other`` against ``ref`` (a Selection made on ``K``),
+    after asserting that everything the rule compares passed (:func:`dba_ref.agreement.check_against`).
 
-    ``other`` has ``indices``, ``removed``, ``value``, ``values``, ``full_T``, ``full_Q``
-    and ``full_value`` (arrays, tensors or numbers), as
-    :func:`dba_ref.conformance.check_against` reads them; it judges the set and the
-    path. The selected value is compared where they agree, the path values as far
-    as they agree. ``gram_rounding``: roundings between the two Gram matrices (0
-    when both searched ``K``).
+    ``other`` is a Selection or has its outputs as attributes (``indices``, ``removed``,
+    ``value``, ``values``, ``full_T``, ``full_Q``, ``full_value``: arrays, tensors or numbers).
     """
-    result = check_against(ref, K, other, threshold=threshold)
-    assert not result.values_problem, result.values_problem
-    status = result.verdict.status
-    n_ops = gram_rounding + search_ops(np.shape(K)[0])
-    full = tuple(float(np.asarray(getattr(other, f))) for f in ("full_T", "full_Q", "full_value"))
-    agreed = len(ref.trace.values) if status == "agree" else result.verdict.agreed_steps
-    values = None if status == "differ" else np.asarray(other.values, np.float64)[:agreed]
-    value = float(np.asarray(other.value)) if status == "agree" else None
-    assert_selection_values(ref, K, n_ops, full, value, values)
+    result = check_against(ref, K, other, threshold=threshold, gram_rtol=gram_rtol(gram_rounding))
+    assert result.passed, "; ".join(result.problems())
     return result.verdict
+
+
+def assert_same_selection(ref, out, K, gram_rounding: int = 0, tol=AMBIGUOUS) -> bool:
+    """``out`` (a backend's Selection) agrees with ``ref`` (NumPy's) by the agreement rule.
+
+    Sets and removal orders are equal as far as every decision is clear (margin
+    > ``tol``, spec §5; ``tol=-1`` compares everything), values within the
+    rounding bound of spec §7.1. Returns whether every decision was clear, i.e.
+    the whole path was compared.
+    """
+    verdict = assert_agrees_with_reference(ref, K, out, gram_rounding, tol)
+    margins = decision_margins(K, ref)
+    every_decision_clear = decisive_steps(margins, tol) == len(margins)
+    if every_decision_clear:
+        assert verdict.status == "agree", verdict.detail
+    return every_decision_clear
 
 
 def replay_training(model, optimizer, X, y, batch_size, epochs, dtype=np.float64):

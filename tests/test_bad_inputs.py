@@ -107,7 +107,8 @@ API_CASES = [
     # names
     ("metric name", lambda m, t: select(np.eye(3), metric="var"), ValueError, "unknown metric 'var'; choose one of"),
     ("strategy name", lambda m, t: dba(sgd(), strategy="best"), ValueError, "unknown strategy 'best'"),
-    ("backend name", lambda m, t: select(np.eye(3), backend="gpu"), ValueError, "unknown backend 'gpu'"),
+    ("backend name", lambda m, t: dba(sgd(0.1), backend="gpu"), ValueError, "unknown backend 'gpu'"),
+    ("search kernels", lambda m, t: select(np.eye(3), kernels="numba"), TypeError, "kernels must be"),
     ("optimizer name", lambda m, t: make_optimizer("adamw"), ValueError, "unknown optimizer 'adamw'"),
     ("hyper-parameter", lambda m, t: make_optimizer("adam", beta=0.9), TypeError, "has no hyper-parameter beta"),
     ("learning rate", lambda m, t: sgd(-1.0), ValueError, "learning_rate must be > 0"),

@@ -15,6 +15,12 @@ loaded; and it saves a screenshot of each page in ``docs/_build/screenshots/``
 for a person to look at. It skips, saying what is missing, without the built
 site, Chromium and its driver (Debian: ``apt-get install chromium
 chromium-driver``) or Selenium (``pip install -e ".[docs]"``).
+
+The site's own extensions are tested on small sites that the tests build
+(Sphinx and MyST only, no browser): ```dba_ref/FILE.py:NAME``` references
+become links to the API or fail the build (``docs/_ext/code_refs.py``), and
+the repository's Markdown links resolve from the file that wrote them
+(``docs/_ext/repository_links.py``).
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ SCREENSHOTS = ROOT / "docs" / "_build" / "screenshots"
 PAGES = {                       # page -> whether it must contain typeset math
     "index.html": True,
     "tutorials/02_gram_identity.html": True,
-    "spec.html": False,         # docs/spec.md writes its equations as code today; any math it gains is checked
+    "spec.html": True,
 }
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -155,7 +161,11 @@ def test_page_is_offline_typeset_and_complete(browser, server, page):
 
 
 def test_spec_code_references_link_to_the_api(browser, server):
-    """Every ``dba_ref/FILE.py:NAME`` reference on the specification page is a link to an API entry."""
+    """Every ``dba_ref/FILE.py:NAME`` reference of docs/spec.md is on the page, as a link to an API entry.
+
+    A reference can go missing without a warning: a ``|`` inside a Markdown table row ends the
+    cell, and the rest of the row, references included, is dropped.
+    """
     _open(browser, f"{server}/spec.html")
     refs = browser.execute_script(r"""
         const pattern = /^dba_ref\/[\w\/]+\.py:[\w.]+$/;
@@ -165,6 +175,9 @@ def test_spec_code_references_link_to_the_api(browser, server):
     """)
     unlinked = [r["text"] for r in refs if not (r["href"] and "api/generated/dba_ref" in r["href"])]
     assert not unlinked, f"code references on the spec page that do not link to the API: {unlinked}"
+    written = set(re.findall(r"`(dba_ref/[\w/]+\.py:[\w.]+)`", (ROOT / "docs" / "spec.md").read_text()))
+    missing = sorted(written - {r["text"] for r in refs})
+    assert not missing, f"code references of docs/spec.md that the spec page does not show: {missing}"
 
 
 # --- the `dba_ref/FILE.py:NAME` links (docs/_ext/code_refs.py), on a page of the test's own ----------------
@@ -185,10 +198,26 @@ API_PAGE = """API
 """
 
 
+def _sphinx_build(srcdir: Path, builddir: Path, **confoverrides) -> str:
+    """Build the HTML of ``srcdir`` into ``builddir/html``; return the warnings, without colours.
+
+    Sphinx's test application puts back what a build changes in the process (``sys.path``,
+    registered node classes), so that one test's build does not warn in the next one's.
+    """
+    testing = pytest.importorskip("sphinx.testing.util", reason='Sphinx is not installed: pip install -e ".[docs]"')
+    pytest.importorskip("myst_parser", reason='MyST is not installed: pip install -e ".[docs]"')
+    warnings = io.StringIO()
+    app = testing.SphinxTestApp("html", srcdir=srcdir, builddir=builddir, freshenv=True, status=io.StringIO(),
+                                warning=warnings, confoverrides=confoverrides)
+    try:
+        app.build()
+    finally:
+        app.cleanup()
+    return re.sub(r"\x1b\[[0-9;]*m", "", warnings.getvalue())      # Sphinx colours its messages
+
+
 def _build_with_code_refs(tmp_path, refs: str):
     """Build a two-page site with the code_refs extension; return (warnings, HTML of the page)."""
-    sphinx_application = pytest.importorskip("sphinx.application", reason='Sphinx is not installed: pip install -e ".[docs]"')
-    pytest.importorskip("myst_parser", reason='MyST is not installed: pip install -e ".[docs]"')
     src = tmp_path / "src"
     src.mkdir()
     (src / "conf.py").write_text(
@@ -198,12 +227,8 @@ def _build_with_code_refs(tmp_path, refs: str):
     (src / "index.md").write_text("# Test\n\n```{toctree}\npage\napi\n```\n")
     (src / "page.md").write_text(CODE_REFS_PAGE.format(refs=refs))
     (src / "api.rst").write_text(API_PAGE)
-    warnings = io.StringIO()
-    app = sphinx_application.Sphinx(str(src), str(src), str(tmp_path / "html"), str(tmp_path / "doctrees"),
-                                    "html", status=None, warning=warnings, freshenv=True)
-    app.build()
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", warnings.getvalue())      # Sphinx colours its messages
-    return plain, (tmp_path / "html" / "page.html").read_text()
+    warnings = _sphinx_build(src, tmp_path / "build")
+    return warnings, (tmp_path / "build" / "html" / "page.html").read_text()
 
 
 def test_code_references_become_links_to_the_api_entries(tmp_path):
@@ -219,9 +244,54 @@ def test_code_references_become_links_to_the_api_entries(tmp_path):
     ("`dba_ref/gram.py:no_such_function`", "dba_ref.gram has no attribute 'no_such_function'"),
     ("`dba_ref/no_such_module.py:gram`", "no module dba_ref.no_such_module"),
     ("`dba_ref/search.py:SelectionTrace.no_such_field`", "has no attribute 'no_such_field'"),
-    ("`dba_ref/_validation.py:resolve_min_size`", "reference target not found: dba_ref._validation.resolve_min_size"),
+    ("`dba_ref/_validation.py:check_choice`", "dba_ref._validation.check_choice is private"),
 ])
 def test_a_code_reference_to_nothing_fails_the_build(tmp_path, ref, complaint):
     """A renamed function leaves a warning (an error under -W) naming the reference."""
     warnings, _ = _build_with_code_refs(tmp_path, ref)
     assert complaint in warnings, warnings
+
+
+# --- the repository's own links (docs/_ext/repository_links.py), on a checkout of the test's own -----------
+def _build_checkout(tmp_path, guide_links: str):
+    """Build a site whose Markdown links the way the repository's does; return (warnings, {page: HTML}).
+
+    The checkout has ``README.md`` (included by ``docs/index.md``, its links relative to the root),
+    ``guide/README.md`` (copied to ``docs/guide/`` as ``tutorials/`` is, its links relative to
+    ``guide/``), a page ``docs/spec.md`` and a package file ``pkg/stub.py`` that is no page.
+    """
+    repo = tmp_path / "checkout"
+    docs, guide, pkg = repo / "docs", repo / "guide", repo / "pkg"
+    for folder in (docs, guide, pkg):
+        folder.mkdir(parents=True)
+    (docs / "conf.py").write_text(
+        "import shutil, sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'docs' / '_ext')!r})\n"
+        "extensions = ['myst_parser', 'repository_links']\n"
+        "exclude_patterns = ['_build']\n"
+        "repository_copies = {'guide': 'guide'}\n"
+        f"shutil.copytree({str(guide)!r}, {str(docs / 'guide')!r}, dirs_exist_ok=True)\n")
+    (docs / "index.md").write_text("# Home\n\n```{include} ../README.md\n```\n\n```{toctree}\nspec\nguide/README\n```\n")
+    (docs / "spec.md").write_text("# Spec\n\n## Section two\n\nText.\n")
+    (repo / "README.md").write_text("See [the spec](docs/spec.md#section-two) and [the guide](guide/).\n")
+    (guide / "README.md").write_text(f"# Guide\n\n{guide_links}\n")
+    (pkg / "stub.py").write_text("print('a stub')\n")
+    warnings = _sphinx_build(docs, tmp_path / "build", myst_heading_anchors=2)
+    return warnings, {page: (tmp_path / "build" / "html" / page).read_text() for page in ("index.html", "guide/README.html")}
+
+
+def test_repository_links_resolve_from_the_file_that_wrote_them(tmp_path):
+    warnings, html = _build_checkout(tmp_path, "[The spec](../docs/spec.md), [the stub](../pkg/stub.py), "
+                                               "[the package](../pkg/).")
+    assert warnings == "", warnings
+    assert 'href="spec.html#section-two"' in html["index.html"]                 # included README: from the root
+    assert '<span class="pre">guide/</span>' in html["index.html"]              # a folder: its path
+    assert 'href="../spec.html"' in html["guide/README.html"]                   # copied page: from guide/
+    assert re.search(r'href="\.\./_downloads/\w+/stub\.py"', html["guide/README.html"])
+    assert any((tmp_path / "build" / "html" / "_downloads").rglob("stub.py")), "the stub was not copied into the site"
+    assert '<span class="pre">pkg/</span>' in html["guide/README.html"]
+
+
+def test_a_repository_link_to_nothing_fails_the_build(tmp_path):
+    warnings, _ = _build_checkout(tmp_path, "[Gone](../docs/no_such_page.md)")
+    assert "cross-reference target not found: '../docs/no_such_page.md'" in warnings, warnings

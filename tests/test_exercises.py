@@ -14,6 +14,7 @@ import pytest
 from dba_ref.cli import main
 from dba_ref.exercises import (EXERCISES, Case, check, describe_difference, get_exercise, load_student_function,
                                write_stub)
+from dba_ref.agreement import greedy_margins
 from dba_ref.search import greedy_path
 
 SEEDS = (0, 1, 2)
@@ -124,7 +125,7 @@ def test_random_greedy_cases_have_clear_decisions():
     rng = np.random.default_rng(0)
     for _ in range(30):
         K, m = EXERCISES[4].random_case(rng).args
-        margins = greedy_path(K, "mean_variance", m, 0.0)[2]
+        margins = greedy_margins(K, "mean_variance", greedy_path(K, "mean_variance", m, 0.0)[0], m, 0.0)
         assert margins.size == 0 or margins.min() > 1e-6
 
 

@@ -11,11 +11,12 @@ float64 rounding tolerance by orders of magnitude.
 """
 import numpy as np
 import pytest
-from conftest import assert_within_rounding, gram_scale, rounding_tolerance, search_ops, selection_value_scales
+from conftest import assert_selection_value, assert_within_rounding, gram_scale, rounding_tolerance, search_ops
 
 from dba_ref import METRICS, gram, metric_value, select
 from dba_ref.backends import BACKENDS, get_backend
-from dba_ref.metrics import subset_stats, value_scale
+from dba_ref.agreement import value_scale
+from dba_ref.metrics import subset_stats
 
 
 def aligned_signals(seed=0, B=48, n_in=300, n_out=20, spread=3e-3):
@@ -63,14 +64,14 @@ def test_float32_metric_is_float64_to_rounding_and_selects_the_same_set(metric, 
     assert_within_rounding(got, want, value_scale(metric, *stats), float64_ops(A, D), what="the whole batch")
     ref, out = select(exact, metric, "greedy", 4), select(K, metric, "greedy", 4)
     np.testing.assert_array_equal(out.indices, ref.indices)
-    assert_within_rounding(out.value, ref.value, selection_value_scales(ref, exact)[0], float64_ops(A, D),
+    assert_selection_value(out.value, ref, exact, gram_rounding=float64_ops(A, D) - search_ops(A.shape[0]),
                            what="the selection")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_backend_computes_the_float32_gram_in_float64(backend):
     A, D = aligned_signals(B=24, n_in=40, n_out=6)
-    K = get_backend(backend).gram(A, D)
+    K = get_backend(backend).kernels.gram(A, D)
     assert K.dtype == np.float64
     ref = gram(A, D)
     assert_within_rounding(K, ref, gram_scale(A, D), A.shape[1] + D.shape[1] + 1)     # float64, not float32, rounding

@@ -23,7 +23,7 @@ from conftest import (AMBIGUOUS, array_scale, assert_agrees_with_reference, asse
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
 
 from dba_ref import MLP, adam, apply_updates, backprop, dba, gram, momentum, nesterov, per_sample_grads, select, sgd  # noqa: E402
-from dba_ref.conformance import compare_selection, decision_margins  # noqa: E402
+from dba_ref.agreement import compare_selection, decision_margins  # noqa: E402
 from dba_ref.frameworks import torch_dba as td  # noqa: E402
 from dba_ref.metrics import METRIC_NAMES  # noqa: E402
 from dba_ref.model import ACTIVATIONS  # noqa: E402
@@ -125,14 +125,14 @@ def test_a_near_tie_decided_the_other_way_is_ambiguous_not_a_failure():
     # Two identical outliers: removing either gives the same value; the reference removes the first.
     g = np.array([[1.0, 0.0], [1.0, 0.1], [1.0, -0.1], [5.0, 5.0], [5.0, 5.0]])
     ref = select(g @ g.T, "variance", "greedy", 4)
-    margins = decision_margins(ref, g @ g.T)
+    margins = decision_margins(g @ g.T, ref)
     assert ref.trace.removed.tolist() == [3] and margins.tolist() == [0.0]
     other = compare_selection("greedy", ref.indices, ref.trace.removed, margins, np.array([0, 1, 2, 3]), np.array([4]))
     assert other.status == "ambiguous" and other.agreed_steps == 0
     # One outlier: a clear call, so removing another sample is a failure.
     g[4] = [1.0, 0.05]
     ref = select(g @ g.T, "variance", "greedy", 4)
-    margins = decision_margins(ref, g @ g.T)
+    margins = decision_margins(g @ g.T, ref)
     assert ref.trace.removed.tolist() == [3] and margins.min() > AMBIGUOUS
     wrong = compare_selection("greedy", ref.indices, ref.trace.removed, margins, np.array([1, 2, 3, 4]), np.array([0]))
     assert wrong.status == "differ" and "removal step 1" in wrong.detail

@@ -1,23 +1,26 @@
-"""The golden cases in data/golden/ (issue 4): complete, small, documented, and reproducible.
+"""The golden cases in dba_ref/conformance/golden/ (issue 4): complete, small, documented, and reproducible.
 
 ``data/golden/make_golden.py`` wrote them; here they are regenerated and compared:
 strings and integers (selections, removal orders) exactly, floats to rounding
-(:func:`golden_rounding`): another machine's BLAS kernel, or another thread count,
+(:func:`golden_tolerance`): another machine's BLAS kernel, or another thread count,
 rounds the matrix products differently, so each float may move by
 ``SAFETY · n_ops · ε · scale`` for its own scale and operation count
-(tests/conftest.py). On the machine that wrote them the regeneration is bit-identical.
+(tests/conftest.py), metric values by the agreement rule of spec §7.1. On the
+machine that wrote them the regeneration is bit-identical.
 """
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (array_scale, assert_within_rounding, gram_ops, gram_scale, greedy_margin_scales,
-                      network_ops, path_value_scales, search_ops, subset_value_scales)
+from conftest import (array_scale, assert_within, gram_ops, gram_rtol, gram_scale, network_ops, rounding_tolerance,
+                      search_ops)
 
 from dba_ref import backprop
-from dba_ref.conformance import (CASES, GOLDEN_MIN_MARGIN, full_stat_scale, golden_dir, is_input, load_golden,
-                                 min_margin, model_from_inputs, output_keys, path_subsets, quantity_of, write_golden)
+from dba_ref.agreement import full_stat_scale, path_value_scales, selection_tolerances, value_scale
+from dba_ref.conformance import (CASES, GOLDEN_MIN_MARGIN, golden_dir, is_input, load_golden, model_from_inputs,
+                                 output_keys, quantity_of, write_golden)
+from dba_ref.conformance.cases import min_margin
 from dba_ref.metrics import METRIC_NAMES
 from dba_ref.model import ACTIVATIONS
 from dba_ref.search import STRATEGIES
@@ -25,47 +28,56 @@ from dba_ref.search import STRATEGIES
 SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "golden_schema.md"
 
 
-def golden_rounding(case: dict, key: str):
-    """``(scale, n_ops)`` of a float output of a golden case: how it rounds (tests/conftest.py).
+def golden_tolerance(case: dict, key: str):
+    """How far a float output of a golden case may move on another machine: an absolute tolerance.
 
-    - losses, gradients and the weights after a step: the array's magnitude, after
-      a forward and a backward pass (:func:`network_ops`; a step adds the mean over
-      ≤ B samples);
-    - Gram entries: ``sqrt(K_ii K_jj)`` after :func:`gram_ops`;
-    - statistics and metric values: T, ``B·T`` for Q, a value's rounding scale
-      (greedy values: :func:`path_value_scales`), after the Gram's operations and
-      the search's (:func:`search_ops`);
-    - decision margins, gaps already divided by a value's scale: ``1 + |m|``
-      (greedy: :func:`greedy_margin_scales`), after as many operations.
+    - losses, gradients and the weights after a step: ``SAFETY · n_ops · ε ·``
+      the array's magnitude, after a forward and a backward pass
+      (:func:`network_ops`; a step adds the mean over ≤ B samples);
+    - Gram entries: their scale ``sqrt(K_ii K_jj)`` after :func:`gram_ops`;
+    - the whole batch's T and Q: T and ``B·T`` after the Gram's and the search's operations;
+    - metric values (the whole batch's, the selections', the paths'): the
+      agreement rule of spec §7.1 (:func:`dba_ref.agreement.selection_tolerances`)
+      with each K entry moved by the Gram's rounding;
+    - decision margins, gaps already divided by a value's scale: the tolerance
+      of the values compared, over that scale, ``(2 + |m|)`` times (both
+      values of the gap, and the scale's own rounding).
     """
-    sizes, B = case["sizes"], case["X"].shape[0]
+    sizes, B, dtype = case["sizes"], case["X"].shape[0], str(case["dtype"])
     q = quantity_of(key)
     if q in ("losses", "grad"):
-        return array_scale(case[key]), network_ops(sizes)
+        return rounding_tolerance(array_scale(case[key]), network_ops(sizes), dtype)
     if q in ("dba_sgd", "dba_adam"):
-        return array_scale(case[key]), network_ops(sizes) + B
+        return rounding_tolerance(array_scale(case[key]), network_ops(sizes) + B, dtype)
     layer = int(re.search(r"\d+$", key).group() if q == "gram" else re.search(r"/L(\d+)", key).group(1))
     n_ops = gram_ops(sizes, layer)
     K = np.asarray(case[f"gram{layer}"], np.float64)
     if q == "gram":
         A, D = list(backprop(model_from_inputs(case), case["X"], case["y"]).layers)[layer - 1]
-        return gram_scale(A, D), n_ops
-    n_ops += search_ops(B)
+        return rounding_tolerance(gram_scale(A, D), n_ops, dtype)
+    entry_rtol = gram_rtol(n_ops, dtype)
     if q == "full_stats":
-        return full_stat_scale(K, key.rsplit("/", 1)[1]), n_ops
+        stat = key.rsplit("/", 1)[1]
+        if stat in ("T", "Q"):
+            return rounding_tolerance(full_stat_scale(K, stat), n_ops + search_ops(B), dtype)
+        return selection_tolerances(K, stat, "all", [], np.arange(B), entry_rtol)[0]
     _, metric, strategy, _, field = key.split("/")
     prefix = key.rsplit("/", 1)[0]
-    removed = case[f"{prefix}/removed"]
-    if field == "margins":
-        if strategy == "greedy":
-            return greedy_margin_scales(metric, K, removed, case[key]), n_ops
-        return 1.0 + np.abs(case[key]), n_ops
-    if strategy == "greedy":
-        scales = np.concatenate([[full_stat_scale(K, metric)], path_value_scales(metric, K, removed)])
-        return (scales[-1] if field == "value" else scales[1:]), n_ops
+    removed, indices = case[f"{prefix}/removed"], case[f"{prefix}/indices"]
+    value_tol, values_tol = selection_tolerances(K, metric, strategy, removed, indices, entry_rtol)
     if field == "value":
-        return subset_value_scales(metric, K, [case[f"{prefix}/indices"]])[0], n_ops
-    return subset_value_scales(metric, K, path_subsets(B, removed)), n_ops
+        return value_tol
+    if field == "values":
+        return values_tol
+    margins = np.abs(case[key])                                     # field == "margins"
+    if strategy != "greedy":
+        return rounding_tolerance(1.0 + margins, n_ops + search_ops(B), dtype)
+    path = np.concatenate([[value_scale(metric, np.trace(K), K.sum(), B)], path_value_scales(K, metric, removed)])
+    t = np.arange(len(margins))
+    scale = np.minimum(path[t], path[np.minimum(t + 1, len(path) - 1)])      # the subsets before and after step t
+    gap = values_tol[np.minimum(t, len(values_tol) - 1)] if len(values_tol) else np.full(len(margins), value_tol)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(scale > 0, (2.0 + margins) * gap / scale, 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +94,8 @@ def test_regenerated_cases_equal_the_committed_ones(tmp_path, golden):
             new = fresh[name][key]
             assert new.dtype == ref.dtype and new.shape == ref.shape, f"{name}/{key}: dtype or shape changed"
             if np.issubdtype(ref.dtype, np.floating) and not is_input(key):
-                scale, n_ops = golden_rounding(committed, key)
-                assert_within_rounding(new, ref, scale, n_ops, dtype=str(committed["dtype"]), what=f"{name}/{key}")
+                assert_within(new, ref, golden_tolerance(committed, key), f"{name}/{key}",
+                              "its rounding on another machine (golden_tolerance)")
             else:
                 assert np.array_equal(new, ref), f"{name}/{key} changed"
 

@@ -136,7 +136,7 @@ def test_adagrad_norm_follows_ward_et_al(rng):
         rounding += step_rounding_scale(theta, update, t * P + 2)      # b² sums t·P squares, then √ and a division
         theta = theta + update
     assert_within_rounding(np.concatenate([p.ravel() for p in tree_leaves(ours)]), theta, rounding, 1)
-    assert_within_rounding(state, b2, b2, 50 * P + 50, what="b²")       # 50·P positive squares and 50 sums
+    assert_within_rounding(state.b2, b2, b2, 50 * P + 50, what="b²")       # 50·P positive squares and 50 sums
 
 
 def adan_reference(theta, grads, lr, b1, b2, b3, eps, wd, bias_correction):
@@ -368,9 +368,9 @@ def test_adan_weight_decay_needs_params(rng):
 def test_cli_lists_every_optimizer_with_a_description(capsys):
     assert main(["optimizers"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == list(OPTIMIZERS)
+    assert [line.split()[0] for line in lines] == ["dba", *OPTIMIZERS]          # DBA first, then the registry
     assert all(len(line.split(maxsplit=1)[1]) > 20 for line in lines)
-    assert sum("[per-sample]" in line for line in lines) == len(PER_SAMPLE)
+    assert sum("[per-sample]" in line for line in lines) == len(PER_SAMPLE) + 1  # DBA reads per-sample signals too
 
 
 def test_cli_shows_defaults_and_rejects_unknown_names(capsys):

@@ -35,11 +35,13 @@ from hypothesis.extra.numpy import arrays
 from dba_ref import MLP, backprop, dba, gram, select, sgd
 from dba_ref.backends import BACKENDS, get_backend
 from dba_ref.backprop import flatten_layer_grads, mean_grads, per_sample_grads
+from dba_ref.agreement import decision_margins, decisive_steps
 from dba_ref.metrics import METRIC_NAMES, Q_EPS, metric_value
 from dba_ref.model import ACTIVATIONS, cross_entropy
+from dba_ref.search import min_size_count
 
 from conftest import (AMBIGUOUS, array_scale, assert_same_selection, assert_within, assert_within_rounding,
-                      central_difference_tolerance, decisive_steps, gram_scale, mean_grad_scale, network_ops,
+                      central_difference_tolerance, gram_scale, mean_grad_scale, network_ops,
                       rounding_tolerance, search_ops)
 
 #: Examples and largest batch per backend: the CUDA simulator runs a Python thread per CUDA thread.
@@ -117,9 +119,7 @@ def mlp_batches(draw, max_b, activations=tuple(ACTIVATIONS)):
 # Helpers
 # ---------------------------------------------------------------------------------------------------------------
 def resolved_min_size(min_size, B):
-    from dba_ref._validation import resolve_min_size
-
-    return resolve_min_size(min_size, B)
+    return min_size_count(min_size, B)
 
 
 def value_and_bound(metric, K, indices):
@@ -155,7 +155,7 @@ def assert_valid(sel, B, m, strategy):
     if strategy == "all":
         assert idx.size == B
     trace = sel.trace
-    for v in (sel.value, trace.full_value, *trace.values, *trace.margins):
+    for v in (sel.value, trace.full_value, *trace.values):
         assert not np.isnan(v) and v != -np.inf, (v, trace)
     assert np.isfinite(trace.full_T) and np.isfinite(trace.full_Q)
     if strategy == "greedy":
@@ -163,9 +163,12 @@ def assert_valid(sel, B, m, strategy):
         assert np.array_equal(np.setdiff1d(np.arange(B), trace.removed), idx)
 
 
-def clear(sel) -> bool:
-    """Every decision of the search was clear (spec §5); only greedy records its margins."""
-    return sel.trace.strategy != "greedy" or decisive_steps(sel.trace, AMBIGUOUS) == len(sel.trace.margins)
+def clear(sel, K) -> bool:
+    """Every decision of the greedy search was clear (spec §5: margins above the ambiguity threshold)."""
+    if sel.trace.strategy != "greedy":
+        return True
+    margins = decision_margins(K, sel)
+    return decisive_steps(margins, AMBIGUOUS) == len(margins)
 
 
 def strategies_for(B):
@@ -185,7 +188,7 @@ def test_selection_is_a_valid_subset_whose_value_is_its_metric(backend):
         metric, min_size, tol = data.draw(selection_settings(B))
         m = resolved_min_size(min_size, B)
         for strategy in strategies_for(B):
-            sel = select(K, metric, strategy, min_size, tol, backend=backend)
+            sel = get_backend(backend).select(K, metric, strategy, min_size, tol)
             assert_valid(sel, B, m, strategy)
             value, bound = value_and_bound(metric, K, sel.indices)
             if np.isfinite(bound):
@@ -203,10 +206,9 @@ def test_exhaustive_is_never_worse_than_greedy_or_prefix(backend):
     def check(data):
         K = data.draw(gram_matrices(min(MAX_B[backend], EXHAUSTIVE_B)))
         metric, min_size, tol = data.draw(selection_settings(K.shape[0]))
-        best, best_bound = value_and_bound(metric, K, select(K, metric, "exhaustive", min_size,
-                                                             backend=backend).indices)
+        best, best_bound = value_and_bound(metric, K, get_backend(backend).select(K, metric, "exhaustive", min_size).indices)
         for strategy in ("greedy", "prefix"):
-            value, bound = value_and_bound(metric, K, select(K, metric, strategy, min_size, tol, backend).indices)
+            value, bound = value_and_bound(metric, K, get_backend(backend).select(K, metric, strategy, min_size, tol).indices)
             if np.isfinite(bound) and np.isfinite(best_bound):
                 assert best <= value + bound + best_bound, (strategy, best, value)
 
@@ -220,7 +222,7 @@ def test_greedy_path_is_monotone(backend):
     def check(data):
         K = data.draw(gram_matrices(MAX_B[backend]))
         metric, min_size, tol = data.draw(selection_settings(K.shape[0]))
-        trace = select(K, metric, "greedy", min_size, tol, backend=backend).trace
+        trace = get_backend(backend).select(K, metric, "greedy", min_size, tol).trace
         current = trace.full_value
         for value in trace.values:
             assert value < (current if current <= 0 else (1 - tol) * current), (current, value, trace)
@@ -240,8 +242,8 @@ def test_permuting_the_batch_permutes_the_selection(backend):
         perm = np.array(data.draw(st.permutations(range(B))), dtype=np.int64)
         Kp = K[np.ix_(perm, perm)]                      # sample j of the new batch is sample perm[j]
         for strategy in ("greedy", "all") + (("exhaustive",) if B <= EXHAUSTIVE_B else ()):
-            sel = select(K, metric, strategy, min_size, tol, backend=backend)
-            out = select(Kp, metric, strategy, min_size, tol, backend=backend)
+            sel = get_backend(backend).select(K, metric, strategy, min_size, tol)
+            out = get_backend(backend).select(Kp, metric, strategy, min_size, tol)
             assert_within_rounding(out.trace.full_T, sel.trace.full_T, np.abs(np.diag(K)).sum(), search_ops(B),
                                    what="T of the permuted batch")
             assert_within_rounding(out.trace.full_Q, sel.trace.full_Q, np.abs(K).sum(), search_ops(B),
@@ -250,7 +252,7 @@ def test_permuting_the_batch_permutes_the_selection(backend):
             other, other_bound = value_and_bound(metric, K, np.sort(perm[out.indices]))
             if strategy == "exhaustive" and np.isfinite(bound + other_bound):    # the optimum does not move
                 assert abs(value - other) <= bound + other_bound or value == other
-            if strategy == "all" or (strategy == "greedy" and clear(sel) and clear(out)):
+            if strategy == "all" or (strategy == "greedy" and clear(sel, K) and clear(out, Kp)):
                 np.testing.assert_array_equal(np.sort(perm[out.indices]), sel.indices)
                 np.testing.assert_array_equal(perm[out.trace.removed], sel.trace.removed)
 
@@ -265,10 +267,10 @@ def test_backend_agrees_with_numpy_on_drawn_matrices(backend):
         K = data.draw(gram_matrices(MAX_B[backend]))
         metric, min_size, tol = data.draw(selection_settings(K.shape[0]))
         assert_same_selection(select(K, metric, "greedy", min_size, tol),
-                              select(K, metric, "greedy", min_size, tol, backend=backend), K)
+                              get_backend(backend).select(K, metric, "greedy", min_size, tol), K)
         for strategy in ("prefix",) + (("exhaustive",) if K.shape[0] <= EXHAUSTIVE_B else ()):
             ref = select(K, metric, strategy, min_size)
-            out = select(K, metric, strategy, min_size, backend=backend)
+            out = get_backend(backend).select(K, metric, strategy, min_size)
             value, bound = value_and_bound(metric, K, ref.indices)
             other, other_bound = value_and_bound(metric, K, out.indices)
             if np.isfinite(bound + other_bound):
@@ -335,11 +337,11 @@ def test_gram_identity_batch_sum_and_dba_step_on_drawn_mlps(backend):
         B = X.shape[0]
         for (A, D), (gW, gb) in zip(signals.layers, per_sample_grads(model, X, y)):
             G = flatten_layer_grads(gW, gb)
-            K = be.gram(A, D)
+            K = be.kernels.gram(A, D)
             explicit = G @ G.T                          # inner dimension P; the identity's in + out, then a product
             assert_within_rounding(K, explicit, gram_scale(A, D), G.shape[1] + A.shape[1] + D.shape[1] + 1,
                                    what="Gram identity against G Gᵀ")
-            mW, mb = be.mean_grad(A, D, None)
+            mW, mb = be.kernels.mean_grad(A, D, None)
             sW, sb = mean_grad_scale(A, D)              # B × (a sum of B terms / B) against the sum of B terms
             assert_within_rounding(B * mW, gW.sum(axis=0), B * sW, B + 2, what="B × mean weight gradient")
             assert_within_rounding(B * mb, gb.sum(axis=0), B * sb, B + 2, what="B × mean bias gradient")
@@ -350,7 +352,7 @@ def test_gram_identity_batch_sum_and_dba_step_on_drawn_mlps(backend):
         updates, state = opt.update(signals, opt.init(model.params), model.params)
         for r, o, ru, u, (A, D) in zip(ref_state.last, state.last, ref_updates, updates, signals.layers):
             K = gram(A, D)                              # the reference's; the backend computed its own
-            if clear(r.selection) and assert_same_selection(r.selection, o.selection, K, A.shape[1] + D.shape[1] + 1):
+            if clear(r.selection, K) and assert_same_selection(r.selection, o.selection, K, A.shape[1] + D.shape[1] + 1):
                 k = len(r.selection.indices)            # −0.1 × a mean over the k selected samples
                 for a, b, scale, what in zip(ru, u, mean_grad_scale(A, D, r.selection.indices), ("weight", "bias")):
                     assert_within_rounding(b, a, 0.1 * scale, k + 2, what=f"{what} update")

@@ -33,7 +33,7 @@ from sklearn.neural_network import MLPClassifier  # noqa: E402
 
 from conftest import assert_within, assert_within_rounding, replay_training, rounding_tolerance  # noqa: E402
 from dba_ref import MLP, adam, momentum, nesterov, sgd  # noqa: E402
-from dba_ref.conformance import max_rel_error  # noqa: E402
+from dba_ref.agreement import max_rel_error  # noqa: E402
 from dba_ref.training import train  # noqa: E402
 
 SK_ACTIVATION = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "identity": "identity"}

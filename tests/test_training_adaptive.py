@@ -10,7 +10,7 @@ from dba_ref.data import load_dataset, make_split
 from dba_ref.optimizers import adadagrad, adadagrad_norm, adagrad, adaptive_batch, sgd
 from dba_ref.optimizers.adaptive_batch import coordinate_test, gram_diagonal, norm_test
 from dba_ref.plots import plot_history
-from dba_ref.metrics import value_scale
+from dba_ref.agreement import value_scale
 from dba_ref.training import BatchSampler, History, train
 
 from conftest import assert_within_rounding, random_batch

@@ -18,8 +18,8 @@ The kernels mirror the NumPy reference step by step:
     launch). Every step, each thread updates the running ``r_i`` of its share
     of the samples and evaluates their candidate removals; a tree reduction in
     shared memory finds the best value, its index (ties: the lowest index, as
-    in NumPy) and the second best; thread 0 applies the acceptance rule of
-    the reference, records the margin and updates ``T``, ``Q``, ``k``. The
+    in NumPy); thread 0 applies the acceptance rule of the reference and
+    updates ``T``, ``Q``, ``k``. The
     scalar formulas are those of :mod:`dba_ref.backends._kernels`, compiled
     as device functions.
 ``_masked_bias``
@@ -58,12 +58,17 @@ import numpy as np
 from numba import cuda, float64, int64
 
 from .._validation import check_choice, check_dtype, check_features, check_labels
+from ..backprop import mean_grad as reference_mean_grad
+from ..backprop import mean_grads as reference_mean_grads
 from ..metrics import METRIC_NAMES
+from ..search import SearchKernels, make_selection, min_size_count
+from ..update import Kernels
 from . import _kernels, cuda_tiles, numba_cpu
-from .cuda_tiles import blocks
 from .cuda_backprop import device_backprop
+from .cuda_tiles import blocks
 
-__all__ = ["gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad", "DeviceStep", "require_device"]
+__all__ = ["KERNELS", "signals", "mean_grads", "dba_gradients", "DeviceSignals", "gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad",
+           "DeviceStep", "require_device"]
 
 # Threads of the one-block-per-layer kernels (a power of two); fewer in the simulator, which
 # runs a Python thread per CUDA thread, so that the tests cover several samples per thread.
@@ -71,8 +76,6 @@ REDUCE = 32 if cuda_tiles.SIMULATOR else 256
 
 _metric = cuda.jit(device=True)(_kernels.metric.py_func)
 _acceptance_threshold = cuda.jit(device=True)(_kernels.acceptance_threshold.py_func)
-_decision_margin = cuda.jit(device=True)(_kernels.decision_margin.py_func)
-_value_scale = cuda.jit(device=True)(_kernels.value_scale.py_func)
 
 
 def require_device() -> None:
@@ -107,13 +110,6 @@ def numpy_conflict() -> str | None:
         return (f"backend 'cuda': the installed numba-cuda cannot run with NumPy {np.__version__}, which removed "
                 f"np.row_stack; install a NumPy it supports: pip install 'numpy<2.5' (or pip install 'dba-ref[cuda]')")
     return None
-
-
-def _dense_kernels(dtype: np.dtype):
-    """The Gram and masked-sum kernels of one dtype at the largest block shape (as tests/test_backends.py
-    compiles them to PTX)."""
-    kernels = cuda_tiles.tile_kernels(np.dtype(dtype), cuda_tiles.CONFIGS[0])
-    return kernels.gram, kernels.masked_sum
 
 
 @cuda.jit
@@ -172,18 +168,17 @@ def _totals(r, diag, totals):
 
 
 @cuda.jit
-def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, removed, values, margins, counts):
+def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, removed, values, counts):
     """The greedy path of layer ``l = blockIdx.x``; one block of REDUCE threads per layer.
 
     ``r`` is the working copy of the running sums; ``active[l, i]`` ends as
-    the selection mask; ``counts[l] = (number removed, number of margins)``.
+    the selection mask; ``counts[l]`` is the number of samples removed.
     """
     l = cuda.blockIdx.x
     tid = cuda.threadIdx.x
     B = K.shape[1]
     s_value = cuda.shared.array(REDUCE, float64)
     s_index = cuda.shared.array(REDUCE, int64)
-    s_second = cuda.shared.array(REDUCE, float64)
     s_stats = cuda.shared.array(3, float64)      # T, Q, current value
     s_state = cuda.shared.array(3, int64)        # k, last removed (-1: none), stop flag
     for i in range(tid, B, REDUCE):
@@ -196,8 +191,7 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
         s_state[0] = B
         s_state[1] = -1
         s_state[2] = 0
-        counts[l, 0] = 0
-        counts[l, 1] = 0
+        counts[l] = 0
     cuda.syncthreads()
     while s_state[0] > min_size:
         k_new = float(s_state[0] - 1)
@@ -206,7 +200,6 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
         last = s_state[1]
         best_value = math.inf
         best = B                                  # B: no finite candidate
-        second = math.inf
         for i in range(tid, B, REDUCE):           # indices rise: strict < keeps the lowest on ties
             ri = r[l, i]
             if last >= 0:
@@ -216,28 +209,17 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
                 d = diag[l, i]
                 v = _metric(metric_id, T - d, Q - 2.0 * ri + d, k_new)
                 if v < best_value:
-                    second = best_value
                     best_value = v
                     best = i
-                elif v < second:
-                    second = v
         s_value[tid] = best_value
         s_index[tid] = best
-        s_second[tid] = second
         cuda.syncthreads()
         stride = REDUCE // 2
         while stride > 0:
             if tid < stride:
                 a_value = s_value[tid]
                 b_value = s_value[tid + stride]
-                b_wins = b_value < a_value or (b_value == a_value and s_index[tid + stride] < s_index[tid])
-                runner_up = a_value if b_wins else b_value   # second best: min of the loser and both seconds
-                if s_second[tid] < runner_up:
-                    runner_up = s_second[tid]
-                if s_second[tid + stride] < runner_up:
-                    runner_up = s_second[tid + stride]
-                s_second[tid] = runner_up
-                if b_wins:
+                if b_value < a_value or (b_value == a_value and s_index[tid + stride] < s_index[tid]):
                     s_value[tid] = b_value
                     s_index[tid] = s_index[tid + stride]
             cuda.syncthreads()
@@ -245,16 +227,7 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
         if tid == 0:
             best_value = s_value[0]
             best = s_index[0]
-            threshold = _acceptance_threshold(s_stats[2], tol)
-            scale_best = math.inf
-            if best < B:
-                d = diag[l, best]
-                scale_best = _value_scale(metric_id, s_stats[0] - d, s_stats[1] - 2.0 * r[l, best] + d, k_new)
-            scale_current = _value_scale(metric_id, s_stats[0], s_stats[1], float(s_state[0]))
-            margins[l, counts[l, 1]] = _decision_margin(best_value, s_second[0], threshold, scale_best,
-                                                        scale_current)
-            counts[l, 1] += 1
-            if best_value < threshold:
+            if best_value < _acceptance_threshold(s_stats[2], tol):
                 d = diag[l, best]
                 s_stats[0] = s_stats[0] - d
                 s_stats[1] = s_stats[1] - (2.0 * r[l, best] - d)
@@ -262,9 +235,9 @@ def _greedy(K, r_full, diag, totals, metric_id, min_size, tol, r, active, remove
                 s_state[0] -= 1
                 s_state[1] = best
                 active[l, best] = 0
-                removed[l, counts[l, 0]] = best
-                values[l, counts[l, 0]] = best_value
-                counts[l, 0] += 1
+                removed[l, counts[l]] = best
+                values[l, counts[l]] = best_value
+                counts[l] += 1
             else:
                 s_state[0] = 0                    # stop
         cuda.syncthreads()
@@ -294,19 +267,17 @@ def _launch_stats(dK):
 
 
 def _launch_greedy(dK, r, diag, totals, metric: str, min_size: int, tol: float) -> list:
-    """The greedy path of every layer in one launch, copied to the host: ``[(removed, values, margins)]``."""
+    """The greedy path of every layer in one launch, copied to the host: ``[(removed, values)]``."""
     L, B = dK.shape[0], dK.shape[1]
     work = cuda.device_array((L, B), np.float64)
     active = cuda.device_array((L, B), np.int8)
     removed = cuda.device_array((L, B), np.int64)
     values = cuda.device_array((L, B), np.float64)
-    margins = cuda.device_array((L, B), np.float64)
-    counts = cuda.device_array((L, 2), np.int64)
+    counts = cuda.device_array(L, np.int64)
     _greedy[L, REDUCE](dK, r, diag, totals, METRIC_NAMES.index(metric), min_size, tol, work, active,
-                       removed, values, margins, counts)
-    counts, removed, values, margins = (x.copy_to_host() for x in (counts, removed, values, margins))
-    return [(removed[l, :n_r].copy(), values[l, :n_r].copy(), margins[l, :n_m].copy())
-            for l, (n_r, n_m) in enumerate(counts)]
+                       removed, values, counts)
+    counts, removed, values = (x.copy_to_host() for x in (counts, removed, values))
+    return [(removed[l, :n].copy(), values[l, :n].copy()) for l, n in enumerate(counts)]
 
 
 def _launch_mean(dA, dD, indices, B: int):
@@ -340,7 +311,7 @@ class DeviceStep:
     then::
 
         stats = step.totals()                                # (L, 2): T and Q of the whole batch
-        paths = step.search("mean_variance", "greedy", 2, 0.0)   # [(removed, values, margins)]
+        paths = step.search("mean_variance", "greedy", 2, 0.0)   # [(removed, values)]
         grads = step.mean_grads(kept_indices_per_layer)      # [(gW, gb)]
     """
 
@@ -388,14 +359,21 @@ class DeviceStep:
         return step
 
     def _attach(self, inputs, deltas, losses) -> None:
-        """Keep the device arrays of the layers and compute their Gram matrices and statistics."""
-        self.batch_size = B = inputs[0].shape[0]
+        """Keep the device arrays of the layers; their Gram matrices are computed when first needed."""
+        self.batch_size = inputs[0].shape[0]
         self._A, self._D, self._losses = list(inputs), list(deltas), losses
         self._dtype = np.dtype(inputs[0].dtype)                       # of the returned gradients
-        self._K = cuda.device_array((len(inputs), B, B), np.float64)
-        for l in range(len(inputs)):
-            cuda_tiles.launch_gram(self._A[l], self._D[l], self._K[l])
-        self._r, self._diag, self._totals = _launch_stats(self._K)
+        self._K = None
+
+    def _grams(self):
+        """The Gram matrices ``K_l`` (L, B, B) and their statistics ``r``, ``diag``, ``(T, Q)``, on the device."""
+        if self._K is None:
+            B = self.batch_size
+            self._K = cuda.device_array((self.n_layers, B, B), np.float64)
+            for l in range(self.n_layers):
+                cuda_tiles.launch_gram(self._A[l], self._D[l], self._K[l])
+            self._r, self._diag, self._totals = _launch_stats(self._K)
+        return self._K, self._r, self._diag, self._totals
 
     @property
     def n_layers(self) -> int:
@@ -414,11 +392,11 @@ class DeviceStep:
 
     def gram(self, layer: int) -> np.ndarray:
         """A host copy of ``K`` of one layer."""
-        return self._K[layer].copy_to_host()
+        return self._grams()[0][layer].copy_to_host()
 
     def totals(self) -> np.ndarray:
         """``(T, Q)`` of the whole batch for every layer, shape ``(L, 2)``, float64."""
-        return self._totals.copy_to_host()
+        return self._grams()[3].copy_to_host()
 
     def search(self, metric: str, strategy: str, min_size: int, tol: float) -> list:
         """Every layer's raw search result, as the backend functions return it (None for ``"all"``).
@@ -429,15 +407,18 @@ class DeviceStep:
         if strategy == "all":
             return [None] * self.n_layers
         if strategy == "greedy":
-            return _launch_greedy(self._K, self._r, self._diag, self._totals, metric, min_size, tol)
+            return _launch_greedy(*self._grams(), metric, min_size, tol)
         search = {"prefix": prefix_path, "exhaustive": exhaustive_search}[strategy]
         return [search(self.gram(l), metric, min_size) for l in range(self.n_layers)]
 
+    def mean_grad(self, layer: int, indices=None) -> tuple:
+        """``(gW, gb)`` of one layer, the mean over the rows ``indices`` (None: all rows)."""
+        return tuple(g.astype(self._dtype, copy=False)
+                     for g in _launch_mean(self._A[layer], self._D[layer], indices, self.batch_size))
+
     def mean_grads(self, indices) -> list:
         """``(gW, gb)`` of every layer, the mean over the rows ``indices[l]`` (None: all rows)."""
-        return [tuple(g.astype(self._dtype, copy=False) for g in _launch_mean(self._A[l], self._D[l], rows,
-                                                                             self.batch_size))
-                for l, rows in enumerate(indices)]
+        return [self.mean_grad(l, rows) for l, rows in enumerate(indices)]
 
 
 # --------------------------------------------------------------------------
@@ -469,3 +450,77 @@ def mean_grad(A: np.ndarray, D: np.ndarray, indices=None):
 
 prefix_path = numba_cpu.prefix_path
 exhaustive_search = numba_cpu.exhaustive_search
+
+#: The backend's kernels, one call at a time on host arrays.
+KERNELS = Kernels(gram, SearchKernels(greedy_path, prefix_path, exhaustive_search), mean_grad)
+
+
+class DeviceSignals:
+    """A batch's signals left on the device by its forward and backward passes there.
+
+    What the training loop hands the optimizer with ``backend="cuda"``; it
+    reads like :class:`~dba_ref.backprop.Signals`: ``batch_size``, the host
+    ``losses`` ``(B,)`` and ``layers``, host copies of every ``(A_{l-1}, Δ_l)``
+    made on first use (only an optimizer that is not on the device needs
+    them). ``step`` is the :class:`DeviceStep` that holds the arrays.
+    """
+
+    def __init__(self, step: DeviceStep):
+        self.step = step
+        self.losses = step.losses()
+        self._layers = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.step.batch_size
+
+    @property
+    def layers(self) -> list:
+        if self._layers is None:
+            self._layers = self.step.layers()
+        return self._layers
+
+
+def signals(model, X, y) -> DeviceSignals:
+    """The forward and backward passes of a validated batch on the device (:func:`dba_ref.backprop.backprop`'s
+    signals, to rounding): copies in the parameters and the batch, out the losses."""
+    return DeviceSignals(DeviceStep.from_device(*device_backprop(model.params, model.activation, X, y)))
+
+
+def mean_grads(signals) -> list:
+    """The batch-mean gradient of every layer: on the device for :class:`DeviceSignals`, else the reference's."""
+    if isinstance(signals, DeviceSignals):
+        return signals.step.mean_grads([None] * signals.step.n_layers)
+    return reference_mean_grads(signals)
+
+
+def dba_gradients(signals, metric: str, strategy: str, min_size, tol: float) -> tuple[list, list]:
+    """The DBA step of :func:`dba_ref.update.dba_gradients` with the batch kept on the device.
+
+    Host signals are uploaded once (:class:`DeviceStep`); :class:`DeviceSignals`
+    are there already. K, its statistics, the greedy searches and the masked
+    means stay on the device. A layer whose selection keeps the whole batch
+    gets exactly the plain mean gradient of the backend (:func:`mean_grads`:
+    the host reference for host signals, which a device would sum in another
+    order), so ``strategy="all"`` is bit for bit the base optimizer on this
+    backend too.
+    """
+    B = signals.batch_size
+    m = min_size_count(min_size, B)
+    if m > B:
+        strategy, m = "all", B
+    on_device = isinstance(signals, DeviceSignals)
+    layers = None if on_device else list(signals.layers)
+    step = signals.step if on_device else DeviceStep(layers)
+    results = step.search(metric, strategy, m, tol)
+    selections = [make_selection(metric, strategy, B, m, tol, float(T), float(Q), result)
+                  for (T, Q), result in zip(step.totals(), results)]
+    grads = []
+    for l, sel in enumerate(selections):
+        if sel.size < B:
+            grads.append(step.mean_grad(l, sel.indices))
+        elif on_device:
+            grads.append(step.mean_grad(l, None))
+        else:
+            grads.append(reference_mean_grad(*layers[l]))
+    return grads, selections

@@ -54,9 +54,16 @@ def device_backprop(params, activation: str, X, y):
 
     Parameters
     ----------
-    params : list of ``(W_l, b_l)`` host arrays, ``W_l`` ``(out_l, in_l)``, one float dtype (the model's)
-    activation : one of ``cuda_tiles.ACTIVATION_IDS`` (relu, tanh, sigmoid, identity)
-    X : host array ``(B, in)`` in the model's dtype; y : host int array ``(B,)`` of class indices
+    params : list of (ndarray, ndarray)
+        ``(W_l, b_l)`` per layer, host arrays, ``W_l`` ``(out_l, in_l)``, all of one
+        float dtype (the model's).
+    activation : str
+        A key of :data:`~dba_ref.backends.cuda_tiles.ACTIVATION_IDS`: relu, tanh,
+        sigmoid or identity.
+    X : ndarray
+        Host array ``(B, in)`` in the model's dtype.
+    y : ndarray
+        Host int array ``(B,)`` of class indices.
 
     Returns
     -------

@@ -10,14 +10,14 @@ contraction runs along a row of a row-major matrix) or by **columns**
 The four kernels differ only in their operands and in what they do with the
 finished tile (the epilogue):
 
-=================  ========================================  ===================  ======================
-kernel             C                                         L, R                 epilogue
-=================  ========================================  ===================  ======================
-``gram``           ``K = (Δ Δᵀ) ⊙ (A Aᵀ + 1)``   (B, B)        rows, rows (twice)   upper tiles, mirrored
-``linear``         ``Z = A Wᵀ + b``, ``A' = φ(Z)`` (B, out)    rows, rows           bias, activation
-``backward``       ``Δ = (Δ' W) ⊙ φ'(Z)``        (B, in)       rows, columns        derivative
-``masked_sum``     ``G = (1/k) Δ_Sᵀ A_S``         (out, in)     columns, columns     scale by 1/k
-=================  ========================================  ===================  ======================
+==============  ===============================  =========  ===================  =====================
+kernel          C                                shape      L, R                 epilogue
+==============  ===============================  =========  ===================  =====================
+``gram``        ``K = (Δ Δᵀ) ⊙ (A Aᵀ + 1)``      (B, B)     rows, rows (twice)   upper tiles, mirrored
+``linear``      ``Z = A Wᵀ + b``, ``A' = φ(Z)``  (B, out)   rows, rows           bias, activation
+``backward``    ``Δ = (Δ' W) ⊙ φ'(Z)``           (B, in)    rows, columns        derivative
+``masked_sum``  ``G = (1/k) Δ_Sᵀ A_S``           (out, in)  columns, columns     scale by 1/k
+==============  ===============================  =========  ===================  =====================
 
 **The engine** (:func:`tile_kernels`). A block of ``THREADS × THREADS``
 threads computes a ``TILE × TILE`` tile of C, ``TILE = THREADS · WORK``;

@@ -17,9 +17,9 @@ and values. What is compiled, and what is not:
   with the same NumPy expressions as the reference, so both start from
   identical numbers (the paths then agree bit for bit in practice); each
   step then updates r, evaluates every remaining candidate and keeps the
-  best and the second best in one pass over a row of K. The remaining
-  samples are kept packed (in index order, so ties still go to the lowest
-  index), so a step costs O(|S|) and the path O(B²) with half the constant.
+  best in one pass over a row of K. The remaining samples are kept packed
+  (in index order, so ties still go to the lowest index), so a step costs
+  ``O(|S|)`` and the path O(B²) with half the constant.
 - **prefix**: the ranking is :func:`dba_ref.search.alignment_order` itself;
   the O(B²) part, ``Σ_{a<k} K[o_k, o_a]`` for every k, is one kernel.
 - **exhaustive**: one kernel over all 2^B subsets (B ≤ 20), building every
@@ -47,17 +47,21 @@ float64 in either case (spec §4).
 """
 from __future__ import annotations
 
-import math
+import functools
 
 import numpy as np
 from numba import njit, prange
 
 from ..backprop import mean_grad as reference_mean_grad
 from ..metrics import METRIC_NAMES, metric_value
-from ..search import alignment_order
-from ._kernels import acceptance_threshold, decision_margin, metric, value_scale
+from ..search import SearchKernels, alignment_order
+from ..update import Kernels
+from ..update import dba_gradients as reference_dba_gradients
+from . import numpy_backend
+from ._kernels import acceptance_threshold, metric
 
-__all__ = ["gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad"]
+__all__ = ["KERNELS", "signals", "mean_grads", "dba_gradients", "gram", "greedy_path", "prefix_path",
+           "exhaustive_search", "mean_grad"]
 
 
 # --------------------------------------------------------------------------
@@ -88,13 +92,12 @@ def gram(A: np.ndarray, D: np.ndarray) -> np.ndarray:
 # Greedy backward elimination
 # --------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def _greedy_kernel(K, diag, r, T, Q, metric_id, min_size, tol, removed, values, margins):
+def _greedy_kernel(K, diag, r, T, Q, metric_id, min_size, tol, removed, values):
     """The greedy path on precomputed full-batch statistics ``diag``, ``r``, ``T``, ``Q``.
 
     K is symmetric, so row i serves as column i (contiguous reads). Writes
-    the removal order, the values and the margins into the given arrays
-    (length B) and returns ``(n_removed, n_margins)``. ``r`` and ``diag``
-    are overwritten.
+    the removal order and the values into the given arrays (length B) and
+    returns how many samples were removed. ``r`` and ``diag`` are overwritten.
     """
     B = diag.shape[0]
     idx = np.arange(B)               # remaining samples, packed, in index order
@@ -103,31 +106,19 @@ def _greedy_kernel(K, diag, r, T, Q, metric_id, min_size, tol, removed, values, 
     k = B
     current = metric(metric_id, T, Q, float(k))
     n_removed = 0
-    n_margins = 0
     column = K[0]
     while k > min_size:
         k_new = float(k - 1)
-        best, best_value, second = -1, np.inf, np.inf
+        best, best_value = -1, np.inf
         for p in range(k):
             if n_removed > 0:                      # r_i -= K[i, last removed] = K[last removed, i]
                 r_p[p] -= column[idx[p]]
             d = d_p[p]
             v = metric(metric_id, T - d, Q - 2.0 * r_p[p] + d, k_new)
             if v < best_value:                     # strict: the lowest index wins ties
-                second = best_value
                 best_value = v
                 best = p
-            elif v < second:
-                second = v
-        threshold = acceptance_threshold(current, tol)
-        scale_best = math.inf
-        if best >= 0:
-            d = d_p[best]
-            scale_best = value_scale(metric_id, T - d, Q - 2.0 * r_p[best] + d, k_new)
-        margins[n_margins] = decision_margin(best_value, second, threshold, scale_best,
-                                             value_scale(metric_id, T, Q, float(k)))
-        n_margins += 1
-        if not best_value < threshold:
+        if not best_value < acceptance_threshold(current, tol):
             break
         i = idx[best]
         T -= d_p[best]
@@ -142,7 +133,7 @@ def _greedy_kernel(K, diag, r, T, Q, metric_id, min_size, tol, removed, values, 
         removed[n_removed] = i
         values[n_removed] = best_value
         n_removed += 1
-    return n_removed, n_margins
+    return n_removed
 
 
 def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float):
@@ -153,10 +144,9 @@ def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float):
     T, Q = diag.sum(), r.sum()
     removed = np.empty(B, np.int64)
     values = np.empty(B, np.float64)
-    margins = np.empty(B, np.float64)
-    n_removed, n_margins = _greedy_kernel(np.ascontiguousarray(K), diag, r, float(T), float(Q),
-                                          METRIC_NAMES.index(metric), min_size, tol, removed, values, margins)
-    return removed[:n_removed].copy(), values[:n_removed].copy(), margins[:n_margins].copy()
+    n = _greedy_kernel(np.ascontiguousarray(K), diag, r, float(T), float(Q), METRIC_NAMES.index(metric), min_size,
+                       tol, removed, values)
+    return removed[:n].copy(), values[:n].copy()
 
 
 # --------------------------------------------------------------------------
@@ -255,3 +245,8 @@ def exhaustive_search(K: np.ndarray, metric: str, min_size: int):
 # --------------------------------------------------------------------------
 #: ``(1/|S|) Δ_Sᵀ [A_S, 1]``: the reference itself (row gather + BLAS); see the module docstring.
 mean_grad = reference_mean_grad
+
+#: The backend's kernels, and the DBA step with them; the forward and backward passes are NumPy's.
+KERNELS = Kernels(gram, SearchKernels(greedy_path, prefix_path, exhaustive_search), mean_grad)
+dba_gradients = functools.partial(reference_dba_gradients, kernels=KERNELS)
+signals, mean_grads = numpy_backend.signals, numpy_backend.mean_grads

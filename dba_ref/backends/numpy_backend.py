@@ -1,6 +1,12 @@
-"""The NumPy backend: the reference kernels themselves, gathered under the backend interface."""
-from ..backprop import mean_grad
-from ..gram import gram
-from ..search import exhaustive_search, greedy_path, prefix_path
+"""The NumPy backend: the reference kernels and the reference training step themselves."""
+from ..backprop import backprop, mean_grads
+from ..update import NUMPY_KERNELS as KERNELS
+from ..update import dba_gradients
 
-__all__ = ["gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad"]
+
+def signals(model, X, y):
+    """:func:`dba_ref.backprop.backprop` of a batch already validated."""
+    return backprop(model, X, y, check_input=False)
+
+
+__all__ = ["KERNELS", "signals", "mean_grads", "dba_gradients"]

@@ -48,7 +48,7 @@ HELP = "train DBA next to its base optimizer, or one optimizer alone"
 #: Subfolder of the output folder that holds the comparison run (the base optimizer alone).
 BASE_SUBFOLDER = "base"
 #: Options that only DBA reads: refused with another --optimizer rather than silently ignored.
-DBA_ONLY = ("base", "base_lr", "metric", "strategy", "min_size", "tol", "backend", "no_compare")
+DBA_ONLY = ("base", "base_lr", "metric", "strategy", "min_size", "tol", "no_compare")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,7 +97,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="smallest subset: a count, or a fraction of the batch (default: %(default)s)")
     g.add_argument("--tol", type=float, default=0.0, help="greedy: minimum relative improvement (default: 0)")
     g.add_argument("--backend", default="numpy", choices=BACKENDS,
-                   help="kernels for the selection (default: %(default)s)")
+                   help="who computes: the forward and backward passes, the Gram matrices, the searches, the "
+                        "mean gradients; 'cuda' keeps a batch on the GPU (default: %(default)s)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=100, help="epochs (default: %(default)s)")
     g.add_argument("--batch-size", type=batch_size, default=64,
@@ -229,7 +230,7 @@ def run(args) -> int:
                                progress=not args.quiet, results_path=r.out / "results.json",
                                config={"dataset": args.dataset, "per_class": None if args.fraction else args.per_class,
                                        "fraction": args.fraction},
-                               **extra))
+                               backend=args.backend, **extra))
     print(summary(runs, histories, epochs=args.epochs))
     written = results
     if not args.no_plot:

@@ -5,15 +5,15 @@ equations, hints, and the function to fill in) ships with the package; a
 student gets it with ``dba-ref exercises start N`` (:func:`write_stub`). The
 reference answers are the package's own functions:
 
-==  ======================  ==========================================  =====================================
-N   topic                   the student writes                          reference
-==  ======================  ==========================================  =====================================
-1   per-sample error        ``error_signals(weights, biases, X, y)``    :func:`dba_ref.backprop.backprop`
+==  ======================  ============================================  =======================================
+N   topic                   the student writes                            reference
+==  ======================  ============================================  =======================================
+1   per-sample error        ``error_signals(weights, biases, X, y)``      :func:`dba_ref.backprop.backprop`
     signals                 ``-> [Δ_1, ..., Δ_L]``
-2   the Gram identity       ``gram(A, D) -> K``                         :func:`dba_ref.gram.gram`
-3   a metric from T, Q, k   ``mean_variance(T, Q, k)``                  :func:`dba_ref.metrics.mean_variance`
-4   the greedy search       ``greedy_removals(K, min_size)``            :func:`dba_ref.search.greedy_path`
-==  ======================  ==========================================  =====================================
+2   the Gram identity       ``gram(A, D) -> K``                           :func:`dba_ref.gram.gram`
+3   a metric from T, Q, k   ``mean_variance(T, Q, k)``                    :func:`dba_ref.metrics.mean_variance`
+4   the greedy search       ``greedy_removals(K, min_size)``              :func:`dba_ref.search.greedy_path`
+==  ======================  ============================================  =======================================
 
 :func:`check` runs a student's function on fixed edge cases and on fresh
 random cases, compares every answer with the reference and returns a

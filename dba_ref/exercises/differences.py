@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..agreement import entry_errors
+
 #: Grading tolerances (see the module docstring).
 RTOL = 1e-8
 ATOL_SCALE = 1e-10
@@ -45,13 +47,16 @@ def as_float_array(got, what: str):
 
 
 def mismatch(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Boolean mask of the wrong entries (shapes equal); infinities and NaN must match exactly."""
+    """Boolean mask of the wrong entries (shapes equal); infinities and NaN must match exactly.
+
+    The comparison is the package's one comparator, :func:`dba_ref.agreement.entry_errors`,
+    with each entry's allowance ``ATOL_SCALE · scale + RTOL · |expected|`` as its scale.
+    """
     finite = np.isfinite(expected)
     scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
     with np.errstate(invalid="ignore"):
-        close = np.abs(got - expected) <= ATOL_SCALE * scale + RTOL * np.abs(expected)
-    same_special = (got == expected) | (np.isnan(got) & np.isnan(expected))
-    return ~np.where(finite, close & np.isfinite(got), same_special)
+        allowance = ATOL_SCALE * scale + RTOL * np.abs(expected)
+    return entry_errors(got, expected, np.where(finite, allowance, 1.0)) > 1.0
 
 
 def close_to(got: np.ndarray, candidate: np.ndarray) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import metric_value, subset_stats
+from ..agreement import greedy_margins
 from ..search import greedy_path
 from .definitions import Case, Exercise
 from .differences import fmt, plural, with_cause
@@ -63,7 +64,8 @@ def _greedy_random(rng) -> Case:
         B, P = int(rng.integers(3, 13)), int(rng.integers(2, 6))
         G = rng.normal(size=P) + rng.uniform(0.2, 2.0) * rng.normal(size=(B, P))
         min_size = int(rng.integers(2, min(B, 4) + 1))
-        margins = greedy_path(G @ G.T, METRIC, min_size, 0.0)[2]
+        K = G @ G.T
+        margins = greedy_margins(K, METRIC, greedy_path(K, METRIC, min_size, 0.0)[0], min_size, 0.0)
         if margins.size == 0 or margins.min() > 1e-6:
             return _greedy_case("random batch", G, min_size)
 

@@ -37,9 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._validation import resolve_min_size
+from .._validation import check_min_size
 from ..metrics import METRIC_NAMES, Q_EPS
-from ..search import EXHAUSTIVE_MAX_B, STRATEGIES
+from ..search import EXHAUSTIVE_MAX_B, STRATEGIES, min_size_count
 
 jax.config.update("jax_enable_x64", True)
 
@@ -139,7 +139,7 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
     K = jnp.asarray(K, jnp.float64)
     B = K.shape[0]
-    m = resolve_min_size(min_size, B)
+    m = min_size_count(check_min_size(min_size), B)
     if m > B:
         raise ValueError(f"min_size={m} is larger than the batch (B={B})")
     T, Q = K.trace(), K.sum()
@@ -214,7 +214,7 @@ def dba_step(params, state, X, y, activation: str, base: GradientTransformation,
     smaller than ``min_size`` is used whole.
     """
     B = len(y)
-    m = resolve_min_size(min_size, B)
+    m = min_size_count(check_min_size(min_size), B)
     layer_strategy = strategy if m <= B else "all"
     selections, means = [], []
     for gW, gb in per_sample_grads(params, X, y, activation):

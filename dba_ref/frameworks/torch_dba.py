@@ -48,9 +48,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from .._validation import resolve_min_size
+from .._validation import check_min_size
 from ..metrics import METRIC_NAMES, Q_EPS
-from ..search import EXHAUSTIVE_MAX_B, STRATEGIES
+from ..search import EXHAUSTIVE_MAX_B, STRATEGIES, min_size_count
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda z: z}
 
@@ -154,7 +154,7 @@ def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
     K = torch.as_tensor(K).to(torch.float64)
     B = K.shape[0]
-    m = resolve_min_size(min_size, B)
+    m = min_size_count(check_min_size(min_size), B)
     if m > B:
         raise ValueError(f"min_size={m} is larger than the batch (B={B})")
     T, Q = K.trace(), K.sum()
@@ -241,7 +241,7 @@ class DBA:
     def step(self, X: torch.Tensor, y: torch.Tensor) -> list:
         """One update on the batch ``(X, y)``; returns the :class:`TorchSelection` of every layer."""
         B = X.shape[0]
-        m = resolve_min_size(self.min_size, B)
+        m = min_size_count(check_min_size(self.min_size), B)
         strategy = self.strategy if m <= B else "all"
         self.base.zero_grad()
         selections = []

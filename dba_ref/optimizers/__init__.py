@@ -10,17 +10,18 @@ from __future__ import annotations
 import inspect
 
 from .._validation import check_choice
-from .adabelief import adabelief
-from .adagrad import adagrad, adagrad_norm
-from .adam import EPS_PLACEMENTS, adam
-from .adamp import adamp, sgdp
-from .adan import adan
+from .adabelief import AdaBeliefState, adabelief
+from .adagrad import AdaGradNormState, AdaGradState, adagrad, adagrad_norm
+from .adam import EPS_PLACEMENTS, AdamState, adam
+from .adamp import ProjectedState, adamp, sgdp
+from .adan import AdanState, adan
 from .adaptive_batch import AdaptiveBatchState, BatchTest, adadagrad, adadagrad_norm, adaptive_batch
-from .base import Optimizer, apply_updates, tree_map, tree_norm
+from .base import (EmptyState, Optimizer, apply_updates, bias_correction, tree_map, tree_norm, tree_zeros_like,
+                   update_moment)
 from .dba import DBAState, LayerStep, dba
-from .diffgrad import diffgrad
-from .enhanced_sgd import enhanced_sgd
-from .sgd import momentum, nesterov, sgd
+from .diffgrad import DiffGradState, diffgrad
+from .enhanced_sgd import EnhancedSGDState, enhanced_sgd
+from .sgd import MomentumState, momentum, nesterov, sgd
 
 OPTIMIZERS = {
     "sgd": (sgd, "stochastic gradient descent, Δθ = −η g"),
@@ -81,7 +82,10 @@ def build_optimizer(name: str, hyperparams: dict | None = None, *, learning_rate
     return dba(make_optimizer(base, **hyperparams), **dba_options)
 
 
-__all__ = ["Optimizer", "apply_updates", "tree_map", "tree_norm", "sgd", "momentum", "nesterov", "adam",
-           "adagrad", "adagrad_norm", "adadagrad", "adadagrad_norm", "adaptive_batch", "AdaptiveBatchState",
-           "BatchTest", "adabelief", "adan", "diffgrad", "adamp", "sgdp", "enhanced_sgd", "EPS_PLACEMENTS",
-           "dba", "DBAState", "LayerStep", "OPTIMIZERS", "make_optimizer", "build_optimizer"]
+__all__ = ["Optimizer", "apply_updates", "tree_map", "tree_norm", "tree_zeros_like", "update_moment",
+           "bias_correction", "sgd", "momentum", "nesterov", "adam", "adagrad", "adagrad_norm", "adadagrad",
+           "adadagrad_norm", "adaptive_batch", "adabelief", "adan", "diffgrad", "adamp", "sgdp", "enhanced_sgd",
+           "EPS_PLACEMENTS", "dba", "OPTIMIZERS", "make_optimizer", "build_optimizer",
+           "EmptyState", "MomentumState", "AdamState", "AdaBeliefState", "DiffGradState", "AdanState",
+           "AdaGradState", "AdaGradNormState", "ProjectedState", "EnhancedSGDState", "AdaptiveBatchState",
+           "BatchTest", "DBAState", "LayerStep"]

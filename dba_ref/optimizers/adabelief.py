@@ -17,28 +17,36 @@ correction for brevity; the authors' code applies it, as here.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import NamedTuple
 
 from .._validation import check_positive
 from .adam import adam_direction
-from .base import Optimizer, check_decay, tree_map
+from .base import Optimizer, check_decay, tree_map, tree_zeros_like, update_moment
+
+
+class AdaBeliefState(NamedTuple):
+    """``count``: the number of updates t; ``m``: the first moment; ``s``: the second moment of ``g − m``."""
+
+    count: int
+    m: list
+    s: list
 
 
 def adabelief(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-16) -> Optimizer:
-    """AdaBelief; state per layer ``(t, m, s)``."""
+    """AdaBelief; state :class:`AdaBeliefState`."""
     lr = check_positive(learning_rate, "learning_rate")
     beta1, beta2 = check_decay(beta1, "beta1"), check_decay(beta2, "beta2")
     eps = check_positive(eps, "eps")
 
     def init(params):
-        return (0, tree_map(np.zeros_like, params), tree_map(np.zeros_like, params))
+        return AdaBeliefState(0, tree_zeros_like(params), tree_zeros_like(params))
 
     def update(grads, state, params=None):
-        t, m, s = state
-        t += 1
-        m = tree_map(lambda m_, g: beta1 * m_ + (1 - beta1) * g, m, grads)
-        s = tree_map(lambda s_, g, m_: beta2 * s_ + (1 - beta2) * (g - m_) ** 2 + eps, s, grads, m)
+        t = state.count + 1
+        m = update_moment(grads, state.m, beta1, 1)
+        surprise = tree_map(lambda g, m_: g - m_, grads, m)
+        s = tree_map(lambda s_: s_ + eps, update_moment(surprise, state.s, beta2, 2))
         updates = tree_map(lambda m_, s_: -lr * adam_direction(m_, s_, t, beta1, beta2, eps, "corrected"), m, s)
-        return updates, (t, m, s)
+        return updates, AdaBeliefState(t, m, s)
 
     return Optimizer(init, update, "adabelief", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps})

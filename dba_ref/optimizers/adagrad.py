@@ -22,6 +22,7 @@ replaces ε.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,8 +30,20 @@ from .._validation import check_positive
 from .base import Optimizer, tree_leaves, tree_map
 
 
+class AdaGradState(NamedTuple):
+    """``sums``: every coordinate's sum of squared gradients s, a pytree like the parameters."""
+
+    sums: list
+
+
+class AdaGradNormState(NamedTuple):
+    """``b2``: the accumulated squared gradient norm b², one float."""
+
+    b2: float
+
+
 def adagrad(learning_rate: float = 1e-2, eps: float = 1e-10, initial_accumulator_value: float = 0.0) -> Optimizer:
-    """Diagonal AdaGrad; state per layer: the sums ``s`` of squared gradients, shaped like the parameters.
+    """Diagonal AdaGrad; state :class:`AdaGradState`.
 
     The defaults are those of ``torch.optim.Adagrad`` (the paper fixes none).
     """
@@ -42,19 +55,19 @@ def adagrad(learning_rate: float = 1e-2, eps: float = 1e-10, initial_accumulator
                          "|g|, and 0/0 where g = 0); make one of them positive")
 
     def init(params):
-        return tree_map(lambda p: np.full_like(p, s0), params)
+        return AdaGradState(tree_map(lambda p: np.full_like(p, s0), params))
 
     def update(grads, state, params=None):
-        sums = tree_map(lambda s, g: s + g * g, state, grads)
+        sums = tree_map(lambda s, g: s + g * g, state.sums, grads)
         updates = tree_map(lambda g, s: -lr * g / (np.sqrt(s) + eps), grads, sums)
-        return updates, sums
+        return updates, AdaGradState(sums)
 
     return Optimizer(init, update, "adagrad",
                      {"learning_rate": lr, "eps": eps, "initial_accumulator_value": s0})
 
 
 def adagrad_norm(learning_rate: float = 1.0, b0: float = 0.1) -> Optimizer:
-    """AdaGrad-Norm: one scalar step size ``η / b`` for all parameters; state: the float ``b²``.
+    """AdaGrad-Norm: one scalar step size ``η / b`` for all parameters; state :class:`AdaGradNormState`.
 
     Defaults η = 1 and b0 = 0.1 (``b0² = 1e-2``) are those of the AdAdaGrad
     authors' code (``Adagradnorm(lr=1.0, initial_accumulator_value=1e-2)``).
@@ -63,11 +76,11 @@ def adagrad_norm(learning_rate: float = 1.0, b0: float = 0.1) -> Optimizer:
     b0 = check_positive(b0, "b0")
 
     def init(params):
-        return b0 * b0
+        return AdaGradNormState(b0 * b0)
 
     def update(grads, state, params=None):
-        b2 = state + sum(float(np.sum(np.square(leaf, dtype=np.float64))) for leaf in tree_leaves(grads))
+        b2 = state.b2 + sum(float(np.sum(np.square(leaf, dtype=np.float64))) for leaf in tree_leaves(grads))
         step = lr / math.sqrt(b2)
-        return tree_map(lambda g: -step * g, grads), b2
+        return tree_map(lambda g: -step * g, grads), AdaGradNormState(b2)
 
     return Optimizer(init, update, "adagrad_norm", {"learning_rate": lr, "b0": b0})

@@ -14,27 +14,39 @@ package (Adam, diffGrad, AdamP):
 ``"raw"``
     The "more efficient" order of the paper's Section 2: the bias corrections
     are folded into the step size and ε is added to √v, not √v̂:
-    ``(√(1 − β2^t) / (1 − β1^t)) · m / (√v + ε)``. This is ε̂ = ε√(1 − β2^t)
-    in the first form, so the two differ only through ε. TensorFlow/Keras and
-    the ``pytorch_optimizer`` versions of diffGrad and AdamP use it.
+    ``(√(1 − β2^t) / (1 − β1^t)) · m / (√v + ε)``. This is the first form
+    with ε replaced by ε/√(1 − β2^t) (equivalently, the first form with ε is
+    this one with ε√(1 − β2^t)), so the two differ only through ε.
+    TensorFlow/Keras and the ``pytorch_optimizer`` versions of diffGrad and
+    AdamP use it.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from .._validation import check_choice, check_positive
-from .base import Optimizer, check_decay, tree_map
+from .base import Optimizer, bias_correction, check_decay, tree_map, tree_zeros_like, update_moment
 
 #: Where ε enters the denominator of an Adam-type step (see the module docstring).
 EPS_PLACEMENTS = ("corrected", "raw")
 
 
+class AdamState(NamedTuple):
+    """``count``: the number of updates t; ``m``, ``v``: the first and second moments, pytrees like the parameters."""
+
+    count: int
+    m: list
+    v: list
+
+
 def adam_direction(m: np.ndarray, v: np.ndarray, t: int, beta1: float, beta2: float, eps: float,
                    eps_placement: str) -> np.ndarray:
     """The bias-corrected Adam direction ``m̂ / (√v̂ + ε)`` (or its ``"raw"`` form); the step is ``−η ×`` it."""
-    c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
     if eps_placement == "corrected":
-        return (m / c1) / (np.sqrt(v / c2) + eps)
+        return bias_correction(m, beta1, t) / (np.sqrt(bias_correction(v, beta2, t)) + eps)
+    c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
     return (np.sqrt(c2) / c1) * m / (np.sqrt(v) + eps)
 
 
@@ -45,22 +57,21 @@ def check_eps_placement(eps_placement) -> str:
 
 def adam(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
          eps_placement: str = "corrected") -> Optimizer:
-    """Adam with bias correction; state per layer ``(t, m, v)``."""
+    """Adam with bias correction; state :class:`AdamState`."""
     lr = check_positive(learning_rate, "learning_rate")
     beta1, beta2 = check_decay(beta1, "beta1"), check_decay(beta2, "beta2")
     eps = check_positive(eps, "eps")
     eps_placement = check_eps_placement(eps_placement)
 
     def init(params):
-        return (0, tree_map(np.zeros_like, params), tree_map(np.zeros_like, params))
+        return AdamState(0, tree_zeros_like(params), tree_zeros_like(params))
 
     def update(grads, state, params=None):
-        t, m, v = state
-        t += 1
-        m = tree_map(lambda m_, g: beta1 * m_ + (1 - beta1) * g, m, grads)
-        v = tree_map(lambda v_, g: beta2 * v_ + (1 - beta2) * g * g, v, grads)
+        t = state.count + 1
+        m = update_moment(grads, state.m, beta1, 1)
+        v = update_moment(grads, state.v, beta2, 2)
         updates = tree_map(lambda m_, v_: -lr * adam_direction(m_, v_, t, beta1, beta2, eps, eps_placement), m, v)
-        return updates, (t, m, v)
+        return updates, AdamState(t, m, v)
 
     return Optimizer(init, update, "adam", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
                                             "eps_placement": eps_placement})

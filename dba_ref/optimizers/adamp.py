@@ -20,7 +20,7 @@ projected. ``cos(x, y) = x·y / (max(‖x‖, ε) max(‖y‖, ε))``.
 **On an MLP.** Without normalisation layers no weight of an MLP is exactly
 scale-invariant: scaling a row of W_l scales that unit's pre-activation. The
 projection then fires only when the gradient happens to be nearly orthogonal
-to the weights (|cos| below δ/√in for every row, or below δ/√(out·in) for the
+to the weights (``|cos|`` below δ/√in for every row, or below δ/√(out·in) for the
 matrix), which in high dimension is not rare; it then drops the update's
 component along w (so it cannot change ‖w‖ to first order) and cuts the weight
 decay by ``wd_ratio``. Elsewhere AdamP is Adam and SGDP is momentum SGD.
@@ -39,16 +39,16 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .adam import adam_direction, check_eps_placement
-from .base import Optimizer, check_decay, check_flag, tree_map
-from .sgd import momentum_direction
+from .adam import AdamState, adam_direction, check_eps_placement
+from .base import Optimizer, check_decay, check_flag, tree_map, tree_zeros_like, update_moment
+from .sgd import MomentumState, momentum_direction
 
 #: The views of a weight the scale-invariance test tries, in order.
 VIEWS = ("channel", "layer")
 
 
 def cosine_rows(x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
-    """|cos| between matching rows of two 2-D arrays: ``|x·y| / (max(‖x‖, ε) max(‖y‖, ε))``."""
+    """``|cos|`` between matching rows of two 2-D arrays: ``|x·y| / (max(‖x‖, ε) max(‖y‖, ε))``."""
     nx = np.maximum(np.linalg.norm(x, axis=1), eps)
     ny = np.maximum(np.linalg.norm(y, axis=1), eps)
     return np.abs(np.sum(x * y, axis=1)) / (nx * ny)
@@ -76,7 +76,8 @@ def project_radial(w: np.ndarray, grad: np.ndarray, update: np.ndarray, delta: f
 
 
 class ProjectedState(NamedTuple):
-    """``inner``: the moments (AdamP: ``(t, m, v)``; SGDP: the velocity).
+    """``inner``: the moments (AdamP: an :class:`~dba_ref.optimizers.adam.AdamState`; SGDP: a
+    :class:`~dba_ref.optimizers.sgd.MomentumState`).
 
     ``views``: one entry per leaf (W, b, W, b, ...) from the last step, the view in
     which it was projected (``"channel"``/``"layer"``) or ``None``.
@@ -126,17 +127,16 @@ def adamp(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
     eps_placement = check_eps_placement(eps_placement)
 
     def init(params):
-        return ProjectedState((0, tree_map(np.zeros_like, params), tree_map(np.zeros_like, params)))
+        return ProjectedState(AdamState(0, tree_zeros_like(params), tree_zeros_like(params)))
 
     def update(grads, state, params=None):
-        t, m, v = state.inner
-        t += 1
-        m = tree_map(lambda m_, g: beta1 * m_ + (1 - beta1) * g, m, grads)
-        v = tree_map(lambda v_, g: beta2 * v_ + (1 - beta2) * g * g, v, grads)
-        first = tree_map(lambda m_, g: beta1 * m_ + (1 - beta1) * g, m, grads) if nesterov else m
+        t = state.inner.count + 1
+        m = update_moment(grads, state.inner.m, beta1, 1)
+        v = update_moment(grads, state.inner.v, beta2, 2)
+        first = update_moment(grads, m, beta1, 1) if nesterov else m
         directions = tree_map(lambda f, v_: adam_direction(f, v_, t, beta1, beta2, eps, eps_placement), first, v)
         updates, views = _projected_updates(params, grads, directions, lr, delta, eps, wd, wd_ratio, 1.0)
-        return updates, ProjectedState((t, m, v), views)
+        return updates, ProjectedState(AdamState(t, m, v), views)
 
     return Optimizer(init, update, "adamp", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
                                              "delta": delta, "wd_ratio": wd_ratio, "weight_decay": wd,
@@ -153,12 +153,12 @@ def sgdp(learning_rate: float = 0.1, momentum: float = 0.9, nesterov: bool = Fal
     delta, wd_ratio, wd = _check_projection(delta, wd_ratio, weight_decay)
 
     def init(params):
-        return ProjectedState(tree_map(np.zeros_like, params))
+        return ProjectedState(MomentumState(tree_zeros_like(params)))
 
     def update(grads, state, params=None):
-        directions, velocity = momentum_direction(grads, state.inner, mu, nesterov)
+        directions, velocity = momentum_direction(grads, state.inner.velocity, mu, nesterov)
         updates, views = _projected_updates(params, grads, directions, lr, delta, eps, wd, wd_ratio, 1.0 / (1.0 - mu))
-        return updates, ProjectedState(velocity, views)
+        return updates, ProjectedState(MomentumState(velocity), views)
 
     return Optimizer(init, update, "sgdp", {"learning_rate": lr, "momentum": mu, "nesterov": nesterov, "eps": eps,
                                             "delta": delta, "wd_ratio": wd_ratio, "weight_decay": wd})

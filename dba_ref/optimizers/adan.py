@@ -13,7 +13,7 @@ term)::
 
 The paper's defaults are β1 = 0.02, β2 = 0.08, β3 = 0.01, and it starts the
 moments from the first gradient: m0 = g0, v0 = 0, n0 = g0² (so the first step
-is η g / (|g| + ε), and there is no bias correction). λ is a *proximal* weight
+is ``η g / (|g| + ε)``, and there is no bias correction). λ is a *proximal* weight
 decay: the step is taken, then θ is divided by 1 + λη.
 
 ``bias_correction=True`` gives the authors' released code (github.com/sail-sg/Adan)
@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, check_flag, tree_map
+from .base import Optimizer, check_flag, tree_map, tree_zeros_like
 
 
 class AdanState(NamedTuple):
@@ -63,7 +63,7 @@ def adan(learning_rate: float = 1e-3, beta1: float = 0.02, beta2: float = 0.08, 
     bias_correction = check_flag(bias_correction, "bias_correction")
 
     def init(params):
-        zeros = tree_map(np.zeros_like, params)
+        zeros = tree_zeros_like(params)
         return AdanState(0, zeros, zeros, zeros, None)
 
     def update(grads, state, params=None):

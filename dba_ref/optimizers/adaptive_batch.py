@@ -51,8 +51,8 @@ the combination is not meaningful. ``dba(adagrad())`` is.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -66,8 +66,7 @@ from .base import Optimizer, tree_leaves
 TESTS = ("norm", "coordinate")
 
 
-@dataclass(frozen=True)
-class BatchTest:
+class BatchTest(NamedTuple):
     """One adaptive-sampling test on one batch.
 
     ``statistic`` is the left-hand side over the right-hand side of the test
@@ -86,8 +85,7 @@ class BatchTest:
         return not self.implied_size > self.batch_size
 
 
-@dataclass(frozen=True)
-class AdaptiveBatchState:
+class AdaptiveBatchState(NamedTuple):
     """``base``: the base optimizer's state; ``batch_size``: the size requested for the next batch
     (None before the first update; ``math.inf`` when a failed test asks for more than any cap,
     which the training loop reads as "the whole training set"); ``last``: the :class:`BatchTest`
@@ -145,6 +143,11 @@ def coordinate_test(signals, eta: float, grads=None) -> BatchTest:
 _TEST_FUNCTIONS = {"norm": norm_test, "coordinate": coordinate_test}
 
 
+def record_test(state: AdaptiveBatchState) -> dict:
+    """What the training loop records of a step: the test statistic (the test passes when it is at most η²)."""
+    return {"batch_test": float(state.last.statistic)}
+
+
 def adaptive_batch(base: Optimizer, test: str = "norm", eta: float = 0.1, max_batch_size: int | None = None) -> Optimizer:
     """Wrap ``base`` so that every update also runs ``test`` and requests the next batch size.
 
@@ -178,7 +181,7 @@ def adaptive_batch(base: Optimizer, test: str = "norm", eta: float = 0.1, max_ba
     hyper = {"base": base.name, **{f"base.{k}": v for k, v in base.hyperparams.items()},
              "test": test, "eta": eta, "max_batch_size": max_batch_size}
     return Optimizer(init, update, f"adaptive_batch({base.name})", hyper, takes_signals=True,
-                     requested_batch_size=lambda state: state.batch_size)
+                     requested_batch_size=lambda state: state.batch_size, record=record_test)
 
 
 def adadagrad(learning_rate: float = 1e-2, eps: float = 1e-10, initial_accumulator_value: float = 0.0,

@@ -7,14 +7,16 @@ An optimizer is a pair of pure functions::
     params           = apply_updates(params, updates)      # params + updates
 
 ``params``, ``grads`` and ``updates`` are lists of per-layer ``(W, b)``
-tuples (a "pytree"); optimizer state is kept per layer in the same shape.
-Functions never modify their inputs.
+tuples (a "pytree"); every optimizer's state is a ``NamedTuple`` whose
+moments are pytrees of the same shape. Functions never modify their inputs.
+The moment and bias-correction lines shared by the Adam family are
+:func:`update_moment` and :func:`bias_correction`.
 """
 from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -44,6 +46,30 @@ def apply_updates(params, updates):
     return tree_map(lambda p, u: p + u, params, updates)
 
 
+def tree_zeros_like(tree):
+    """A pytree of zeros shaped like ``tree``: the start of every moment."""
+    return tree_map(np.zeros_like, tree)
+
+
+def update_moment(grads, moments, decay: float, order: int):
+    """An exponential moving average of the gradients (``order=1``) or of their squares (``order=2``).
+
+    ``m ← β m + (1 − β) g`` or ``v ← β v + (1 − β) g²``, leaf by leaf.
+    """
+    if order == 1:
+        return tree_map(lambda m, g: decay * m + (1 - decay) * g, moments, grads)
+    return tree_map(lambda v, g: decay * v + (1 - decay) * g * g, moments, grads)
+
+
+def bias_correction(moment, decay: float, count: int):
+    """``m / (1 − β^t)``: removes the bias of a moment that started at 0, after ``count`` = t updates."""
+    return moment / (1 - decay ** count)
+
+
+class EmptyState(NamedTuple):
+    """The state of an optimizer that keeps none (plain SGD)."""
+
+
 @dataclass(frozen=True)
 class Optimizer:
     """A pure optimizer: ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``.
@@ -62,6 +88,11 @@ class Optimizer:
         ``requested_batch_size(state) -> int | None`` reads it from the state
         (``None`` before the first update). The training loop then draws its next
         batch with that size. ``None`` for every other optimizer.
+    record : callable or None
+        What the training loop should record of a step, read from the state
+        after the update: ``record(state) -> {name: value}``, a value being a
+        number, or a tuple of one number per layer (DBA's selected sizes and
+        metrics, AdAdaGrad's test statistic). ``None``: nothing beyond the loss.
     """
 
     init: Callable[[Any], Any]
@@ -70,6 +101,7 @@ class Optimizer:
     hyperparams: dict = field(default_factory=dict)
     takes_signals: bool = False
     requested_batch_size: Callable[[Any], Any] | None = None
+    record: Callable[[Any], dict] | None = None
 
 
 def check_decay(value, name: str) -> float:

@@ -1,17 +1,11 @@
-"""Dynamic Batch Adaptation as a wrapper around any base optimizer (spec §6).
+"""DBA as an optimizer: the update of :mod:`dba_ref.update` in front of any base optimizer (spec §6).
 
-For every layer l separately::
-
-    K_l  = (Δ_l Δ_lᵀ) ⊙ (A_{l-1} A_{l-1}ᵀ + 1)            Gram of the per-sample gradients
-    S_l  = select(K_l, metric, strategy, min_size, tol)     the subset to keep
-    ḡ_l  = (1/|S_l|) Δ_{S_l}ᵀ [A_{S_l}, 1]                 mean gradient over the subset
-
-and the list of ``ḡ_l`` goes to the base optimizer (SGD, Adam, ...), whose
-state is kept per layer as usual. ``strategy="all"`` keeps every sample and
-reproduces the base optimizer bit for bit.
-
-A batch smaller than ``min_size`` (the last batch of an epoch, say) is used
-whole: that is not an error here, unlike in :func:`dba_ref.select`.
+Every step, each layer's direction is the mean gradient over the samples its
+search keeps (:func:`dba_ref.update.dba_gradients`); the list of those means
+goes to the base optimizer (SGD, Adam, ...), whose state is kept as usual.
+``strategy="all"`` keeps every sample and reproduces the base optimizer bit
+for bit. The backend that computes the Gram matrices, the searches and the
+means is chosen once, when the optimizer is built.
 
 Example
 -------
@@ -27,24 +21,22 @@ Example
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._validation import check_choice, check_tol, resolve_min_size
+from .._validation import check_choice, check_min_size, check_tol
 from ..backends import get_backend
-from ..backprop import mean_grad
 from ..metrics import METRICS
-from ..search import STRATEGIES, Selection, check_exhaustive_size, package_selection, select
+from ..search import STRATEGIES, Selection, check_exhaustive_size
 from .base import Optimizer, tree_norm
 
 
-@dataclass(frozen=True)
-class LayerStep:
-    """What DBA did to one layer in one step."""
+class LayerStep(NamedTuple):
+    """What DBA did to one layer in one step: its ``selection``, ``‖ḡ_l‖`` of the mean over it, and the
+    norm of the update the base optimizer returned for the layer."""
 
     selection: Selection
-    grad_norm: float      # ‖ḡ_l‖, the mean over the selection
-    update_norm: float    # ‖update the base optimizer returned for the layer‖
+    grad_norm: float
+    update_norm: float
 
     @property
     def size(self) -> int:
@@ -62,20 +54,31 @@ class LayerStep:
         return self.selection.value
 
 
-@dataclass(frozen=True)
-class DBAState:
+class DBAState(NamedTuple):
     """``base``: the base optimizer's state; ``last``: one :class:`LayerStep` per layer from the last update."""
 
     base: Any
     last: tuple = ()
 
 
+def record_steps(state: DBAState) -> dict:
+    """What the training loop records of a DBA step, one entry per layer: samples kept, metric of the
+    whole batch and of the selection, ``‖ḡ_l‖`` and the norm of the update."""
+    last = state.last
+    return {"selected": tuple(step.size for step in last),
+            "full_metric": tuple(float(step.full_value) for step in last),
+            "selected_metric": tuple(float(step.value) for step in last),
+            "grad_norm": tuple(step.grad_norm for step in last),
+            "update_norm": tuple(step.update_norm for step in last)}
+
+
 def dba(base: Optimizer, metric: str = "mean_variance", strategy: str = "greedy", min_size=2,
         tol: float = 0.0, backend: str = "numpy") -> Optimizer:
     """Wrap ``base`` so that each layer is updated with the mean over its selected samples.
 
-    Parameters are those of :func:`dba_ref.select`; they are checked here, once.
-    The returned optimizer's ``update`` takes the batch's
+    Parameters are those of :func:`dba_ref.select`; ``backend`` names who
+    computes (:mod:`dba_ref.backends`). They are checked here, once. The
+    returned optimizer's ``update`` takes the batch's
     :class:`~dba_ref.backprop.Signals` (``takes_signals=True``).
     """
     if not isinstance(base, Optimizer):
@@ -85,37 +88,19 @@ def dba(base: Optimizer, metric: str = "mean_variance", strategy: str = "greedy"
     check_choice(metric, METRICS, "metric")
     check_choice(strategy, STRATEGIES, "strategy")
     tol = check_tol(tol)
-    resolve_min_size(min_size, 1 << 30)        # type and range check only
-    be = get_backend(backend)
+    min_size = check_min_size(min_size)
+    dba_gradients = get_backend(backend).dba_gradients
 
     def init(params):
         return DBAState(base=base.init(params))
 
     def update(signals, state, params=None):
-        B = signals.batch_size
-        m = resolve_min_size(min_size, B)
-        layer_strategy = strategy if m <= B else "all"        # a too-small batch is used whole
-        m = min(m, B)
-        if hasattr(be, "DeviceStep"):                         # the whole step on the device (cuda)
-            check_exhaustive_size(layer_strategy, B)
-            step = be.DeviceStep(signals.layers)
-            results = step.search(metric, layer_strategy, m, tol)
-            selections = [package_selection(metric, layer_strategy, B, m, float(T), float(Q), result)
-                          for (T, Q), result in zip(step.totals(), results)]
-            grads = step.mean_grads([sel.indices for sel in selections])
-        else:
-            grads, selections = [], []
-            for A, D in signals.layers:
-                sel = select(be.gram(A, D), metric, layer_strategy, m, tol, backend)
-                grads.append(be.mean_grad(A, D, sel.indices))
-                selections.append(sel)
-        # A layer that keeps the whole batch gets the mean gradient exactly as plain optimizers get it
-        # (a device sums in another order), so that strategy="all" reproduces the base optimizer bit for bit.
-        grads = [mean_grad(A, D) if sel.size == B else g for (A, D), sel, g in zip(signals.layers, selections, grads)]
+        check_exhaustive_size(strategy, signals.batch_size)
+        grads, selections = dba_gradients(signals, metric, strategy, min_size, tol)
         updates, base_state = base.update(grads, state.base, params)
         last = tuple(LayerStep(sel, tree_norm(g), tree_norm(u)) for sel, g, u in zip(selections, grads, updates))
         return updates, DBAState(base=base_state, last=last)
 
     hyper = {"base": base.name, **{f"base.{k}": v for k, v in base.hyperparams.items()},
              "metric": metric, "strategy": strategy, "min_size": min_size, "tol": tol, "backend": backend}
-    return Optimizer(init, update, f"dba({base.name})", hyper, takes_signals=True)
+    return Optimizer(init, update, f"dba({base.name})", hyper, takes_signals=True, record=record_steps)

@@ -16,11 +16,13 @@ add it to √v and fold the bias corrections into the step (``"raw"``).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .._validation import check_positive
 from .adam import adam_direction, check_eps_placement
-from .base import Optimizer, check_decay, tree_map
+from .base import Optimizer, check_decay, tree_map, tree_zeros_like, update_moment
 
 
 def abs_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -28,27 +30,35 @@ def abs_sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.abs(x)))
 
 
+class DiffGradState(NamedTuple):
+    """``count``: the number of updates t; ``m``, ``v``: Adam's moments; ``g_prev``: the last gradient (0 at first)."""
+
+    count: int
+    m: list
+    v: list
+    g_prev: list
+
+
 def diffgrad(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
              eps_placement: str = "corrected") -> Optimizer:
-    """diffGrad; state per layer ``(t, m, v, g_prev)`` with ``g_prev`` starting at 0."""
+    """diffGrad; state :class:`DiffGradState`."""
     lr = check_positive(learning_rate, "learning_rate")
     beta1, beta2 = check_decay(beta1, "beta1"), check_decay(beta2, "beta2")
     eps = check_positive(eps, "eps")
     eps_placement = check_eps_placement(eps_placement)
 
     def init(params):
-        zeros = tree_map(np.zeros_like, params)
-        return (0, zeros, zeros, zeros)
+        zeros = tree_zeros_like(params)
+        return DiffGradState(0, zeros, zeros, zeros)
 
     def update(grads, state, params=None):
-        t, m, v, g_prev = state
-        t += 1
-        m = tree_map(lambda m_, g: beta1 * m_ + (1 - beta1) * g, m, grads)
-        v = tree_map(lambda v_, g: beta2 * v_ + (1 - beta2) * g * g, v, grads)
+        t = state.count + 1
+        m = update_moment(grads, state.m, beta1, 1)
+        v = update_moment(grads, state.v, beta2, 2)
         updates = tree_map(
             lambda m_, v_, g, gp: -lr * adam_direction(abs_sigmoid(gp - g) * m_, v_, t, beta1, beta2, eps, eps_placement),
-            m, v, grads, g_prev)
-        return updates, (t, m, v, grads)
+            m, v, grads, state.g_prev)
+        return updates, DiffGradState(t, m, v, grads)
 
     return Optimizer(init, update, "diffgrad", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
                                                 "eps_placement": eps_placement})

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, check_decay, check_flag, tree_leaves, tree_map
+from .base import Optimizer, check_decay, check_flag, tree_leaves, tree_map, tree_zeros_like
 from .sgd import momentum_direction
 
 #: The controller's actions: steps of (c_η, c_μ) in units of ``action_step``, "no change" first.
@@ -49,8 +49,7 @@ ACTIONS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (
 MAX_MOMENTUM = 0.99
 
 
-@dataclass(frozen=True)
-class EnhancedSGDState:
+class EnhancedSGDState(NamedTuple):
     """Everything EnhancedSGD carries between steps.
 
     ``velocity``: per-layer momentum buffers; ``variance``: σ²_t; ``lr_scale``,
@@ -119,7 +118,7 @@ def enhanced_sgd(learning_rate: float = 1e-2, momentum: float = 0.9, smoothing_f
 
     def init(params):
         rng_state = np.random.default_rng(int(seed)).bit_generator.state
-        return EnhancedSGDState(tree_map(np.zeros_like, params), 0.0, 1.0, 1.0, {}, None, rng_state)
+        return EnhancedSGDState(tree_zeros_like(params), 0.0, 1.0, 1.0, {}, None, rng_state)
 
     def update(grads, state, params=None):
         rng = _generator(state.rng_state)
@@ -162,7 +161,7 @@ def enhanced_sgd(learning_rate: float = 1e-2, momentum: float = 0.9, smoothing_f
         eta_t, mu_t = lr * lr_scale * var_scale, min(mu * momentum_scale, MAX_MOMENTUM)
         direction, velocity = momentum_direction(processed, state.velocity, mu_t, nesterov=False)
         updates = tree_map(lambda d: -eta_t * d, direction)
-        return updates, replace(state, velocity=velocity, variance=variance, lr_scale=lr_scale,
+        return updates, state._replace(velocity=velocity, variance=variance, lr_scale=lr_scale,
                                 momentum_scale=momentum_scale, q_table=q_table, last=(here, action),
                                 rng_state=rng.bit_generator.state, learning_rate=eta_t, momentum=mu_t)
 

@@ -10,10 +10,16 @@ Momentum (PyTorch convention, buffer starts at 0)::
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import NamedTuple
 
 from .._validation import check_positive
-from .base import Optimizer, check_decay, tree_map
+from .base import EmptyState, Optimizer, check_decay, tree_map, tree_zeros_like
+
+
+class MomentumState(NamedTuple):
+    """``velocity``: the momentum buffer v, a pytree like the parameters (0 at first)."""
+
+    velocity: list
 
 
 def sgd(learning_rate: float = 0.1) -> Optimizer:
@@ -28,7 +34,7 @@ def sgd(learning_rate: float = 0.1) -> Optimizer:
     lr = check_positive(learning_rate, "learning_rate")
 
     def init(params):
-        return ()
+        return EmptyState()
 
     def update(grads, state, params=None):
         return tree_map(lambda g: -lr * g, grads), state
@@ -63,11 +69,11 @@ def _momentum_sgd(learning_rate: float, mu: float, nesterov: bool) -> Optimizer:
     mu = check_decay(mu, "momentum")
 
     def init(params):
-        return tree_map(np.zeros_like, params)
+        return MomentumState(tree_zeros_like(params))
 
     def update(grads, state, params=None):
-        direction, velocity = momentum_direction(grads, state, mu, nesterov)
-        return tree_map(lambda d: -lr * d, direction), velocity
+        direction, velocity = momentum_direction(grads, state.velocity, mu, nesterov)
+        return tree_map(lambda d: -lr * d, direction), MomentumState(velocity)
 
     name = "nesterov" if nesterov else "momentum"
     return Optimizer(init, update, name, {"learning_rate": lr, "momentum": mu, "nesterov": bool(nesterov)})

@@ -69,7 +69,7 @@ DATASET_SPLITS = {
     "fashion-mnist": "Fashion-MNIST with the official 10k test set",
 }
 
-#: The Σ/B reading's grid is centred this many times above its base's default (its steps are |S|/B shorter).
+#: The Σ/B reading's grid is centred this many times above its base's default (its steps are ``|S|/B`` shorter).
 SUM_OVER_BATCH_LR_SHIFT = 10.0
 #: The DBA bases the paper names.
 DBA_BASES = ("sgd", "adam")
@@ -161,7 +161,7 @@ class Method:
         return [float(f"{self.default_lr * m:.3g}") for m in multipliers]
 
     def build(self, learning_rate: float, backend: str = "numpy") -> Optimizer:
-        """The optimizer this method trains with at ``learning_rate``, built by :func:`~dba_ref.build_optimizer`.
+        """The optimizer this method trains with at ``learning_rate``, built by :func:`~dba_ref.optimizers.build_optimizer`.
 
         The Σ/B reading is that DBA optimizer wrapped by
         :func:`~dba_ref.reproduction.readings.sum_over_batch` (not a registry option).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -37,37 +38,70 @@ OUTPUT = "api/generated"
 
 
 # --- where a name is defined ---------------------------------------------------------------------
+def top_level(module) -> list[ast.stmt]:
+    """The top-level statements of ``module``'s source ([] for a mock or a module without source)."""
+    if ismock(module):
+        return []
+    try:
+        return ast.parse(inspect.getsource(module)).body
+    except (OSError, TypeError):
+        return []
+
+
 def assigns(module, name: str) -> bool:
     """Whether ``module``'s source assigns ``name`` at its top level."""
-    if ismock(module):
-        return False
-    try:
-        tree = ast.parse(inspect.getsource(module))
-    except (OSError, TypeError):
-        return False
-    for node in tree.body:
+    for node in top_level(module):
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
         if any(isinstance(t, ast.Name) and t.id == name for t in targets):
             return True
     return False
 
 
+def imported_from(module, name: str) -> tuple[str, str] | None:
+    """``(module, name)`` that ``module``'s ``from ... import`` statements bind ``name`` to, if any.
+
+    ``from .cases import CASES`` in ``dba_ref.conformance.files`` gives
+    ``("dba_ref.conformance.cases", "CASES")``.
+    """
+    package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
+    for node in top_level(module):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        for alias in node.names:
+            if (alias.asname or alias.name) == name:
+                source = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                return source, alias.name
+    return None
+
+
+def is_private(dotted: str) -> bool:
+    """Whether a dotted name has a part starting with ``_`` (a private module or name: no API entry)."""
+    return any(part.startswith("_") for part in dotted.split("."))
+
+
 def is_definition(obj) -> bool:
     return inspect.isclass(obj) or inspect.isroutine(obj)
 
 
-def defined_in(module, name: str) -> str | None:
-    """The module that defines ``module.<name>`` (None if it cannot be told)."""
+def definition(module, name: str) -> tuple[str, str] | None:
+    """``(module, name)`` where ``module.<name>`` is defined (None if it cannot be told).
+
+    A function or class says where it was defined (``__module__``); data does not, so
+    it is found as Python found it: assigned in ``module``, or imported into it with
+    ``from ... import`` from the module that defines it, perhaps under another name
+    (``from ..update import NUMPY_KERNELS as KERNELS``).
+    """
     obj = getattr(module, name)
     if is_definition(obj):
-        return getattr(obj, "__module__", None)
+        where = getattr(obj, "__module__", None)
+        return (where, obj.__name__) if where else None
     if assigns(module, name):
-        return module.__name__
-    # Data carries no __module__: the loaded submodule of the package that assigns it.
-    for modname, mod in sorted(sys.modules.items()):
-        if modname.startswith(module.__name__ + ".") and getattr(mod, name, None) is obj and assigns(mod, name):
-            return modname
-    return None
+        return module.__name__, name
+    source = imported_from(module, name)
+    if source is None:
+        return None
+    source_module = importlib.import_module(source[0])
+    return definition(source_module, source[1]) if hasattr(source_module, source[1]) else None
 
 
 def canonical_name(dotted: str) -> str | None:
@@ -93,7 +127,7 @@ def canonical_name(dotted: str) -> str | None:
         elif is_definition(obj) and getattr(obj, "__module__", None) and "<" not in obj.__qualname__:
             name = f"{obj.__module__}.{obj.__qualname__}"
         elif inspect.ismodule(owner):
-            name = f"{defined_in(owner, part) or owner.__name__}.{part}"
+            name = ".".join(definition(owner, part) or (owner.__name__, part))
         else:
             name = f"{name}.{part}"
     return name
@@ -128,7 +162,7 @@ def public_modules(package: str = PACKAGE) -> list[str]:
     """``package`` and every module below it whose dotted name has no part starting with ``_``."""
     root = importlib.import_module(package)
     names = [package] + [info.name for info in pkgutil.walk_packages(root.__path__, package + ".")
-                         if not any(part.startswith("_") for part in info.name.split("."))]
+                         if not is_private(info.name)]
     return sorted(names)
 
 
@@ -210,8 +244,8 @@ class ReexportsDirective(SphinxDirective):
             package = importlib.import_module(self.arguments[0])
         rows = []
         for name in getattr(package, "__all__", []):
-            where = defined_in(package, name)
-            if where in (None, package.__name__):
+            where = definition(package, name)
+            if where is None or where[0] == package.__name__:
                 continue
             rows.append((name, canonical_name(f"{package.__name__}.{name}"), summary(getattr(package, name))))
         if not rows:
@@ -222,7 +256,12 @@ class ReexportsDirective(SphinxDirective):
 
 
 def resolve_as_python(app, env, node, contnode):
-    """``missing-reference``: resolve a ``dba_ref`` name to the entry of the object it denotes."""
+    """``missing-reference``: resolve a ``dba_ref`` name to the entry of the object it denotes.
+
+    A name that denotes an object of a private module (``_validated.Validated`` inside
+    ``dba_ref.cli.train`` is ``dba_ref.cli._validated.Validated``) has no entry: it is shown
+    as written, unlinked. A name that denotes nothing stays unresolved, and ``-n`` reports it.
+    """
     if node.get("refdomain") != "py":
         return None
     target = node["reftarget"].lstrip(".~")
@@ -231,10 +270,14 @@ def resolve_as_python(app, env, node, contnode):
         if not candidate.startswith(PACKAGE + "."):
             continue
         canonical = canonical_name(candidate)
-        if canonical and canonical != candidate:
+        if canonical is None:
+            continue
+        if canonical != candidate:
             resolved = env.domains["py"].resolve_any_xref(env, node["refdoc"], app.builder, canonical, node, contnode)
             if resolved:
                 return resolved[0][1]
+        if is_private(canonical):
+            return contnode
     return None
 
 
@@ -250,19 +293,26 @@ def skip_foreign_members(app, what, name, obj, skip, options):
     return None
 
 
-def drop_type_docstrings(app, what, name, obj, options, lines) -> None:
-    """``autodoc-process-docstring``: a constant without a comment has no docstring, not its type's.
+#: The docstring Python writes for every field of a NamedTuple.
+FIELD_ALIAS = re.compile(r"Alias for field number \d+")
 
-    autodoc falls back to ``type(obj).__doc__`` (``dict``'s help for a dict constant).
+
+def drop_generated_docstrings(app, what, name, obj, options, lines) -> None:
+    """``autodoc-process-docstring``: an attribute without a comment has no docstring, not a generated one.
+
+    autodoc falls back to ``type(obj).__doc__`` (``dict``'s help for a dict constant), and a
+    NamedTuple field's docstring is Python's "Alias for field number 0"; the class's own
+    docstring says what the fields are.
     """
     own = " ".join("\n".join(lines).split())
-    if what in ("data", "attribute") and own and own == " ".join((inspect.getdoc(type(obj)) or "").split()):
+    if what in ("data", "attribute") and own and (own == " ".join((inspect.getdoc(type(obj)) or "").split())
+                                                   or FIELD_ALIAS.fullmatch(own)):
         lines.clear()
 
 
 def setup(app):
     app.connect("builder-inited", write_pages)
-    app.connect("autodoc-process-docstring", drop_type_docstrings, priority=400)
+    app.connect("autodoc-process-docstring", drop_generated_docstrings, priority=400)
     app.connect("autodoc-skip-member", skip_foreign_members)
     app.connect("missing-reference", resolve_as_python)
     app.add_directive("reexports", ReexportsDirective)

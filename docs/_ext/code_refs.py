@@ -9,8 +9,9 @@ NAME may be dotted (``Class.method``).
 
 A reference whose module or name does not exist is reported as a warning (an error
 under ``-W``), so renaming a function without updating the pages fails the build;
-one that exists but has no API entry (a private name) is reported by Sphinx as an
-unresolved reference.
+so is one to a private module or name (a part starting with ``_``), which has no
+API entry; one that exists but has no entry for another reason is reported by
+Sphinx as an unresolved reference.
 """
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def target_of(path: str, name: str) -> str:
 
 
 def missing_part(target: str, module: str) -> str | None:
-    """Why ``target`` (in ``module``) does not exist, or None when it does."""
+    """Why ``target`` (in ``module``) has no API entry to link to, or None when it can have one."""
+    if any(part.startswith("_") for part in target.split(".")):
+        return f"{target} is private (a part starts with '_'), and the API reference documents public names only"
     try:
         obj = importlib.import_module(module)
     except ImportError as exc:
@@ -64,7 +67,7 @@ class CodeRefTransform(SphinxTransform):
             target = target_of(match["path"], match["name"])
             problem = missing_part(target, module)
             if problem:
-                logger.warning("code reference `%s` points at nothing: %s", literal.astext(), problem,
+                logger.warning("code reference `%s` has no API entry to link to: %s", literal.astext(), problem,
                                location=literal, type="code_refs", subtype="missing")
                 continue
             xref = addnodes.pending_xref("", refdomain="py", reftype="obj", reftarget=target,

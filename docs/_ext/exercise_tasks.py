@@ -2,14 +2,15 @@
 
 For every exercise of ``dba_ref.exercises.EXERCISES`` it shows the number and
 title, the function the student writes, the reference it is graded against
-(linked to the API), and the "Task" section of the stub's docstring as the
-student reads it in the file (plain text, the stub's own layout). Nothing is
-retyped: a new exercise or an edited task appears in the site at the next
-build, and a stub that cannot be found fails it.
+(linked to the API), the stub (a download) and the "Task" section of its
+docstring as the student reads it in the file (plain text, the stub's own
+layout). Nothing is retyped: a new exercise or an edited task appears in the
+site at the next build, and a stub that cannot be found fails it.
 """
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
@@ -19,14 +20,6 @@ from rst_content import parse_rst
 
 #: A NumPy-style section header: a title line underlined with dashes.
 HEADER = re.compile(r"^(?P<title>\S.*)\n-{3,}\n", re.MULTILINE)
-
-
-def stub_file(exercise) -> Path:
-    """The stub of ``exercise`` (its ``stub`` path is relative to the repository root)."""
-    import dba_ref
-
-    path = Path(exercise.stub)
-    return path if path.is_absolute() else Path(dba_ref.__file__).resolve().parents[1] / path
 
 
 def docstring_section(doc: str, title: str) -> str:
@@ -42,9 +35,10 @@ class ExerciseTasksDirective(SphinxDirective):
     def run(self):
         from dba_ref.exercises import EXERCISES
 
+        page_dir = (Path(self.env.srcdir) / self.env.doc2path(self.env.docname, base=False)).parent
         lines = []
         for exercise in EXERCISES.values():
-            path = stub_file(exercise)
+            path = exercise.stub_path
             if not path.is_file():
                 raise self.error(f"exercise {exercise.number}: its stub {path} does not exist")
             self.env.note_dependency(str(path))
@@ -52,7 +46,9 @@ class ExerciseTasksDirective(SphinxDirective):
             reference = f"{exercise.reference.__module__}.{exercise.reference.__qualname__}"
             lines += [f".. rubric:: Exercise {exercise.number} · {exercise.title}", "",
                       f"Write ``{exercise.signature}``; graded against :py:func:`{reference}`. "
-                      f"The task, from the stub ``{path.name}``:", "", "::", "",
+                      f"The task, from the stub :download:`{path.name} <{os.path.relpath(path, page_dir)}>` "
+                      f"(``dba-ref exercises start {exercise.number}`` writes it into the current folder):",
+                      "", "::", "",
                       *[f"    {line}" for line in task.splitlines()], ""]
         return parse_rst(self, lines, "<exercise-tasks>")
 

@@ -169,9 +169,10 @@ for name in ("DBA(SGD)", "DBA(Adam)"):
 #
 # To explore further, change one thing at a time in the cells above: the learning rate of DBA(SGD)
 # (each update now averages fewer samples), the metric (`dba(sgd(0.1), metric="variance",
-# min_size=0.25)`), the batch size, the number of epochs. The command line runs the same training
-# outside a notebook and writes the history and a figure:
+# min_size=0.25)`), the batch size, the number of epochs. The command line runs the same DBA(SGD)
+# training outside a notebook and writes the history and a figure (without `--no-compare` it also
+# trains SGD alone on the same batches, for comparison):
 #
 # ```
-# dba-ref train --optimizer dba --base sgd --lr 0.1 --epochs 20 --per-class 60 --hidden 128
+# dba-ref train --optimizer dba --base sgd --lr 0.1 --epochs 20 --per-class 60 --hidden 128 --strategy greedy --no-compare
 # ```

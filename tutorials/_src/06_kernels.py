@@ -32,9 +32,9 @@ import matplotlib.pyplot as plt
 import numba
 import numpy as np
 
-from dba_ref import MLP, backprop, dba, layer_grams, select, sgd
+from dba_ref import MLP, backprop, dba, sgd
 from dba_ref.backends import BACKENDS, get_backend
-from dba_ref.conformance import value_scales
+from dba_ref.agreement import value_scales
 from dba_ref.data import load_dataset, make_split
 from dba_ref.metrics import METRIC_NAMES
 from dba_ref.search import STRATEGIES
@@ -47,21 +47,19 @@ print(f"Numba {numba.__version__}; backends {BACKENDS}; CUDA: "
 # %% [markdown]
 # ## The public interface
 #
-# Every function that computes something a backend can speed up takes `backend=`:
-# `layer_grams(model, X, y, backend=...)` for the Gram matrices of spec §3,
-# `select(K, metric, strategy, min_size, tol, backend=...)` for the searches of spec §5, and
-# `dba(base, ..., backend=...)` for the whole optimizer step of spec §6. Underneath,
-# `get_backend(name)` returns the module with the five kernels every backend provides, each with the
-# semantics of its NumPy twin:
+# A backend is chosen once, where you choose it: `dba(base, ..., backend=...)` for the optimizer step
+# of spec §6, `train(..., backend=...)` (by default the optimizer's) for the forward and backward
+# passes, the `--backend` option of the `train` command. `get_backend(name)` returns the backend: its `kernels`, the five
+# computations every backend provides, each with the semantics of its NumPy twin,
 #
 # - `gram(A, D)` $\to K = (\Delta\Delta^\top) \odot (AA^\top + 1)$,
-# - `greedy_path(K, metric, min_size, tol)` $\to$ the removal order, the metric after each removal and
-#   the margin of each decision,
-# - `prefix_path(K, metric, min_size)`, `exhaustive_search(K, metric, min_size)`,
-# - `mean_grad(A, D, indices)` $\to \frac{1}{|S|}\Delta_S^\top [A_S, 1]$.
+# - `search.greedy_path(K, metric, min_size, tol)` $\to$ the removal order and the metric after each removal,
+# - `search.prefix_path(K, metric, min_size)`, `search.exhaustive_search(K, metric, min_size)`,
+# - `mean_grad(A, D, indices)` $\to \frac{1}{|S|}\Delta_S^\top [A_S, 1]$,
 #
-# Validation and the packaging of results stay in the front doors (`select`, ...), so all three
-# answer in the same format.
+# and the conveniences `backend.layer_grams(model, X, y)` and `backend.select(K, ...)`, which are
+# `layer_grams` and `select` with its kernels. Validation and the packaging of results stay in the
+# front doors (`select`, ...), so all three answer in the same format.
 #
 # ## The first call compiles
 #
@@ -74,16 +72,17 @@ print(f"Numba {numba.__version__}; backends {BACKENDS}; CUDA: "
 # %%
 rng = np.random.default_rng(0)
 A_small, D_small = rng.random((32, 20)), rng.normal(size=(32, 5))
-K_small = get_backend("numpy").gram(A_small, D_small)
+K_small = get_backend("numpy").kernels.gram(A_small, D_small)
 
 started = time.perf_counter()
-numba_backend = get_backend("numba")
+numba_kernels = get_backend("numba").kernels
 print(f"import of the numba backend: {time.perf_counter() - started:.2f} s")
-for name, call in [("gram", lambda: numba_backend.gram(A_small, D_small)),
-                   ("greedy_path", lambda: numba_backend.greedy_path(K_small, "mean_variance", 2, 0.0)),
-                   ("prefix_path", lambda: numba_backend.prefix_path(K_small, "mean_variance", 2)),
-                   ("exhaustive_search", lambda: numba_backend.exhaustive_search(K_small[:8, :8].copy(), "mean_variance", 2)),
-                   ("mean_grad", lambda: numba_backend.mean_grad(A_small, D_small, np.arange(0, 32, 2)))]:
+for name, call in [("gram", lambda: numba_kernels.gram(A_small, D_small)),
+                   ("greedy_path", lambda: numba_kernels.search.greedy_path(K_small, "mean_variance", 2, 0.0)),
+                   ("prefix_path", lambda: numba_kernels.search.prefix_path(K_small, "mean_variance", 2)),
+                   ("exhaustive_search",
+                    lambda: numba_kernels.search.exhaustive_search(K_small[:8, :8].copy(), "mean_variance", 2)),
+                   ("mean_grad", lambda: numba_kernels.mean_grad(A_small, D_small, np.arange(0, 32, 2)))]:
     times = []
     for _ in range(2):
         started = time.perf_counter()
@@ -107,9 +106,9 @@ for name, call in [("gram", lambda: numba_backend.gram(A_small, D_small)),
 # $B = 16$ held-out digits: small, because the CUDA simulator is slow. Each backend computes,
 # on its own:
 #
-# 1. both layers' Gram matrices, `layer_grams(..., backend=b)`;
+# 1. both layers' Gram matrices, `get_backend(b).layer_grams(...)`;
 # 2. from its own Gram matrices, the selection of every metric × strategy × layer,
-#    `select(K, metric, strategy, min_size=2, backend=b)` — 3 × 4 × 2 = 24 selections;
+#    `get_backend(b).select(K, metric, strategy, min_size=2)` — 3 × 4 × 2 = 24 selections;
 # 3. one DBA(SGD) step, `dba(sgd(0.1), backend=b)`, i.e. Gram, greedy search and masked mean gradient
 #    of every layer.
 #
@@ -132,8 +131,9 @@ def rel_error(a, r):
 def run_backend(backend):
     """Gram matrices, every selection and one DBA(SGD) step, on one backend; with the seconds it took."""
     started = time.perf_counter()
-    grams = layer_grams(model, X, y, backend=backend)
-    selections = {(metric, strategy, layer): select(K, metric, strategy, min_size=2, backend=backend)
+    be = get_backend(backend)
+    grams = be.layer_grams(model, X, y)
+    selections = {(metric, strategy, layer): be.select(K, metric, strategy, min_size=2)
                   for metric in METRIC_NAMES for strategy in STRATEGIES for layer, K in enumerate(grams, 1)}
     opt = dba(sgd(0.1), backend=backend)
     updates, state = opt.update(backprop(model, X, y), opt.init(model.params), model.params)
@@ -224,7 +224,7 @@ fig.tight_layout()
 # Now NumPy against Numba on the CPU, as $B$ grows from 64 to 4096: the first layer of a
 # $784 \to 512 \to 10$ network (untrained: the cost does not depend on the values) on MNIST-5k images,
 # so $A$ is $B \times 784$ and $\Delta$ is $B \times 512$. Two pieces, each through the backend's own
-# kernel (`get_backend(b).gram`, `get_backend(b).greedy_path`), best of three calls:
+# kernel (`get_backend(b).kernels.gram`, `get_backend(b).kernels.search.greedy_path`), best of three calls:
 #
 # - the **Gram matrix**, $O(B^2(\text{in} + \text{out}))$. Both backends hand the two products $AA^\top$
 #   and $\Delta\Delta^\top$ to BLAS — no hand-written loop beats BLAS on a CPU; Numba only fuses the
@@ -238,7 +238,7 @@ fig.tight_layout()
 data = load_dataset("mnist5k")
 wide = MLP([784, 512, 10], seed=0)
 order = np.random.default_rng(0).permutation(len(data.y))
-backends = {name: get_backend(name) for name in ("numpy", "numba")}
+backends = {name: get_backend(name).kernels for name in ("numpy", "numba")}
 
 
 def best_of(fn, repeat=3):
@@ -260,8 +260,8 @@ for B in sizes:
     for name, be in backends.items():
         timings[name, "gram", B] = best_of(lambda: be.gram(A, D))
         for metric in ("variance", "mean_variance"):
-            timings[name, metric, B] = best_of(lambda: be.greedy_path(K, metric, 2, 0.0))
-    steps = {m: len(backends["numba"].greedy_path(K, m, 2, 0.0)[0]) for m in ("variance", "mean_variance")}
+            timings[name, metric, B] = best_of(lambda: be.search.greedy_path(K, metric, 2, 0.0))
+    steps = {m: len(backends["numba"].search.greedy_path(K, m, 2, 0.0)[0]) for m in ("variance", "mean_variance")}
     ms = {key: t * 1e3 for key, t in timings.items()}
     print(f"{B:5d} | {ms['numpy', 'gram', B]:8.2f} {ms['numba', 'gram', B]:8.2f} | "
           f"{ms['numpy', 'variance', B]:7.2f} {ms['numba', 'variance', B]:7.2f} {steps['variance']:5d} | "

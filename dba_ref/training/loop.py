@@ -1,0 +1,252 @@
+"""The training loop: one step (:class:`Trainer`), and whole runs with evaluation and checkpoints (:func:`train`)."""
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .._validation import check_positive
+from ..backends import get_backend
+from ..model import MLP
+from ..optimizers import Optimizer, apply_updates
+from . import resume as checkpoints
+from .history import History
+from .sampler import BatchSampler
+
+
+class TrainingDiverged(ValueError, FloatingPointError):
+    """A step produced NaN or inf. ``step`` (1-based, counted over the whole run) and ``layer``
+    (1..L, spec §2) say where; the model keeps the parameters it had before that step."""
+
+    def __init__(self, step: int, layer: int, reason: str):
+        self.step, self.layer = step, layer
+        super().__init__(f"training diverged at step {step}: {reason}; the model keeps its parameters from before "
+                         f"step {step} (lower the learning rate?)")
+
+
+def _first_nonfinite(arrays) -> int | None:
+    """Position (from 1) of the first array holding NaN or inf, or None."""
+    return next((i for i, a in enumerate(arrays, start=1) if not np.all(np.isfinite(a))), None)
+
+
+def _nonfinite_layer(params) -> int | None:
+    """The first layer (from 1) whose ``W`` or ``b`` holds NaN or inf, or None."""
+    return next((l for l, (W, b) in enumerate(params, start=1)
+                 if not (np.isfinite(W).all() and np.isfinite(b).all())), None)
+
+
+class Trainer:
+    """A model, an optimizer and the optimizer's state: the one step loop of this package.
+
+    :func:`train`, :class:`dba_ref.estimator.DBAClassifier` and the
+    benchmarks drive one. :meth:`fit_batch` is one step; :meth:`run_epoch` is
+    one pass of a :class:`BatchSampler`, letting an optimizer that chooses the
+    batch size resize the batches. ``history.steps`` receives what every step
+    records (see :class:`~dba_ref.training.History`). ``state`` and ``step``
+    continue an earlier run (the optimizer's state and the steps taken).
+    ``backend`` runs the forward and backward passes and the plain mean
+    gradients (:mod:`dba_ref.backends`); by default the optimizer's own
+    (DBA's ``backend``), else NumPy. With ``"cuda"`` a batch's signals stay
+    on the device for a DBA optimizer on the same backend.
+    """
+
+    def __init__(self, model: MLP, optimizer: Optimizer, history: History | None = None, state=None, step: int = 0,
+                 backend: str | None = None):
+        if not isinstance(model, MLP):
+            raise TypeError(f"model must be a dba_ref.MLP, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a dba_ref Optimizer (e.g. dba_ref.sgd(0.1)), "
+                            f"got {type(optimizer).__name__}")
+        layer = _nonfinite_layer(model.params)
+        if layer is not None:
+            raise ValueError(f"the model's layer {layer} has NaN or inf parameters; train a model with finite "
+                             "weights (set them with model.set_params, which checks them)")
+        self.model, self.optimizer = model, optimizer
+        self.backend = get_backend(backend or optimizer.hyperparams.get("backend", "numpy"))
+        self.state = optimizer.init(model.params) if state is None else state
+        self.step = step
+        self.history = History() if history is None else history
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the optimizer chooses the size of the next batch."""
+        return self.optimizer.requested_batch_size is not None
+
+    def fit_batch(self, X, y) -> float:
+        """One optimizer step on a validated batch ``(X, y)``; returns its mean loss.
+
+        Raises :class:`TrainingDiverged`, with model and state unchanged, when
+        the loss or the new parameters hold NaN or inf.
+        """
+        signals = self.backend.signals(self.model, X, y)
+        step = self.step + 1
+        if not np.all(np.isfinite(signals.losses)):
+            raise self._diverged_loss(step, X)
+        grads = signals if self.optimizer.takes_signals else self.backend.mean_grads(signals)
+        updates, state = self.optimizer.update(grads, self.state, self.model.params)
+        params = apply_updates(self.model.params, updates)
+        layer = _nonfinite_layer(params)
+        if layer is not None:
+            raise TrainingDiverged(step, layer, f"the update gives layer {layer} parameters that are NaN or inf")
+        self.model.assign_params(params)
+        self.state, self.step = state, step
+        loss = float(signals.losses.mean())
+        self.history.append_step({"loss": loss, "batch_size": int(signals.batch_size)})
+        if self.optimizer.record is not None:
+            self.history.append_step(self.optimizer.record(state))
+        return loss
+
+    def _diverged_loss(self, step: int, X) -> TrainingDiverged:
+        """The error for a non-finite loss, naming the first layer whose pre-activations Z_l overflow."""
+        pre, _ = self.model.forward_all(X)
+        layer = _first_nonfinite(pre)
+        if layer is None:
+            return TrainingDiverged(step, self.model.n_layers, f"the loss is NaN or inf: the logits of layer "
+                                    f"{self.model.n_layers} spread beyond the floating-point range")
+        return TrainingDiverged(step, layer, f"the loss is NaN or inf: the pre-activations of layer {layer} overflow")
+
+    def run_epoch(self, X, y, sampler: BatchSampler, after_step=None) -> None:
+        """Step through (the rest of) one epoch of ``sampler`` over ``(X, y)``; ``after_step()`` after each step."""
+        for idx in sampler.epoch():
+            self.fit_batch(X[idx], y[idx])
+            if self.adaptive:
+                requested = self.optimizer.requested_batch_size(self.state)
+                if requested is not None:
+                    sampler.batch_size = requested
+                self.history.append_step({"requested_batch_size": int(sampler.batch_size)})
+            if after_step is not None:
+                after_step()
+
+    def sampler(self, n: int, batch_size: int, rng: np.random.Generator, shuffle: bool = True) -> BatchSampler:
+        """A sampler over n samples whose first batch has the size the optimizer asks for, if it asks."""
+        sampler = BatchSampler(n, batch_size, rng, shuffle)
+        requested = self.optimizer.requested_batch_size(self.state) if self.adaptive else None
+        if requested is not None:
+            sampler.batch_size = requested
+        return sampler
+
+
+def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, epochs: int = 10,
+          batch_size: int | None = 64, seed: int = 0, shuffle: bool = True, progress: bool = True,
+          results_path=None, config: dict | None = None, checkpoint_dir=None, checkpoint_every: int | None = None,
+          resume: bool = False, backend: str | None = None) -> History:
+    """Train ``model`` in place with ``optimizer``; return the :class:`~dba_ref.training.History`.
+
+    Parameters
+    ----------
+    model : MLP
+    optimizer : Optimizer
+        A plain optimizer gets the batch-mean gradient; DBA and AdAdaGrad get the
+        per-sample signals. An optimizer with ``requested_batch_size`` (AdAdaGrad)
+        sets the size of every following batch.
+    X, y : training data ``(n, in)`` and int labels ``(n,)``.
+    X_test, y_test : optional held-out data evaluated after every epoch.
+    epochs : int >= 1
+        Epochs in all, counting those a resumed checkpoint has done.
+    batch_size : int >= 1 or None
+        None for the full batch. The last batch of an epoch may be smaller
+        (DBA uses a batch below ``min_size`` whole). For an adaptive-batch
+        optimizer this is the *initial* batch size.
+    seed : int
+        Seed of the shuffling; the same model seed, data and seed give the same numbers.
+    progress : bool
+        Show a tqdm progress bar over epochs.
+    results_path : path, optional
+        JSON file rewritten (atomically) after every epoch.
+    config : dict, optional
+        Extra entries stored in ``history.config``.
+    checkpoint_dir : path, optional
+        Folder of the checkpoint ``checkpoint.ckpt``, written after every epoch
+        (and every ``checkpoint_every`` steps). It must not hold one already
+        unless ``resume`` is true.
+    checkpoint_every : int >= 1, optional
+        Also write the checkpoint after every this many steps.
+    resume : bool
+        Continue from the checkpoint in ``checkpoint_dir`` if there is one
+        (start afresh if there is none). The checkpoint must come from the
+        same settings and data; only ``epochs`` may differ.
+    backend : {"numpy", "numba", "cuda"}, optional
+        Who runs the forward and backward passes (:class:`Trainer`); by default
+        the optimizer's own backend (DBA's), else NumPy.
+
+    Raises
+    ------
+    TrainingDiverged
+        (a ValueError) when the loss or the parameters become NaN or inf.
+    dba_ref.checkpoint.CheckpointError
+        (a ValueError) for a corrupt checkpoint or one of another run.
+    """
+    trainer = Trainer(model, optimizer, backend=backend)
+    X, y = model.check_batch(X, y)
+    has_test = X_test is not None or y_test is not None
+    if has_test:
+        if X_test is None or y_test is None:
+            raise ValueError("give both X_test and y_test, or neither")
+        X_test, y_test = model.check_batch(X_test, y_test)
+    epochs = check_positive(epochs, "epochs", integer=True)
+    n = X.shape[0]
+    batch_size = n if batch_size is None else min(check_positive(batch_size, "batch_size", integer=True), n)
+    checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / checkpoints.CHECKPOINT_FILE
+    if checkpoint is None and (resume or checkpoint_every is not None):
+        raise ValueError("resume and checkpoint_every need checkpoint_dir (the folder of the checkpoint)")
+    if checkpoint_every is not None:
+        checkpoint_every = check_positive(checkpoint_every, "checkpoint_every", integer=True)
+    if checkpoint is not None and not resume and checkpoint.exists():
+        raise ValueError(f"{checkpoint} exists: pass resume=True (CLI: --resume) to continue that run, "
+                         "or choose another checkpoint_dir")
+
+    history = trainer.history
+    history.config = {
+        "model": {"sizes": model.sizes, "activation": model.activation, "seed": model.seed, "dtype": model.dtype.name},
+        "optimizer": {"name": optimizer.name, **optimizer.hyperparams},
+        "epochs": epochs, "batch_size": batch_size, "adaptive_batch": trainer.adaptive, "seed": seed,
+        "backend": trainer.backend.name,
+        "n_train": n, "n_test": int(X_test.shape[0]) if has_test else 0,
+        "python": platform.python_version(), "numpy": np.__version__, **(config or {}),
+    }
+    sampler = trainer.sampler(n, batch_size, np.random.default_rng(seed), shuffle)
+    earlier_seconds = 0.0
+    if checkpoint is not None:
+        run = checkpoints.run_identity(history.config, shuffle, (X, y), (X_test, y_test))
+        if resume and checkpoint.exists():
+            earlier_seconds = checkpoints.restore(checkpoint, run, trainer, sampler, history, epochs)
+    started = time.perf_counter()
+
+    def seconds() -> float:
+        return earlier_seconds + time.perf_counter() - started
+
+    def save_checkpoint() -> None:
+        checkpoints.save(checkpoint, run, trainer, sampler, history, seconds())
+
+    def every_n_steps() -> None:
+        if trainer.step % checkpoint_every == 0:
+            save_checkpoint()
+
+    def evaluate(epoch: int) -> dict:
+        row = {"epoch": epoch, "step": trainer.step}
+        row["train_loss"], row["train_acc"] = model.evaluate(X, y)
+        if has_test:
+            row["test_loss"], row["test_acc"] = model.evaluate(X_test, y_test)
+        row["seconds"] = seconds()
+        history.epochs.append(row)
+        if results_path is not None:
+            history.save(results_path)
+        if checkpoint is not None:
+            save_checkpoint()
+        return row
+
+    from tqdm.auto import tqdm
+
+    if not history.epochs:
+        evaluate(0)
+    first = len(history.epochs)
+    bar = tqdm(range(first, epochs + 1), desc=optimizer.name, unit="epoch", disable=not progress, leave=True,
+               initial=first - 1, total=epochs)
+    for epoch in bar:
+        trainer.run_epoch(X, y, sampler, every_n_steps if checkpoint_every else None)
+        row = evaluate(epoch)
+        bar.set_postfix({k: f"{row[k]:.4f}" for k in ("train_loss", "test_acc") if k in row})
+    bar.close()
+    return history
