@@ -46,7 +46,7 @@ import numpy as np
 
 from .metrics import metric_value, subset_stats
 from .search import (acceptance_threshold, alignment_order, alignment_scores, candidate_values, prefix_path,
-                     subset_values)
+                     remove_sample, subset_values)
 
 #: Unit roundoff of float64, in which every statistic is accumulated (spec §4).
 UNIT_ROUNDOFF = float(np.finfo(np.float64).eps) / 2
@@ -120,9 +120,7 @@ def greedy_margins(K: np.ndarray, metric: str, removed, min_size: int, tol: floa
         if t == len(removed):
             break
         j = removed[t]
-        T -= diag[j]
-        Q -= 2.0 * r[j] - diag[j]
-        r -= K[:, j]
+        T, Q = remove_sample(K, diag, r, T, Q, j)
         active[j] = False
         k -= 1
         current = float(cand[j])
@@ -346,9 +344,7 @@ def path_stats(K: np.ndarray, removed) -> tuple[np.ndarray, np.ndarray, np.ndarr
     T, Q, k = diag.sum(), r.sum(), K.shape[0]
     stats = []
     for j in removed:
-        T -= diag[j]
-        Q -= 2.0 * r[j] - diag[j]
-        r -= K[:, j]
+        T, Q = remove_sample(K, diag, r, T, Q, j)
         k -= 1
         stats.append((T, Q, k))
     return tuple(np.array(stats, np.float64).reshape(-1, 3).T)

@@ -120,6 +120,15 @@ def acceptance_threshold(current: float, tol: float) -> float:
     return current if current <= 0 else (1.0 - tol) * current
 
 
+def remove_sample(K: np.ndarray, diag: np.ndarray, r: np.ndarray, T: float, Q: float, j: int) -> tuple[float, float]:
+    """Take sample j out of the running statistics: returns ``(T − K[j,j], Q − (2 r_j − K[j,j]))`` and
+    updates ``r_i ← r_i − K[i, j]`` in place."""
+    T -= diag[j]
+    Q -= 2.0 * r[j] - diag[j]
+    r -= K[:, j]
+    return T, Q
+
+
 def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
     """Backward elimination on a float64 Gram matrix ``K`` (B, B).
 
@@ -138,9 +147,7 @@ def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float) -> tuple[
         best = int(np.argmin(cand))        # first occurrence: the lowest index wins ties
         if not cand[best] < acceptance_threshold(current, tol):
             break
-        T -= diag[best]
-        Q -= 2.0 * r[best] - diag[best]
-        r -= K[:, best]
+        T, Q = remove_sample(K, diag, r, T, Q, best)
         active[best] = False
         k -= 1
         current = float(cand[best])
@@ -355,6 +362,6 @@ def check_exhaustive_size(strategy: str, batch_size: int) -> None:
 
 
 __all__ = ["select", "search", "make_selection", "Selection", "SelectionTrace", "SearchKernels", "NUMPY_SEARCH",
-           "greedy_path", "candidate_values", "acceptance_threshold", "prefix_path", "alignment_order",
+           "greedy_path", "candidate_values", "acceptance_threshold", "remove_sample", "prefix_path", "alignment_order",
            "alignment_scores", "exhaustive_search", "subset_values", "min_size_count", "check_exhaustive_size",
            "STRATEGIES", "EXHAUSTIVE_MAX_B"]
