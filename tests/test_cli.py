@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dba_ref.cli import _run_folder, _validated, build_parser, main
+from dba_ref.cli import _run_folder, _validated, build_parser, main, subcommands
 from dba_ref.cli import train as train_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,7 +214,7 @@ def options(parser):
             yield parser.prog, action
 
 
-@pytest.mark.parametrize("command", ["train", "optimizers"])
+@pytest.mark.parametrize("command", [module.NAME for module in subcommands()])
 def test_help_gives_every_option_a_default(command):
     """Every option that takes a value says its default (or what happens without it) in --help."""
     for prog, action in options(subparser(command)):

@@ -35,9 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--golden", default=None, metavar="GOLDEN_DIR",
                    help="golden cases to compare with (default: those shipped with dba-ref)")
     c.add_argument("--only", action="append", choices=QUANTITIES, default=None, metavar="QUANTITY",
-                   help=f"check only this quantity (repeatable): {', '.join(QUANTITIES)}")
+                   help=f"check only this quantity (repeatable): {', '.join(QUANTITIES)} (default: every quantity)")
     c.add_argument("--case", action="append", choices=[case.name for case in CASES], default=None, dest="cases",
-                   metavar="CASE", help=f"check only this case (repeatable): {', '.join(c.name for c in CASES)}")
+                   metavar="CASE", help=f"check only this case (repeatable): {', '.join(c.name for c in CASES)} "
+                        "(default: every case)")
     c.add_argument("--max-listed", type=int, default=20, help="problems listed per section (default: %(default)s)")
     p.set_defaults(_parser=p)
 

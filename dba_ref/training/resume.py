@@ -82,7 +82,8 @@ def restore(path: Path, run: dict, trainer, sampler, history, epochs: int) -> fl
                               + ". Resume with the original settings, or use another checkpoint_dir")
     done = len(saved["epochs"]) - 1
     if done > epochs:
-        raise CheckpointError(f"{path} has already trained {done} epochs; ask for epochs >= {done} to resume it")
+        raise CheckpointError(f"{path} has already trained {done} epoch{'s' if done != 1 else ''}; ask for "
+                              f"epochs >= {done} to resume it")
     trainer.model.set_params(saved["params"])
     trainer.state, trainer.step = saved["optimizer_state"], saved["step"]
     sampler.load_state_dict(saved["sampler"])
