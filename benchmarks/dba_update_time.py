@@ -1,0 +1,43 @@
+"""One DBA(SGD) update alone, per backend: for comparing two versions of the package like for like.
+
+The median CPU time of ``dba(sgd(0.05), backend=b).update(signals, state, params)`` (Gram matrices,
+greedy search, masked means, the SGD step) on a fixed 784-512-10 model (seed 0) and fixed MNIST-5k
+batches (seed 0) of B = 128 and 600, and the samples kept per layer: two versions that give the
+same selections do the same work, so their times compare. Unlike ``step_time.py`` (whose steps train
+the model, so selections drift with the code's history), nothing here changes between calls.
+Run it with one thread, from each version's checkout:
+
+    OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 PYTHONPATH=. python benchmarks/dba_update_time.py
+"""
+import statistics
+import time
+
+import numpy as np
+
+from dba_ref import MLP, backprop, dba, sgd
+from dba_ref.data import load_dataset
+
+
+def main() -> None:
+    data = load_dataset("mnist5k")
+    rng = np.random.default_rng(0)
+    for B in (128, 600):
+        idx = rng.choice(len(data.y), B, replace=False)
+        model = MLP([784, 512, 10], seed=0)
+        signals = backprop(model, data.X[idx], data.y[idx])
+        for backend in ("numpy", "numba"):
+            opt = dba(sgd(0.05), backend=backend)
+            state = opt.init(model.params)
+            for _ in range(3):                                  # compile / warm up
+                opt.update(signals, state, model.params)
+            times = []
+            for _ in range(21):
+                start = time.process_time()
+                _, after = opt.update(signals, state, model.params)
+                times.append(time.process_time() - start)
+            print(f"B={B} {backend}: {1e3 * statistics.median(times):.2f} ms CPU, "
+                  f"kept {[layer.size for layer in after.last]}")
+
+
+if __name__ == "__main__":
+    main()
