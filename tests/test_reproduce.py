@@ -196,10 +196,11 @@ def test_sum_over_batch_scales_each_layer_by_its_kept_fraction():
     reading = sum_over_batch(dba(sgd(0.1)))
     updates, state = reading.update(signals, reading.init(model.params), model.params)
     assert reading.name == "dba(sgd)/B" and reading.takes_signals
+    two_roundings = 2 * np.finfo(np.float64).eps       # a product and a division, each within ε relative
     for (W, b), (W_ref, b_ref), step in zip(updates, ref_updates, state.last):
         assert 2 <= step.size < 16
-        np.testing.assert_allclose(W, W_ref * step.size / 16, rtol=1e-14)
-        np.testing.assert_allclose(b, b_ref * step.size / 16, rtol=1e-14)
+        np.testing.assert_allclose(W, W_ref * step.size / 16, rtol=two_roundings, atol=0)
+        np.testing.assert_allclose(b, b_ref * step.size / 16, rtol=two_roundings, atol=0)
     with pytest.raises(ValueError, match="plain SGD"):
         sum_over_batch(dba(adam()))
     with pytest.raises(ValueError, match="plain SGD"):
@@ -210,7 +211,8 @@ def test_sum_over_batch_scales_each_layer_by_its_kept_fraction():
 
 def test_relative_error_reduction_matches_the_paper_arithmetic():
     for claim in PAPER.values():
-        assert rer(claim["dba"], claim["baseline"]) == pytest.approx(claim["rer"], abs=1e-9)
+        # a few operations on percentages below 100: their rounding, ε·100 each, times a safety factor 8
+        assert rer(claim["dba"], claim["baseline"]) == pytest.approx(claim["rer"], abs=8 * 100 * np.finfo(float).eps)
     assert rer(90.0, 80.0) == pytest.approx(50.0)
 
 
