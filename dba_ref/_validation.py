@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from ._text import plural
+
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
@@ -60,9 +62,7 @@ def check_labels(y, n_samples: int, n_classes: int, name: str = "y") -> np.ndarr
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.shape[0] != n_samples:
-        labels = "label" if arr.shape[0] == 1 else "labels"
-        samples = "sample" if n_samples == 1 else "samples"
-        raise ValueError(f"{name} has {arr.shape[0]} {labels} but X has {n_samples} {samples}")
+        raise ValueError(f"{name} has {plural(arr.shape[0], 'label')} but X has {plural(n_samples, 'sample')}")
     if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
         bad = arr[(arr < 0) | (arr >= n_classes)][0]
         raise ValueError(f"{name} has label {bad} outside [0, {n_classes}) for a model with {n_classes} outputs")

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._text import plural
 from .metrics import metric_value, subset_stats
 from .search import (acceptance_threshold, alignment_order, alignment_scores, candidate_values, prefix_path,
                      remove_sample, subset_values)
@@ -514,8 +515,7 @@ def check_selection(K: np.ndarray, metric: str, strategy: str, ref: dict, indice
         ref_values, values = np.asarray(ref["values"]), np.asarray(values)
         n = len(ref_values) if status in (None, "agree") else verdict.agreed_steps
         if (status in (None, "agree") and len(values) != len(ref_values)) or len(values) < n:
-            entries = "entry" if len(values) == 1 else "entries"
-            result["values_problem"] = f"{len(values)} {entries}, expected {len(ref_values)}"
+            result["values_problem"] = f"{plural(len(values), 'entry', 'entries')}, expected {len(ref_values)}"
         else:
             scales = path_value_scales(K, metric, ref_removed[:n])
             allowed = _allowed(rtol, values_tolerances[:n], scales)

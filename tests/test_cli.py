@@ -287,6 +287,14 @@ def test_a_hidden_layer_list_can_be_empty(capsys, tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["config"]["model"]["sizes"] == [64, 10]
 
 
+def test_one_epoch_is_counted_in_the_singular(capsys, tmp_path):
+    """Issue 11's "keep 1 samples": every count the run prints agrees with its noun."""
+    code, out, err = cli(["train", *replaced(SMALL, "--epochs", "1"), "--no-plot", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "1 epoch;" in err and "1 epoch of 100 training images" in out
+    assert "1 epochs" not in out + err
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The figure
 # ---------------------------------------------------------------------------------------------------------------

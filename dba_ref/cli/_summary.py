@@ -1,6 +1,7 @@
 """The one-screen summary ``dba-ref train`` prints: the runs side by side, and what to expect of them."""
 from __future__ import annotations
 
+from .._text import plural
 from . import _validated
 
 
@@ -37,7 +38,7 @@ def _expectation(runs, epochs: int) -> str:
             + (f"; DBA {ahead:+.2f} points" if ahead is not None else "")
             + f"). This run is one seed, tested on every image it did not train on (the cell set 500 of them "
               "aside for validation)"
-            + (f", and {epochs} epochs, not {_validated.EPOCHS}" if epochs != _validated.EPOCHS else "")
+            + (f", and {plural(epochs, 'epoch')}, not {_validated.EPOCHS}" if epochs != _validated.EPOCHS else "")
             + f". The full comparison, with 14 optimizers: docs/reproduction.md; {claim}.")
 
 
@@ -51,7 +52,7 @@ def summary(runs, histories, epochs: int) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     first = histories[0]
-    lines.append(f"{first.final['epoch']} epochs of {first.config['n_train']} training images in "
+    lines.append(f"{plural(first.final['epoch'], 'epoch')} of {first.config['n_train']} training images in "
                  f"{_batches(first)}; samples per update: the mean over the steps"
                  + (" (DBA: of those it kept, per layer)" if "selected" in first.steps else "") + ".")
     if any(r.rate_source == "validated" for r in runs):

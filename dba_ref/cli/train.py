@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._text import plural
 from . import _checkpointing, _run_folder, _validated
 from ._types import batch_size, count_or_fraction, hparam, positive_int, widths
 
@@ -221,7 +222,7 @@ def run(args) -> int:
 
     print(f"{args.dataset}: {len(split.y_train)} training / {len(split.y_test)} test images; model "
           f"{'-'.join(map(str, sizes))} {args.activation} {args.dtype}; batch {args.batch_size or 'full'}; "
-          f"{args.epochs} epochs; seed {args.seed}; writing to {out}", file=sys.stderr)
+          f"{plural(args.epochs, 'epoch')}; seed {args.seed}; writing to {out}", file=sys.stderr)
     histories = []
     for r, model, extra in zip(runs, models, kwargs):
         print(f"training {r.label} at learning rate {r.learning_rate:g} ({r.rate_source})", file=sys.stderr)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .._text import plural
 from ..agreement import SelectionVerdict
 from .schema import EXACT_QUANTITIES, TOLERANCES
 
@@ -99,5 +100,5 @@ def format_report(report: ConformanceReport, max_listed: int = 20) -> str:
                 text.append(f"  ... and {len(items) - max_listed} more")
     n_amb = len(report.listed("ambiguous"))
     text.append(f"\nconformance: {'PASS' if report.passed else 'FAIL'}"
-                + (f" ({n_amb} ambiguous near-tie{'s' if n_amb > 1 else ''})" if n_amb else ""))
+                + (f" ({plural(n_amb, 'ambiguous near-tie')})" if n_amb else ""))
     return "\n".join(text)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._text import plural
 from .._validation import check_choice
 
 #: Where Debian's ``dataset-fashion-mnist`` puts the IDX files.
@@ -224,7 +225,7 @@ def stratified_indices(y, per_class: int | None = None, fraction: float | None =
                 raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
             n = max(1, round(fraction * np.sum(y == c)))
         if n > pool.size:
-            raise ValueError(f"class {c} has only {pool.size} sample{'s' if pool.size != 1 else ''} available, "
+            raise ValueError(f"class {c} has only {plural(pool.size, 'sample')} available, "
                              f"{n} {'were' if n > 1 else 'was'} asked for")
         chosen.append(rng.choice(pool, size=n, replace=False))
     return np.sort(np.concatenate(chosen))

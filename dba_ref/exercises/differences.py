@@ -21,11 +21,6 @@ def fmt(x) -> str:
     return f"{float(x):.6g}"
 
 
-def plural(n: int, noun: str) -> str:
-    """``"1 sample"``, ``"3 samples"``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def how_many_wrong(n_wrong: int, n: int, nouns: str) -> str:
     """``"1 of 1600 entries is wrong"``, ``"3 of 4 entries are wrong"``."""
     return f"{n_wrong} of {n} {nouns} {'is' if n_wrong == 1 else 'are'} wrong"

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._text import plural
 from ..backprop import backprop
 from ..model import MLP, softmax
 from .definitions import Case, Exercise
-from .differences import as_float_array, describe_difference, is_shape_error, likely_cause, plural, with_cause
+from .differences import as_float_array, describe_difference, is_shape_error, likely_cause, with_cause
 
 
 def _model_from(weights, biases) -> MLP:

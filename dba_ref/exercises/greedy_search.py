@@ -14,7 +14,8 @@ from ..metrics import metric_value, subset_stats
 from ..agreement import greedy_margins
 from ..search import greedy_path
 from .definitions import Case, Exercise
-from .differences import fmt, plural, with_cause
+from .._text import plural
+from .differences import fmt, with_cause
 
 
 METRIC = "mean_variance"

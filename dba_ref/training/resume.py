@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._text import plural
 from ..checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from .history import json_default
 
@@ -82,7 +83,7 @@ def restore(path: Path, run: dict, trainer, sampler, history, epochs: int) -> fl
                               + ". Resume with the original settings, or use another checkpoint_dir")
     done = len(saved["epochs"]) - 1
     if done > epochs:
-        raise CheckpointError(f"{path} has already trained {done} epoch{'s' if done != 1 else ''}; ask for "
+        raise CheckpointError(f"{path} has already trained {plural(done, 'epoch')}; ask for "
                               f"epochs >= {done} to resume it")
     trainer.model.set_params(saved["params"])
     trainer.state, trainer.step = saved["optimizer_state"], saved["step"]
