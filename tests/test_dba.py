@@ -61,6 +61,17 @@ def test_batch_smaller_than_min_size_is_used_whole(rng):
         np.testing.assert_array_equal(uW, -0.1 * gW)
 
 
+
+def test_a_batch_used_whole_is_not_refused_for_the_exhaustive_limit(rng):
+    """A batch below min_size needs no search, so exhaustive's limit on B does not apply to it."""
+    model = MLP([5, 4, 3], seed=0)
+    X, y = random_batch(rng, model, 25)
+    opt = dba(sgd(0.1), strategy="exhaustive", min_size=30)
+    _, state = opt.update(backprop(model, X, y), opt.init(model.params), model.params)
+    assert [s.size for s in state.last] == [25, 25]
+    with pytest.raises(ValueError, match="allowed only for B <= 20"):
+        dba(sgd(0.1), strategy="exhaustive", min_size=2).update(backprop(model, X, y), state, model.params)
+
 def test_fractional_min_size_is_resolved_per_batch(rng):
     model = MLP([5, 4, 3], seed=0)
     X, y = random_batch(rng, model, 20)
