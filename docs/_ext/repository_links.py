@@ -32,22 +32,24 @@ def repository_root(srcdir: Path) -> Path:
     return srcdir.parent
 
 
+def _rebase(path: Path, folders: list[tuple[Path, Path]]) -> Path:
+    """``path`` moved from the first ``old`` folder it lies in to its ``new`` one; unchanged if in none."""
+    for old, new in folders:
+        if path.is_relative_to(old):
+            return new / path.relative_to(old)
+    return path
+
+
 def original(path: Path, srcdir: Path, copies: dict[str, str]) -> Path:
     """Where ``path`` comes from: under a copied folder of ``srcdir``, the same path in the repository."""
     root = repository_root(srcdir)
-    for copy, source in copies.items():
-        if path.is_relative_to(srcdir / copy):
-            return root / source / path.relative_to(srcdir / copy)
-    return path
+    return _rebase(path, [(srcdir / copy, root / source) for copy, source in copies.items()])
 
 
 def shown_in_site(path: Path, srcdir: Path, copies: dict[str, str]) -> Path:
     """Where the site has ``path``: a file of the repository whose copy the site reads, that copy."""
     root = repository_root(srcdir)
-    for copy, source in copies.items():
-        if path.is_relative_to(root / source):
-            return srcdir / copy / path.relative_to(root / source)
-    return path
+    return _rebase(path, [(root / source, srcdir / copy) for copy, source in copies.items()])
 
 
 class RepositoryLinks(SphinxTransform):
