@@ -46,8 +46,8 @@ import numpy as np
 
 from ._text import plural
 from .metrics import metric_value, subset_stats
-from .search import (acceptance_threshold, alignment_order, alignment_scores, candidate_values, prefix_path,
-                     remove_sample, subset_values)
+from .search import (acceptance_threshold, alignment_order, alignment_scores, candidate_values, greedy_steps,
+                     prefix_path, remove_sample, subset_values)
 
 #: Unit roundoff of float64, in which every statistic is accumulated (spec §4).
 UNIT_ROUNDOFF = float(np.finfo(np.float64).eps) / 2
@@ -112,7 +112,7 @@ def greedy_margins(K: np.ndarray, metric: str, removed, min_size: int, tol: floa
     current = float(metric_value(metric, T, Q, k))
     active = np.ones(B, dtype=bool)
     margins = []
-    for t in range(len(removed) + (B - len(removed) > min_size)):
+    for t in range(greedy_steps(B, len(removed), min_size)):
         cand = np.where(active, candidate_values(metric, T, Q, r, diag, k), np.inf)
         best = int(np.argmin(cand))
         second = float(np.min(np.delete(cand, best))) if k > 1 else np.inf
@@ -356,11 +356,6 @@ def path_value_scales(K: np.ndarray, metric: str, removed) -> np.ndarray:
     return np.asarray(value_scale(metric, *path_stats(K, removed)), np.float64)
 
 
-def path_subsets(batch_size: int, removed) -> list:
-    """The subsets along a removal path: everything but ``removed[:t + 1]``, for each t."""
-    return [np.setdiff1d(np.arange(batch_size), removed[:t + 1]) for t in range(len(removed))]
-
-
 def full_stat_scale(K: np.ndarray, name: str) -> float:
     """Scale of a full-batch statistic: T itself; ``B·T`` for Q (its Cauchy–Schwarz bound, as Q can
     cancel); :func:`value_scale` for a metric value."""
@@ -557,7 +552,7 @@ def full_stats_allowed(K: np.ndarray, metric: str, rtol: float = 0.0, gram_rtol:
 
 
 def check_against(reference, K: np.ndarray, other, threshold: float = AMBIGUITY["float64"], rtol: float = 0.0,
-                  gram_rtol: float = 0.0) -> SelectionCheck:
+                  gram_rtol: float = 0.0, margins=None) -> SelectionCheck:
     """Compare another implementation's selection with a reference :class:`~dba_ref.Selection` made on ``K``.
 
     ``other`` is another :class:`~dba_ref.Selection`, or any object with the
@@ -565,14 +560,19 @@ def check_against(reference, K: np.ndarray, other, threshold: float = AMBIGUITY[
     statistics' max relative error (and what is allowed, :func:`full_stats_allowed`)
     to :func:`check_selection`'s. ``rtol`` is a floor on every relative error
     allowed; ``gram_rtol`` the error of ``other``'s K entries when it computed K
-    itself (:func:`gram_entry_rtol`).
+    itself (:func:`gram_entry_rtol`). ``margins`` are the reference's :func:`decision_margins`
+    on ``K`` when the caller has them; else they are replayed, and only where they are read:
+    when the two selections differ.
     """
     K = np.asarray(K, np.float64)
     tr = reference.trace
-    ref = {"indices": reference.indices, "value": reference.value, "removed": tr.removed, "values": tr.values,
-           "margins": decision_margins(K, reference)}
     out = selection_outputs(other)
     got = {f: np.asarray(out[f]) for f in ("indices", "removed", "value", "values")}
+    if margins is None:
+        same = np.array_equal(got["indices"], reference.indices) and np.array_equal(got["removed"], tr.removed)
+        margins = np.zeros(0) if same else decision_margins(K, reference)
+    ref = {"indices": reference.indices, "value": reference.value, "removed": tr.removed, "values": tr.values,
+           "margins": margins}
     result = check_selection(K, tr.metric, tr.strategy, ref, **got, threshold=threshold, rtol=rtol,
                              gram_rtol=gram_rtol)
     full = max(max_rel_error(np.asarray(out["full_T"]), tr.full_T, full_stat_scale(K, "T")),

@@ -251,6 +251,12 @@ class SearchKernels(NamedTuple):
 NUMPY_SEARCH = SearchKernels(greedy_path, prefix_path, exhaustive_search)
 
 
+def greedy_steps(batch_size: int, n_removed: int, min_size: int) -> int:
+    """How many steps greedy evaluated on a path of ``n_removed`` accepted removals: one per removal, and one
+    more, rejected, when the path stopped above ``min_size``."""
+    return n_removed + (batch_size - n_removed > min_size)
+
+
 def make_selection(metric: str, strategy: str, batch_size: int, min_size: int, tol: float, T: float, Q: float,
                    result) -> Selection:
     """The :class:`Selection` for a kernel's raw ``result`` (``None`` for ``"all"``).
@@ -269,9 +275,9 @@ def make_selection(metric: str, strategy: str, batch_size: int, min_size: int, t
         keep = np.ones(B, dtype=bool)
         keep[removed] = False
         value = float(values[-1]) if len(values) else full
-        n_steps = len(removed) + (B - len(removed) > m)            # the last evaluated step may be rejected
+        n_steps = greedy_steps(B, len(removed), m)                 # step t evaluates B - t candidates
         trace = SelectionTrace(**base, removed=removed, values=values,
-                               n_evaluated=1 + sum(B - t for t in range(n_steps)))
+                               n_evaluated=1 + n_steps * B - n_steps * (n_steps - 1) // 2)
         return Selection(np.flatnonzero(keep).astype(np.int64), value, trace)
     if strategy == "prefix":
         order, values = result
@@ -362,6 +368,6 @@ def check_exhaustive_size(strategy: str, batch_size: int) -> None:
 
 
 __all__ = ["select", "search", "make_selection", "Selection", "SelectionTrace", "SearchKernels", "NUMPY_SEARCH",
-           "greedy_path", "candidate_values", "acceptance_threshold", "remove_sample", "prefix_path", "alignment_order",
-           "alignment_scores", "exhaustive_search", "subset_values", "min_size_count", "check_exhaustive_size",
-           "STRATEGIES", "EXHAUSTIVE_MAX_B"]
+           "greedy_path", "greedy_steps", "candidate_values", "acceptance_threshold", "remove_sample", "prefix_path",
+           "alignment_order", "alignment_scores", "exhaustive_search", "subset_values", "min_size_count",
+           "check_exhaustive_size", "STRATEGIES", "EXHAUSTIVE_MAX_B"]

@@ -318,14 +318,14 @@ def assert_path_values(got, selection, K, gram_rounding: int = 0, what="path val
                   what, "the rounding bound of dba_ref.agreement")
 
 
-def assert_agrees_with_reference(ref, K, other, gram_rounding: int = 0, threshold=AMBIGUOUS):
+def assert_agrees_with_reference(ref, K, other, gram_rounding: int = 0, threshold=AMBIGUOUS, margins=None):
     """The verdict on another implementation's selection ``other`` against ``ref`` (a Selection made on ``K``),
     after asserting that everything the rule compares passed (:func:`dba_ref.agreement.check_against`).
 
     ``other`` is a Selection or has its outputs as attributes (``indices``, ``removed``,
     ``value``, ``values``, ``full_T``, ``full_Q``, ``full_value``: arrays, tensors or numbers).
     """
-    result = check_against(ref, K, other, threshold=threshold, gram_rtol=gram_rtol(gram_rounding))
+    result = check_against(ref, K, other, threshold=threshold, gram_rtol=gram_rtol(gram_rounding), margins=margins)
     assert result.passed, "; ".join(result.problems())
     return result.verdict
 
@@ -338,8 +338,8 @@ def assert_same_selection(ref, out, K, gram_rounding: int = 0, tol=AMBIGUOUS) ->
     rounding bound of spec §7.1. Returns whether every decision was clear, i.e.
     the whole path was compared.
     """
-    verdict = assert_agrees_with_reference(ref, K, out, gram_rounding, tol)
     margins = decision_margins(K, ref)
+    verdict = assert_agrees_with_reference(ref, K, out, gram_rounding, tol, margins)
     every_decision_clear = decisive_steps(margins, tol) == len(margins)
     if every_decision_clear:
         assert verdict.status == "agree", verdict.detail
