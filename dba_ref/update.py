@@ -42,6 +42,13 @@ class Kernels(NamedTuple):
 NUMPY_KERNELS = Kernels(gram, NUMPY_SEARCH, mean_grad)
 
 
+def search_plan(strategy: str, min_size, batch_size: int) -> tuple[str, int]:
+    """How a batch of ``batch_size`` is searched: ``(strategy, m)`` with ``m`` the count of ``min_size``;
+    a batch smaller than ``min_size`` is used whole, ``("all", batch_size)``."""
+    m = min_size_count(min_size, batch_size)
+    return ("all", batch_size) if m > batch_size else (strategy, m)
+
+
 def dba_gradients(signals, metric: str, strategy: str, min_size, tol: float,
                   kernels: Kernels = NUMPY_KERNELS) -> tuple[list, list]:
     """The DBA update direction of every layer of a batch: ``([(gW_l, gb_l)], [Selection_l])``.
@@ -53,10 +60,7 @@ def dba_gradients(signals, metric: str, strategy: str, min_size, tol: float,
     every index is ``mean_grad`` of the batch), so ``strategy="all"``
     reproduces the base optimizer bit for bit.
     """
-    B = signals.batch_size
-    m = min_size_count(min_size, B)
-    if m > B:                                   # a batch smaller than min_size is used whole
-        strategy, m = "all", B
+    strategy, m = search_plan(strategy, min_size, signals.batch_size)
     grads, selections = [], []
     for A, D in signals.layers:
         selection = search(kernels.gram(A, D), metric, strategy, m, tol, kernels.search)

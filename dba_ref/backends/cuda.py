@@ -61,8 +61,8 @@ from .._validation import check_choice, check_dtype, check_features, check_label
 from ..backprop import mean_grad as reference_mean_grad
 from ..backprop import mean_grads as reference_mean_grads
 from ..metrics import METRIC_NAMES
-from ..search import SearchKernels, make_selection, min_size_count
-from ..update import Kernels
+from ..search import SearchKernels, make_selection
+from ..update import Kernels, search_plan
 from . import _kernels, cuda_tiles, numba_cpu
 from .cuda_backprop import device_backprop
 from .cuda_tiles import blocks
@@ -506,9 +506,7 @@ def dba_gradients(signals, metric: str, strategy: str, min_size, tol: float) -> 
     backend too.
     """
     B = signals.batch_size
-    m = min_size_count(min_size, B)
-    if m > B:
-        strategy, m = "all", B
+    strategy, m = search_plan(strategy, min_size, B)
     on_device = isinstance(signals, DeviceSignals)
     layers = None if on_device else list(signals.layers)
     step = signals.step if on_device else DeviceStep(layers)

@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 from .._validation import check_choice, check_min_size, check_tol
 from ..backends import get_backend
 from ..metrics import METRICS
-from ..search import STRATEGIES, Selection, check_exhaustive_size, min_size_count
+from ..search import STRATEGIES, Selection, check_exhaustive_size
+from ..update import search_plan
 from .base import Optimizer, tree_norm
 
 
@@ -95,9 +96,7 @@ def dba(base: Optimizer, metric: str = "mean_variance", strategy: str = "greedy"
         return DBAState(base=base.init(params))
 
     def update(signals, state, params=None):
-        B = signals.batch_size
-        if min_size_count(min_size, B) <= B:            # a batch below min_size is used whole: no search
-            check_exhaustive_size(strategy, B)
+        check_exhaustive_size(search_plan(strategy, min_size, signals.batch_size)[0], signals.batch_size)
         grads, selections = dba_gradients(signals, metric, strategy, min_size, tol)
         updates, base_state = base.update(grads, state.base, params)
         last = tuple(LayerStep(sel, tree_norm(g), tree_norm(u)) for sel, g, u in zip(selections, grads, updates))
