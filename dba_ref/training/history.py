@@ -35,7 +35,9 @@ class History:
         """Append one step's entries: a number to its list, a tuple (one number per layer) to the layers' lists."""
         for key, value in record.items():
             if isinstance(value, tuple):
-                per_layer = self.steps.setdefault(key, [[] for _ in value])
+                per_layer = self.steps.get(key)
+                if per_layer is None:
+                    per_layer = self.steps[key] = [[] for _ in value]
                 for layer, v in enumerate(value):
                     per_layer[layer].append(v)
             else:

@@ -93,9 +93,10 @@ class Trainer:
         self.model.assign_params(params)
         self.state, self.step = state, step
         loss = float(signals.losses.mean())
-        self.history.append_step({"loss": loss, "batch_size": int(signals.batch_size)})
+        record = {"loss": loss, "batch_size": int(signals.batch_size)}
         if self.optimizer.record is not None:
-            self.history.append_step(self.optimizer.record(state))
+            record.update(self.optimizer.record(state))
+        self.history.append_step(record)
         return loss
 
     def _diverged_loss(self, step: int, X) -> TrainingDiverged:
