@@ -1,7 +1,7 @@
 """The one-screen summary ``dba-ref train`` prints: the runs side by side, and what to expect of them."""
 from __future__ import annotations
 
-from .._text import plural
+from .._text import columns, plural
 from . import _validated
 
 
@@ -49,8 +49,7 @@ def summary(runs, histories, epochs: int) -> str:
         final = h.final
         rows.append((r.label, f"{r.learning_rate:g} ({r.rate_source})", f"{100 * final['test_acc']:.2f}%",
                      f"{final['test_loss']:.4f}", _per_update(h), f"{final['seconds']:.1f} s"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = columns(rows)
     first = histories[0]
     lines.append(f"{plural(first.final['epoch'], 'epoch')} of {first.config['n_train']} training images in "
                  f"{_batches(first)}; samples per update: the mean over the steps"

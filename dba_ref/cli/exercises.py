@@ -17,6 +17,8 @@ already there and --force was not given).
 """
 from __future__ import annotations
 
+from .._text import columns
+
 NAME = "exercises"
 HELP = "list the classroom exercises, get a stub (start N), or grade a solution (check N FILE)"
 
@@ -48,9 +50,7 @@ def run(args) -> int:
         rows = [("N", "topic", "write", "get the stub")]
         rows += [(str(ex.number), ex.title, f"def {ex.signature}", f"dba-ref exercises start {ex.number}")
                  for ex in EXERCISES.values()]
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        for row in rows:
-            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+        print("\n".join(columns(rows)))
         print("\nFill in the stub's function, then grade it by running the file, e.g. python ex2_gram.py "
               "(or: dba-ref exercises check 2 ex2_gram.py).")
         return 0

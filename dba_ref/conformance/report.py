@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._text import plural
+from .._text import columns, plural
 from ..agreement import SelectionVerdict
 from .schema import EXACT_QUANTITIES, TOLERANCES
 
@@ -86,8 +86,7 @@ def format_report(report: ConformanceReport, max_listed: int = 20) -> str:
         if notes:
             result += f" ({', '.join(notes)})"
         lines.append((row.quantity, row.dtype, str(row.compared), error, tol, result, row.worst_key))
-    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-    text = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *lines]]
+    text = columns([header, *lines])
     for title, items in (("missing keys", report.listed("missing")),
                          ("wrong shape or dtype", report.listed("bad")),
                          ("failures", report.listed("failed")),
