@@ -514,8 +514,7 @@ def check_selection(K: np.ndarray, metric: str, strategy: str, ref: dict, indice
         else:
             scales = path_value_scales(K, metric, ref_removed[:n])
             allowed = _allowed(rtol, values_tolerances[:n], scales)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                errors = np.array([max_rel_error(a, b, s) for a, b, s in zip(values[:n], ref_values[:n], scales)])
+            errors = entry_errors(values[:n], ref_values[:n], scales)
             result["values_error"] = float(errors.max()) if n else 0.0
             result["values_allowed"] = float(allowed[np.argmax(errors)]) if n else rtol
             if n and np.any(errors > allowed):                 # report the worst excess, measured against its own allowance
