@@ -25,19 +25,25 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
     return median_times(fn, repeats, warmup)[0]
 
 
-def median_times(fn, repeats: int, warmup: int = 2) -> tuple[float, float]:
+def median_times(fn, repeats: int, warmup: int = 2, sync=None) -> tuple[float, float]:
     """Median wall time and median CPU time (all threads of the process) of ``fn()``, in seconds.
 
     On shared cores the CPU time is the steadier measure of the work done;
     with one thread (``OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1``) it is what
-    the wall time would be on an idle core.
+    the wall time would be on an idle core. ``sync``, if given, is called after
+    every call of ``fn`` (the warm-up ones too) and timed with it: a device's
+    synchronisation, so that the clock is read once its work is done.
     """
     for _ in range(warmup):
         fn()
+        if sync is not None:
+            sync()
     wall, cpu = [], []
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
         fn()
+        if sync is not None:
+            sync()
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return statistics.median(wall), statistics.median(cpu)

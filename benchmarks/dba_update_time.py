@@ -9,10 +9,8 @@ Run it with one thread, from each version's checkout:
 
     OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 PYTHONPATH=. python benchmarks/dba_update_time.py
 """
-import statistics
-import time
-
 import numpy as np
+from _common import median_times
 
 from dba_ref import MLP, backprop, dba, sgd
 from dba_ref.data import load_dataset
@@ -28,15 +26,13 @@ def main() -> None:
         for backend in ("numpy", "numba"):
             opt = dba(sgd(0.05), backend=backend)
             state = opt.init(model.params)
-            for _ in range(3):                                  # compile / warm up
-                opt.update(signals, state, model.params)
-            times = []
-            for _ in range(21):
-                start = time.process_time()
-                _, after = opt.update(signals, state, model.params)
-                times.append(time.process_time() - start)
-            print(f"B={B} {backend}: {1e3 * statistics.median(times):.2f} ms CPU, "
-                  f"kept {[layer.size for layer in after.last]}")
+            last = []
+
+            def update() -> None:                               # keeps the state the last call returned
+                last[:] = [opt.update(signals, state, model.params)[1]]
+
+            _, cpu = median_times(update, 21, warmup=3)         # the warm-up calls compile
+            print(f"B={B} {backend}: {1e3 * cpu:.2f} ms CPU, kept {[layer.size for layer in last[0].last]}")
 
 
 if __name__ == "__main__":

@@ -77,15 +77,9 @@ def optional(name: str):
 
 def median_seconds(fn, repeats: int, sync) -> float:
     """Median wall time of ``fn()`` after one warm-up call, ``sync()`` (the device) before each clock read."""
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    from _common import median_times
+
+    return median_times(fn, repeats, warmup=1, sync=sync)[0]
 
 
 def batches(B: int, n: int, smoke: bool, seed: int = 0):

@@ -142,6 +142,7 @@ def _default_rate(name: str) -> float:
 def plan_runs(args, out: Path) -> list[Run]:
     """The run the options describe and, for DBA unless --no-compare, its base alone; rates resolved."""
     from ..optimizers import build_optimizer
+    from ..reproduction.protocol import dba_options_label
 
     hyperparams = dict(args.hparam)
     given = hyperparams.pop("learning_rate", args.lr)
@@ -161,8 +162,7 @@ def plan_runs(args, out: Path) -> list[Run]:
                                 strategy=args.strategy, min_size=args.min_size, tol=args.tol, backend=args.backend)
     label = optimizer.name
     if dba:
-        label += f" {args.metric}/{args.strategy}" + (f" min {args.min_size:g}" if args.min_size != 2 else "") \
-            + (f" tol {args.tol:g}" if args.tol else "")
+        label += " " + dba_options_label(args.metric, args.strategy, args.min_size, args.tol)
     runs = [Run(label, optimizer, rate, source, known, out)]
     if dba and not args.no_compare:
         base_known = _validated.validated(args.base, settings, hyperparams)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .protocol import Cell, Method, Protocol
-from .runner import choose_learning_rate, load_record, run_path
+from .runner import choose_from_records, load_record, run_path
 
 
 @dataclass
@@ -114,9 +114,10 @@ def collect(protocol: Protocol, out) -> list[CellResult]:
         methods, finished, stamps = [], 0, []
         for method in cell.methods:
             grid = method.learning_rates(protocol.lr_multipliers)
-            tuning = [r for lr in grid for s in protocol.tune_seeds
-                      if (r := load_record(run_path(out, cell.setting, "tune", s, method, lr)))]
-            lr, scores = choose_learning_rate(protocol, cell.setting, method, out)
+            loaded = [(lr, [load_record(run_path(out, cell.setting, "tune", s, method, lr))
+                            for s in protocol.tune_seeds]) for lr in grid]
+            tuning = [r for _, records in loaded for r in records if r]
+            lr, scores = choose_from_records(loaded)
             finals = []
             if lr is not None:
                 finals = [r for s in protocol.final_seeds

@@ -80,6 +80,12 @@ DBA_VARIANTS = (("variance", "greedy", 0.5, 0.0), ("normalized_variance", "greed
                 ("mean_variance", "greedy", 2, 0.05))
 
 
+def dba_options_label(metric: str, strategy: str, min_size: int | float, tol: float) -> str:
+    """DBA's options as labels show them, e.g. ``variance/greedy min 0.5`` (``min`` and ``tol`` when not 2 and 0)."""
+    return (f"{metric}/{strategy}" + (f" min {min_size:g}" if min_size != 2 else "")
+            + (f" tol {tol:g}" if tol else ""))
+
+
 @dataclass(frozen=True)
 class Setting:
     """Data and budget shared by every method of a cell."""
@@ -141,10 +147,8 @@ class Method:
         """Display name, e.g. ``DBA(SGD) mean_variance/greedy`` or ``DBA(SGD) variance/greedy min 0.5``."""
         if not self.dba:
             return self.optimizer
-        extra = "".join([f" min {self.min_size:g}" if self.min_size != 2 else "",
-                         f" tol {self.tol:g}" if self.tol else "",
-                         " Σ/B" if self.normalise == "batch" else ""])
-        return f"DBA({self.optimizer}) {self.metric}/{self.strategy}{extra}"
+        options = dba_options_label(self.metric, self.strategy, self.min_size, self.tol)
+        return f"DBA({self.optimizer}) {options}" + (" Σ/B" if self.normalise == "batch" else "")
 
     @property
     def default_lr(self) -> float:

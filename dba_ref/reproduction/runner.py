@@ -181,9 +181,19 @@ def choose_learning_rate(protocol: Protocol, setting: Setting, method: Method, o
     learning rate. Returns ``(None, scores)`` until every tuning run of the
     method has finished.
     """
+    return choose_from_records((lr, [load_record(run_path(out, setting, "tune", s, method, lr))
+                                     for s in protocol.tune_seeds])
+                               for lr in method.learning_rates(protocol.lr_multipliers))
+
+
+def choose_from_records(grid) -> tuple[float | None, dict]:
+    """:func:`choose_learning_rate` over records already loaded: ``grid`` yields ``(lr, records)`` in grid order.
+
+    ``records`` holds one tuning record per tuning seed, None where the run has
+    not finished; the grid is read no further than the first such learning rate.
+    """
     scores = {}
-    for lr in method.learning_rates(protocol.lr_multipliers):
-        records = [load_record(run_path(out, setting, "tune", s, method, lr)) for s in protocol.tune_seeds]
+    for lr, records in grid:
         if any(r is None for r in records):
             return None, scores
         keys = [tuning_score(r) for r in records]

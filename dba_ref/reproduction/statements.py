@@ -35,6 +35,19 @@ def accuracy_tolerance(m: MethodResult) -> float:
     return max(ACC_TOLERANCE, 2 * (0 if math.isnan(m.std) else m.std))
 
 
+def judge(paper: dict, best_dba: MethodResult, best_base: MethodResult) -> tuple[bool, float, bool]:
+    """``(accuracy reproduced, our RER, RER reproduced)`` for a regime of ``PAPER``, by the rules above."""
+    acc_ok = best_dba.mean >= paper["dba"] - accuracy_tolerance(best_dba)
+    ours_rer = rer(best_dba.mean, best_base.mean)
+    return acc_ok, ours_rer, ours_rer >= paper["rer"] - RER_TOLERANCE
+
+
+def better_baseline(sgd: MethodResult | None, adam: MethodResult | None) -> MethodResult | None:
+    """The better (higher test mean) of our SGD and Adam, of those given; None if neither."""
+    ours = [m for m in (sgd, adam) if m is not None]
+    return max(ours, key=lambda m: m.mean) if ours else None
+
+
 def incomplete_note(c: CellResult) -> str:
     """A warning when a cell is read before all its runs finished (its choices may still change)."""
     return "" if c.finished >= c.planned else f"(From an incomplete cell: {c.finished} of {c.planned} runs.)"
@@ -49,10 +62,9 @@ def versus(a: MethodResult, b: MethodResult) -> str:
 
 def baseline_level(paper: dict, sgd: MethodResult | None, adam: MethodResult | None) -> str:
     """How the better of our SGD and Adam compares with the baseline level the paper's numbers imply."""
-    ours = [m for m in (sgd, adam) if m is not None]
-    if not ours:
+    better = better_baseline(sgd, adam)
+    if better is None:
         return "SGD and Adam have not finished, so the paper's implied baseline level is not checked."
-    better = max(ours, key=lambda m: m.mean)
     gap = better.mean - paper["baseline"]
     return (f"The paper's numbers imply baselines near {paper['baseline']:.1f}%; our better of SGD and Adam "
             f"({flagged_label(better)}, {better.mean:.2f}%) is {abs(gap):.2f} points "
@@ -88,10 +100,7 @@ def claim_statements(cells) -> list[str]:
             out.append(f"{head} Not run to the end: {c.finished} of {c.planned} runs of the cell finished, "
                        "too few to give a best DBA method and a best baseline.")
             continue
-        tol = accuracy_tolerance(best_dba)
-        acc_ok = best_dba.mean >= paper["dba"] - tol
-        ours_rer = rer(best_dba.mean, best_base.mean)
-        rer_ok = ours_rer >= paper["rer"] - RER_TOLERANCE
+        acc_ok, _, rer_ok = judge(paper, best_dba, best_base)
         top_dba = max((m for m in c.dba() if m.finals), key=lambda m: m.mean)
         text = [head, incomplete_note(c),
                 f"Best DBA method (chosen on validation): {flagged_label(best_dba)} at {format_accuracy(best_dba)}; "
@@ -146,11 +155,10 @@ def summary_statement(cells) -> str | None:
         if best_dba is None or best_base is None:
             continue
         checked += 2
-        tol = accuracy_tolerance(best_dba)
-        ours_rer = rer(best_dba.mean, best_base.mean)
-        if best_dba.mean >= paper["dba"] - tol:
+        acc_ok, ours_rer, rer_ok = judge(paper, best_dba, best_base)
+        if acc_ok:
             reproduced.append(f"{paper['dba']}%")
-        if ours_rer >= paper["rer"] - RER_TOLERANCE:
+        if rer_ok:
             reproduced.append(f"RER {paper['rer']}%")
         p_value, n = paired_p(best_dba, best_base)
         text = (f"{paper['regime']}: DBA {best_dba.mean:.2f}% against the claimed {paper['dba']}% "
@@ -162,9 +170,8 @@ def summary_statement(cells) -> str | None:
             text += (f"; the most favourable DBA mean of any cell here, picked after the fact on test, is "
                      f"{favourable[0]:.2f}% ({favourable[1]}), {paper['dba'] - favourable[0]:.2f} points short")
         parts.append(text)
-        ours_base = [m for m in (c.get("sgd"), c.get("adam")) if m is not None]
-        if ours_base:
-            better = max(ours_base, key=lambda m: m.mean)
+        better = better_baseline(c.get("sgd"), c.get("adam"))
+        if better is not None:
             gap = abs(better.mean - paper["baseline"])
             baseline_gaps.append((gap, gap <= accuracy_tolerance(better), paper["regime"]))
     if not checked:

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -38,8 +39,12 @@ OUTPUT = "api/generated"
 
 
 # --- where a name is defined ---------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
 def top_level(module) -> list[ast.stmt]:
-    """The top-level statements of ``module``'s source ([] for a mock or a module without source)."""
+    """The top-level statements of ``module``'s source ([] for a mock or a module without source).
+
+    Parsed once per module and build (:func:`write_pages` clears the cache); callers must not change the list.
+    """
     if ismock(module):
         return []
     try:
@@ -220,6 +225,7 @@ def page(modname: str, all_modules: list[str]) -> str:
 
 def write_pages(app) -> None:
     """Write ``api/generated/*.rst``, rewriting only pages whose text changed (incremental builds)."""
+    top_level.cache_clear()                          # the sources may have changed since the last build
     out = Path(app.srcdir) / OUTPUT
     out.mkdir(parents=True, exist_ok=True)
     with mock(app.config.autodoc_mock_imports):      # as autodoc imports them (torch, jax may be absent)

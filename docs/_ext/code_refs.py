@@ -23,22 +23,24 @@ from sphinx import addnodes
 from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 
+from api_reference import is_private
+
 logger = logging.getLogger(__name__)
 
 #: ``dba_ref/<path>.py:<name>``, the whole of an inline literal.
 CODE_REF = re.compile(r"^(?P<path>dba_ref(?:/[A-Za-z_][A-Za-z0-9_]*)*)\.py:(?P<name>[A-Za-z_][A-Za-z0-9_.]*)$")
 
 
-def target_of(path: str, name: str) -> str:
-    """``("dba_ref/gram", "gram")`` -> ``"dba_ref.gram.gram"``; ``__init__`` stands for its package."""
-    module = path.replace("/", ".")
-    module = module.removesuffix(".__init__")
-    return f"{module}.{name}"
+def target_of(path: str, name: str) -> tuple[str, str]:
+    """``("dba_ref/gram", "gram")`` -> ``("dba_ref.gram", "dba_ref.gram.gram")``, the module and the target;
+    ``__init__`` stands for its package."""
+    module = path.replace("/", ".").removesuffix(".__init__")
+    return module, f"{module}.{name}"
 
 
 def missing_part(target: str, module: str) -> str | None:
     """Why ``target`` (in ``module``) has no API entry to link to, or None when it can have one."""
-    if any(part.startswith("_") for part in target.split(".")):
+    if is_private(target):
         return f"{target} is private (a part starts with '_'), and the API reference documents public names only"
     try:
         obj = importlib.import_module(module)
@@ -63,8 +65,7 @@ class CodeRefTransform(SphinxTransform):
             match = CODE_REF.match(literal.astext())
             if not match:
                 continue
-            module = match["path"].replace("/", ".").removesuffix(".__init__")
-            target = target_of(match["path"], match["name"])
+            module, target = target_of(match["path"], match["name"])
             problem = missing_part(target, module)
             if problem:
                 logger.warning("code reference `%s` has no API entry to link to: %s", literal.astext(), problem,

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from dba_ref.agreement import max_rel_error
 from dba_ref.optimizers import apply_updates, diffgrad
 from dba_ref.optimizers.base import tree_leaves
 from dba_ref.optimizers.adam import adam_direction
@@ -80,9 +81,8 @@ def run(scale: float) -> tuple[float, float, float]:
         with_delta = with_delta + with_
         g_prev = g
         v_min = min(v_min, float(v.min()))
-        update_change = max(update_change, float(np.max(np.abs(with_ - without)) / np.max(np.abs(without))))
-        ours = flat(params)
-        param_change = max(param_change, float(np.max(np.abs(with_delta - ours)) / np.max(np.abs(ours))))
+        update_change = max(update_change, max_rel_error(with_, without))
+        param_change = max(param_change, max_rel_error(with_delta, flat(params)))
     return v_min, update_change, param_change
 
 

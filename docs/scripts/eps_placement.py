@@ -25,16 +25,12 @@ Run from the repository root: python docs/scripts/eps_placement.py
 """
 import numpy as np
 
+from dba_ref.agreement import max_rel_error
 from dba_ref.optimizers.adam import adam_direction
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 STEPS, SIZE = 150, 1000
 SCALES = (1.0, 1e-2, 1e-4, 1e-6, 1e-8)
-
-
-def relative(a: np.ndarray, b: np.ndarray) -> float:
-    """``max |a − b| / max |b|``."""
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
 def worst_differences(scale: float) -> tuple[float, float]:
@@ -49,8 +45,8 @@ def worst_differences(scale: float) -> tuple[float, float]:
         rescaled = EPS * np.sqrt(1 - BETA2 ** t)
         corrected = adam_direction(m, v, t, BETA1, BETA2, EPS, "corrected")
         raw = adam_direction(m, v, t, BETA1, BETA2, EPS, "raw")
-        stated = max(stated, relative(adam_direction(m, v, t, BETA1, BETA2, rescaled, "raw"), corrected))
-        other_way = max(other_way, relative(adam_direction(m, v, t, BETA1, BETA2, rescaled, "corrected"), raw))
+        stated = max(stated, max_rel_error(adam_direction(m, v, t, BETA1, BETA2, rescaled, "raw"), corrected))
+        other_way = max(other_way, max_rel_error(adam_direction(m, v, t, BETA1, BETA2, rescaled, "corrected"), raw))
     return stated, other_way
 
 
