@@ -59,7 +59,6 @@ from numba import cuda, float64, int64
 
 from .._validation import check_choice, check_dtype, check_features, check_labels
 from ..backprop import mean_grad as reference_mean_grad
-from ..backprop import mean_grads as reference_mean_grads
 from ..metrics import METRIC_NAMES
 from ..search import SearchKernels, make_selection
 from ..update import Kernels, search_plan
@@ -67,7 +66,7 @@ from . import _kernels, cuda_tiles, numba_cpu
 from .cuda_backprop import device_backprop
 from .cuda_tiles import blocks
 
-__all__ = ["KERNELS", "signals", "mean_grads", "dba_gradients", "DeviceSignals", "gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad",
+__all__ = ["KERNELS", "signals", "dba_gradients", "DeviceSignals", "gram", "greedy_path", "prefix_path", "exhaustive_search", "mean_grad",
            "DeviceStep", "require_device"]
 
 # Threads of the one-block-per-layer kernels (a power of two); fewer in the simulator, which
@@ -465,10 +464,17 @@ class DeviceSignals:
     them). ``step`` is the :class:`DeviceStep` that holds the arrays.
     """
 
+    #: The backend that computed them: DBA's update computes with the same one.
+    backend = "cuda"
+
     def __init__(self, step: DeviceStep):
         self.step = step
         self.losses = step.losses()
         self._layers = None
+
+    def mean_grads(self) -> list:
+        """The batch-mean gradient of every layer, computed on the device."""
+        return self.step.mean_grads([None] * self.step.n_layers)
 
     @property
     def batch_size(self) -> int:
@@ -487,20 +493,13 @@ def signals(model, X, y) -> DeviceSignals:
     return DeviceSignals(DeviceStep.from_device(*device_backprop(model.params, model.activation, X, y)))
 
 
-def mean_grads(signals) -> list:
-    """The batch-mean gradient of every layer: on the device for :class:`DeviceSignals`, else the reference's."""
-    if isinstance(signals, DeviceSignals):
-        return signals.step.mean_grads([None] * signals.step.n_layers)
-    return reference_mean_grads(signals)
-
-
 def dba_gradients(signals, metric: str, strategy: str, min_size, tol: float) -> tuple[list, list]:
     """The DBA step of :func:`dba_ref.update.dba_gradients` with the batch kept on the device.
 
     Host signals are uploaded once (:class:`DeviceStep`); :class:`DeviceSignals`
     are there already. K, its statistics, the greedy searches and the masked
     means stay on the device. A layer whose selection keeps the whole batch
-    gets exactly the plain mean gradient of the backend (:func:`mean_grads`:
+    gets exactly the plain mean gradient of the backend (:meth:`DeviceSignals.mean_grads`:
     the host reference for host signals, which a device would sum in another
     order), so ``strategy="all"`` is bit for bit the base optimizer on this
     backend too.
