@@ -14,10 +14,13 @@ for *any* summation order::
                     δr_i += u|r_i'|  for every i
     the value       |δv| ≤ |∂v/∂T| δT + |∂v/∂Q| δQ + 3u (|terms of v|)
 
-with ``γ_n = n·u`` and primes for the updated quantities; each entry of K may
+with ``γ_n = n·u`` and primes for the updated quantities. Each entry of K may
 carry an error of its own, ``gram_rtol · √(K_ii K_jj)``, when the two
 implementations computed K themselves
-(:func:`~dba_ref.agreement.rounding.gram_entry_rtol`). A value computed
+(:func:`~dba_ref.agreement.rounding.gram_entry_rtol`); those do not
+accumulate along the path (an entry subtracted is the entry that was added),
+so they add ``gram_rtol · T_S`` to ``δT`` and ``gram_rtol · (Σ_{i∈S} ‖g_i‖)²``
+to ``δQ``, for the current subset S only. A value computed
 directly from its subset, the other way an implementation may compute it, has
 the bound of :func:`subset_error_bound`. Two values agree by the rule,
 :func:`~dba_ref.agreement.rounding.agreement_tolerance`: twice the sum of the
@@ -73,37 +76,38 @@ def path_error_bounds(K: np.ndarray, metric: str, removed, gram_rtol: float = 0.
     recurrences), and when it is computed afresh from its subset, as
     :func:`subset_error_bound` (kept up to date here in O(B) per step).
     ``gram_rtol`` is the error of each K entry relative to ``√(K_ii K_jj)``
-    (0 when both sides use the same K).
+    (0 when both sides use the same K); it does not accumulate along the path:
+    whatever the path, ``r_i``, ``T`` and ``Q`` are sums over S of one side's
+    K, so its entries' errors enter only as those of S, as in the direct bound.
     """
     u = UNIT_ROUNDOFF
     K = np.asarray(K, np.float64)
     B = K.shape[0]
     absK = np.abs(K)
     norms = np.sqrt(np.maximum(np.diag(K), 0.0))
-    dK = gram_rtol * norms                          # entry error bound: dK[i] * norms[j]
     diag, r, T, Q = running_sums(K)                 # r_i = Σ_{j∈S} K_ij
     abs_r = absK.sum(axis=1)                        # Σ_{j∈S} |K_ij|
-    e_r = B * u * abs_r + dK * norms.sum()
+    e_r = B * u * abs_r                             # rounding only: K's own errors are added per subset below
     k = B
     abs_Q, norm_sum = abs_r.sum(), norms.sum()
-    e_T = B * u * T + gram_rtol * T
+    e_T = B * u * T
     e_Q = B * u * np.abs(r).sum() + e_r.sum()
     running, direct = [], []
     for j in removed:
         T -= diag[j]
-        e_T += u * abs(T) + dK[j] * norms[j]
+        e_T += u * abs(T)
         step = 2.0 * r[j] - diag[j]
         Q -= step
-        e_Q += 2.0 * e_r[j] + dK[j] * norms[j] + u * (abs(step) + abs(Q))
+        e_Q += 2.0 * e_r[j] + u * (abs(step) + abs(Q))
         r -= K[:, j]
-        e_r += u * np.abs(r) + dK * norms[j]
+        e_r += u * np.abs(r)
         abs_Q -= 2.0 * abs_r[j] - absK[j, j]
         abs_r -= absK[:, j]
         norm_sum -= norms[j]
         k -= 1
-        running.append(_value_error(metric, T, Q, k, e_T, e_Q))
-        direct.append(_value_error(metric, T, Q, k, k * u * T + gram_rtol * T,
-                                   k * k * u * abs_Q + gram_rtol * norm_sum ** 2))
+        gram_T, gram_Q = gram_rtol * T, gram_rtol * norm_sum ** 2    # Σ_S of K's entry errors
+        running.append(_value_error(metric, T, Q, k, e_T + gram_T, e_Q + gram_Q))
+        direct.append(_value_error(metric, T, Q, k, k * u * T + gram_T, k * k * u * abs_Q + gram_Q))
     return np.array(running, np.float64), np.array(direct, np.float64)
 
 
