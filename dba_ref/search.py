@@ -29,7 +29,9 @@ strategy with given kernels and packages the :class:`Selection`, unchecked;
 calls :func:`search`. Other backends (:mod:`dba_ref.backends`) pass their own
 kernels with the same signatures. How close each decision was, which tells
 whether two implementations must agree on it, is measured apart from the
-search, on request: :mod:`dba_ref.agreement`.
+search, on request (:mod:`dba_ref.agreement`), from the very steps the search
+took: :func:`greedy_path` keeps the accepted steps of :func:`greedy_walk`,
+which yields each step with every candidate value it compared.
 """
 from __future__ import annotations
 
@@ -123,6 +125,30 @@ def acceptance_threshold(current: float, tol: float) -> float:
     return current if current <= 0 else (1.0 - tol) * current
 
 
+class RunningSums(NamedTuple):
+    """The statistics greedy keeps up to date for the current subset S (spec §5), all float64.
+
+    ``diag[i] = K[i, i]`` and ``r[i] = Σ_{j∈S} K[i, j] = ⟨g_i, s⟩``, shape ``(B,)``;
+    ``T = Σ_{i∈S} K[i, i]`` and ``Q = Σ_{i∈S} r_i``.
+    """
+
+    diag: np.ndarray
+    r: np.ndarray
+    T: float
+    Q: float
+
+
+def running_sums(K: np.ndarray) -> RunningSums:
+    """The running sums of the whole batch, where every greedy path starts: ``r = K.sum(axis=1)``, ``T = Σ diag``,
+    ``Q = Σ r`` (fresh arrays, which the path updates in place).
+
+    Written once: every implementation of the path, and every replay of it, starts from these very numbers.
+    """
+    diag = np.diag(K).copy()
+    r = K.sum(axis=1)
+    return RunningSums(diag, r, diag.sum(), r.sum())
+
+
 def remove_sample(K: np.ndarray, diag: np.ndarray, r: np.ndarray, T: float, Q: float, j: int) -> tuple[float, float]:
     """Take sample j out of the running statistics: returns ``(T − K[j,j], Q − (2 r_j − K[j,j]))`` and
     updates ``r_i ← r_i − K[i, j]`` in place."""
@@ -132,30 +158,64 @@ def remove_sample(K: np.ndarray, diag: np.ndarray, r: np.ndarray, T: float, Q: f
     return T, Q
 
 
-def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Backward elimination on a float64 Gram matrix ``K`` (B, B).
+class GreedyStep(NamedTuple):
+    """One step of the greedy path: what it compared and what it decided.
 
-    Returns ``(removed, values)``: the removal order (int64) and the metric
-    after each removal (float64), both of the same length.
+    ``candidates[i]`` is the metric of ``S ∖ {i}`` (``+inf`` for samples already
+    removed), shape ``(B,)``; ``best`` its first argmin; ``threshold`` the
+    :func:`acceptance_threshold` of the current value; ``accepted`` whether
+    ``candidates[best] < threshold``. ``stats`` and ``best_stats`` are the
+    ``(T, Q, k)`` of S and of ``S ∖ {best}`` (the latter as ``candidates[best]``
+    was computed from them).
+    """
+
+    candidates: np.ndarray
+    best: int
+    threshold: float
+    accepted: bool
+    stats: tuple
+    best_stats: tuple
+
+
+def greedy_walk(K: np.ndarray, metric: str, min_size: int, tol: float):
+    """Backward elimination on a float64 Gram matrix ``K`` (B, B), one :class:`GreedyStep` at a time.
+
+    Yields every step evaluated: one per accepted removal, and a last,
+    rejected one when the path stops above ``min_size``. :func:`greedy_path`
+    keeps the accepted removals; :func:`dba_ref.agreement.greedy_margins`
+    reads how close each decision was.
     """
     B = K.shape[0]
-    diag = np.diag(K).copy()
-    r = K.sum(axis=1)                      # r_i = ⟨g_i, s⟩ for the current S
-    T, Q, k = diag.sum(), r.sum(), B
+    diag, r, T, Q = running_sums(K)        # r_i = ⟨g_i, s⟩ for the current S
+    k = B
     current = float(metric_value(metric, T, Q, k))
     active = np.ones(B, dtype=bool)
-    removed, values = [], []
     while k > min_size:
         cand = np.where(active, candidate_values(metric, T, Q, r, diag, k), np.inf)
         best = int(np.argmin(cand))        # first occurrence: the lowest index wins ties
-        if not cand[best] < acceptance_threshold(current, tol):
-            break
+        threshold = acceptance_threshold(current, tol)
+        accepted = bool(cand[best] < threshold)
+        yield GreedyStep(cand, best, threshold, accepted, (T, Q, k),
+                         (T - diag[best], Q - 2.0 * r[best] + diag[best], k - 1))
+        if not accepted:
+            return
         T, Q = remove_sample(K, diag, r, T, Q, best)
         active[best] = False
         k -= 1
         current = float(cand[best])
-        removed.append(best)
-        values.append(current)
+
+
+def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Backward elimination on a float64 Gram matrix ``K`` (B, B): the accepted steps of :func:`greedy_walk`.
+
+    Returns ``(removed, values)``: the removal order (int64) and the metric
+    after each removal (float64), both of the same length.
+    """
+    removed, values = [], []
+    for step in greedy_walk(K, metric, min_size, tol):
+        if step.accepted:
+            removed.append(step.best)
+            values.append(float(step.candidates[step.best]))
     return np.array(removed, np.int64), np.array(values, np.float64)
 
 
@@ -164,8 +224,8 @@ def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float) -> tuple[
 # --------------------------------------------------------------------------
 def alignment_scores(K: np.ndarray) -> np.ndarray:
     """``c_i = ⟨g_i, s⟩ / ‖g_i‖ = r_i / √K[i,i]`` (0 where ‖g_i‖ = 0), shape ``(B,)``."""
-    norms = np.sqrt(np.maximum(np.diag(K), 0.0))
-    r = K.sum(axis=1)
+    diag, r, _, _ = running_sums(K)
+    norms = np.sqrt(np.maximum(diag, 0.0))
     return np.divide(r, norms, out=np.zeros_like(r), where=norms > 0)
 
 
@@ -309,8 +369,8 @@ def search(K: np.ndarray, metric: str, strategy: str, min_size: int, tol: float,
         result = kernels.exhaustive_search(K, metric, min_size)
     else:
         result = None
-    T, Q = np.diag(K).sum(), K.sum(axis=1).sum()       # summed as the kernels sum them: greedy starts from these
-    return make_selection(metric, strategy, B, min_size, tol, float(T), float(Q), result)
+    full = running_sums(K)                             # greedy starts from these
+    return make_selection(metric, strategy, B, min_size, tol, float(full.T), float(full.Q), result)
 
 
 def select(K, metric: str = DBA_DEFAULTS["metric"], strategy: str = DBA_DEFAULTS["strategy"],
@@ -372,6 +432,7 @@ def check_exhaustive_size(strategy: str, batch_size: int) -> None:
 
 
 __all__ = ["select", "search", "make_selection", "Selection", "SelectionTrace", "SearchKernels", "NUMPY_SEARCH",
-           "greedy_path", "greedy_steps", "candidate_values", "acceptance_threshold", "remove_sample", "prefix_path",
+           "greedy_path", "greedy_walk", "GreedyStep", "greedy_steps", "running_sums", "RunningSums",
+           "candidate_values", "acceptance_threshold", "remove_sample", "prefix_path",
            "alignment_order", "alignment_scores", "exhaustive_search", "subset_values", "min_size_count",
            "check_exhaustive_size", "STRATEGIES", "EXHAUSTIVE_MAX_B", "DBA_DEFAULTS"]

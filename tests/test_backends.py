@@ -9,7 +9,7 @@ metric × strategy × ``min_size`` edge. Agreement rules (spec §5):
   rounding bound of spec §7.1 (:mod:`dba_ref.agreement`, which grows with the
   length of a greedy path); Gram entries and mean gradients equal to rounding:
   each differs by at most ``SAFETY · n_ops · ε · scale`` for its own rounding
-  scale and operation count (``tests/conftest.py``), as the backends add in
+  scale and operation count (``dba_ref.agreement.rounding_tolerance``), as the backends add in
   another order;
 - float32 inputs: K is float64 on every backend (see :mod:`dba_ref.gram`), so
   it agrees as in float64; mean gradients come back in float32 and agree to
@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from dba_ref import MLP, apply_updates, backprop, dba, select, sgd
+from dba_ref.agreement import gram_scale
 from dba_ref.backends import BACKENDS, Backend, _kernels, get_backend
 from dba_ref.backprop import mean_grad as numpy_mean_grad
 from dba_ref.gram import gram as numpy_gram
@@ -37,8 +38,8 @@ from dba_ref.metrics import METRIC_NAMES, metric_value
 from dba_ref.search import prefix_path as numpy_prefix_path
 from dba_ref.training import train
 
-from conftest import (assert_path_values, assert_same_selection, assert_within_rounding, clear_steps, gram_scale,
-                      mean_grad_scale, search_ops, training_step_rounding)
+from helpers import (assert_path_values, assert_same_selection, assert_within_rounding, clear_steps, mean_grad_scale,
+                     search_ops, training_step_rounding)
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
 COMPILED = ["numba", "cuda"]

@@ -1,13 +1,14 @@
 """Per-sample backpropagation (spec §2, §7): finite differences, sums, dtypes.
 
-Floats computed two ways agree to rounding at their scale (tests/conftest.py).
+Floats computed two ways agree to rounding at their scale (dba_ref.agreement, tests/helpers.py).
 """
 import numpy as np
 import pytest
-from conftest import (array_scale, assert_within, assert_within_rounding, central_difference_tolerance,
-                      mean_grad_scale, network_ops, random_batch, softmax_sum_rounding)
+from helpers import (assert_within, assert_within_rounding, central_difference_tolerance, mean_grad_scale,
+                     random_batch, softmax_sum_rounding)
 
 from dba_ref import MLP, backprop, batch_grads, per_sample_grads
+from dba_ref.agreement import array_scale, network_ops
 from dba_ref.model import cross_entropy
 
 ACTS = ["relu", "tanh", "sigmoid", "identity"]

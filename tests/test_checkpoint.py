@@ -24,7 +24,7 @@ from dba_ref.optimizers import OPTIMIZERS, WRAPPABLE
 from dba_ref.optimizers.base import tree_leaves
 from dba_ref.training import CHECKPOINT_FILE, BatchSampler, Trainer, TrainingDiverged, train
 
-from conftest import random_batch
+from helpers import random_batch
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from dba_ref.cli import main
-from dba_ref.agreement import AMBIGUITY, compare_selection, max_rel_error
+from dba_ref.agreement import (AMBIGUITY, array_scale, compare_selection, explicit_gram_ops, max_rel_error, network_ops,
+                               rounding_tolerance)
 from dba_ref.conformance import (check_results, format_report, golden_dir, is_input, load_golden, load_npz,
-                                 quantity_of, reference_outputs)
+                                 output_rounding, quantity_of, reference_outputs)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_reference_outputs_pass(tmp_path, capsys, reference_results):
     out = capsys.readouterr().out
     assert "conformance: PASS" in out and "FAIL" not in out
     header = out.splitlines()[0].split()
-    assert header[:3] == ["quantity", "dtype", "compared"] and "tolerance" in header and "result" in header
+    assert header[:3] == ["quantity", "dtype", "compared"] and "allowed" in header and "result" in header
 
 
 def test_torch_implementation_passes(tmp_path, capsys, exported):
@@ -79,15 +80,32 @@ def test_torch_implementation_passes(tmp_path, capsys, exported):
     assert len(table) == 20 and all("  pass" in line and "FAIL" not in line for line in table)
 
 
-def test_a_wrong_gradient_fails_by_name(tmp_path, capsys, reference_results):
+def test_a_wrong_gradient_fails_by_name(tmp_path, capsys, golden, reference_results):
     results = dict(reference_results)
     results["deep/grad_W3"] = results["deep/grad_W3"] * (1 + 1e-8)
     assert check(tmp_path, results) == 1
     out = capsys.readouterr().out
     grad_row = next(line for line in out.splitlines() if line.startswith("grad ") and "float64" in line)
-    assert "FAIL" in grad_row and "1.00e-08" in grad_row
-    assert "deep/grad_W3: max relative error 1e-08 > 1e-10" in out
+    assert "FAIL" in grad_row and "1.00e-08" in grad_row and "deep/grad_W3" in grad_row
+    allowed = rounding_tolerance(1.0, network_ops(golden["deep"]["sizes"]))       # relative to the array's magnitude
+    assert f"deep/grad_W3: max relative error 1e-08 > {allowed:.3g} allowed" in out
     assert out.rstrip().endswith("conformance: FAIL")
+
+
+def test_the_tolerances_follow_the_rule_per_key(golden):
+    """Each key's allowance is the package's rule for its own scale, operation count and dtype, float32 included."""
+    deep, f32 = golden["deep"], golden["float32"]
+    scale, tol = output_rounding(deep, "losses")
+    assert scale == array_scale(deep["losses"]) and tol == rounding_tolerance(scale, network_ops(deep["sizes"]))
+    scale, tol = output_rounding(f32, "dba_adam/W1")
+    assert tol == rounding_tolerance(scale, network_ops(f32["sizes"]) + 10, "float32")
+    scale, tol = output_rounding(deep, "gram2")
+    assert scale.shape == tol.shape == deep["gram2"].shape
+    np.testing.assert_allclose(tol / scale, rounding_tolerance(1.0, explicit_gram_ops(deep["sizes"], 2)), rtol=1e-12)
+    scale, tol = output_rounding(deep, "sel/mean_variance/greedy/L1/values")
+    assert scale.shape == tol.shape == deep["sel/mean_variance/greedy/L1/values"].shape
+    scale, tol = output_rounding(f32, "losses")                          # float32: ε = 1.2e-7, not 2.2e-16
+    assert tol / scale == pytest.approx(8 * network_ops(f32["sizes"]) * float(np.finfo(np.float32).eps))
 
 
 def test_missing_keys_and_wrong_shapes_are_named_not_tracebacks(tmp_path, capsys, reference_results):

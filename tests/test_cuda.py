@@ -22,7 +22,7 @@ from dba_ref.backprop import mean_grad as numpy_mean_grad
 from dba_ref.gram import gram as numpy_gram
 from dba_ref.model import ACTIVATIONS
 
-from conftest import clear_steps
+from helpers import clear_steps
 
 try:
     get_backend("cuda")

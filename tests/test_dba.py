@@ -1,9 +1,10 @@
 """The DBA wrapper (spec §6, §7)."""
 import numpy as np
 import pytest
-from conftest import array_scale, assert_within_rounding, mean_grad_scale, network_ops, random_batch
+from helpers import assert_within_rounding, mean_grad_scale, random_batch
 
 from dba_ref import MLP, adam, apply_updates, backprop, dba, mean_grads, momentum, nesterov, per_sample_grads, sgd
+from dba_ref.agreement import array_scale, network_ops
 from dba_ref.backprop import flatten_layer_grads
 
 BASES = {"sgd": lambda: sgd(0.1), "momentum": lambda: momentum(0.05, 0.9), "nesterov": lambda: nesterov(0.05, 0.8),

@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import assert_within_rounding, softmax_sum_rounding
+from helpers import assert_within_rounding, softmax_sum_rounding
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline

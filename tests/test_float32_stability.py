@@ -11,11 +11,11 @@ float64 rounding tolerance by orders of magnitude.
 """
 import numpy as np
 import pytest
-from conftest import assert_selection_value, assert_within_rounding, gram_scale, rounding_tolerance, search_ops
+from helpers import assert_selection_value, assert_within_rounding, search_ops
 
 from dba_ref import METRICS, gram, metric_value, select
 from dba_ref.backends import BACKENDS, get_backend
-from dba_ref.agreement import value_scale
+from dba_ref.agreement import gram_scale, rounding_tolerance, value_scale
 from dba_ref.metrics import subset_stats
 
 

@@ -1,7 +1,7 @@
 """The JAX version (jax.vmap(jax.grad(...)), a jitted greedy search) against the NumPy reference, float64.
 
 Optional: skipped when ``jax`` is not installed (CI does not install it). Tolerances as for PyTorch:
-losses, gradients, Grams and statistics to rounding at their scale (tests/conftest.py), selections
+losses, gradients, Grams and statistics to rounding at their scale (dba_ref.agreement), selections
 equal wherever the reference's decision margins exceed 1e-9 (spec §5), weights after one and after
 20 DBA(SGD) / DBA(Adam) steps within the rounding the steps added up.
 """
@@ -9,13 +9,13 @@ import doctest
 
 import numpy as np
 import pytest
-from conftest import (array_scale, assert_agrees_with_reference, assert_within_rounding,
-                      explicit_gram_rounding, gram_scale, network_ops, random_batch, random_mlp,
-                      training_step_rounding)
+from helpers import (assert_agrees_with_reference, assert_within_rounding, random_batch, random_mlp,
+                     training_step_rounding)
 
 pytest.importorskip("jax", reason="JAX is not installed (optional: pip install jax)")
 
 from dba_ref import MLP, adam, apply_updates, backprop, dba, gram, per_sample_grads, select, sgd  # noqa: E402
+from dba_ref.agreement import array_scale, explicit_gram_ops, gram_scale, network_ops  # noqa: E402
 from dba_ref.frameworks import jax_dba as jd  # noqa: E402
 from dba_ref.metrics import METRIC_NAMES  # noqa: E402
 from dba_ref.model import ACTIVATIONS  # noqa: E402
@@ -46,7 +46,7 @@ def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
             assert_within_rounding(np.asarray(gb), rb, array_scale(rb), n_ops, what=f"layer {l} bias gradients")
             K = gram(A, D)
             assert_within_rounding(np.asarray(jd.gram(gW, gb)), K, gram_scale(A, D),
-                                   explicit_gram_rounding(model.sizes, l), what=f"layer {l} Gram")
+                                   explicit_gram_ops(model.sizes, l), what=f"layer {l} Gram")
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -62,7 +62,7 @@ def test_selections_and_removal_orders_match(rng, metric, strategy):
             K = gram(A, D)
             verdict = assert_agrees_with_reference(select(K, metric, strategy, min_size), K,
                                                    jd.select(jd.gram(gW, gb), metric, strategy, min_size),
-                                                   explicit_gram_rounding(model.sizes, l))
+                                                   explicit_gram_ops(model.sizes, l))
             assert verdict.status != "differ", f"{model.sizes}, min_size={min_size}: {verdict.detail}"
             statuses.append(verdict.status)
     assert statuses.count("agree") >= 0.6 * len(statuses), statuses
@@ -84,7 +84,7 @@ def run_dba(base, metric, strategy, min_size, batches, activation="tanh"):
         params, jax_state, sels = jd.dba_step(params, jax_state, X, y, activation, jax_opt, metric, strategy, min_size)
         for l, (layer, (A, D), sel) in enumerate(zip(ref_state.last, signals.layers, sels), 1):
             verdict = assert_agrees_with_reference(layer.selection, gram(A, D), sel,
-                                                   explicit_gram_rounding(model.sizes, l))
+                                                   explicit_gram_ops(model.sizes, l))
             assert verdict.status == "agree", f"step {step}, layer {l}: {verdict.status} ({verdict.detail})"
         theirs = [np.asarray(p) for pair in params for p in pair]
         for i, (p, t, r) in enumerate(zip([p for pair in model.params for p in pair], theirs, rounding)):

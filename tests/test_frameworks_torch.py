@@ -1,6 +1,6 @@
 """The PyTorch version (torch.func) against the NumPy reference, in float64 (spec §7; issue 4).
 
-Every float agrees to rounding (``tests/conftest.py``: ``SAFETY · n_ops · ε · scale`` for the
+Every float agrees to rounding (``dba_ref.agreement.rounding_tolerance``: ``SAFETY · n_ops · ε · scale`` for the
 quantity's own scale and operation count), as the two compute the same numbers in another order:
 
 - per-sample losses and gradients of random MLPs (1-4 layers, every activation, odd widths);
@@ -16,14 +16,14 @@ import doctest
 
 import numpy as np
 import pytest
-from conftest import (AMBIGUOUS, array_scale, assert_agrees_with_reference, assert_within_rounding,
-                      explicit_gram_rounding, gram_scale, network_ops, random_batch, random_mlp,
-                      training_step_rounding)
+from helpers import (AMBIGUOUS, assert_agrees_with_reference, assert_within_rounding, random_batch, random_mlp,
+                     training_step_rounding)
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
 
 from dba_ref import MLP, adam, apply_updates, backprop, dba, gram, momentum, nesterov, per_sample_grads, select, sgd  # noqa: E402
-from dba_ref.agreement import compare_selection, decision_margins  # noqa: E402
+from dba_ref.agreement import (array_scale, compare_selection, decision_margins, explicit_gram_ops,  # noqa: E402
+                               gram_scale, network_ops)
 from dba_ref.frameworks import torch_dba as td  # noqa: E402
 from dba_ref.metrics import METRIC_NAMES  # noqa: E402
 from dba_ref.model import ACTIVATIONS  # noqa: E402
@@ -72,7 +72,7 @@ def test_per_sample_losses_gradients_and_grams_match(rng, n_layers, activation):
             assert_within_rounding(numpy(gW), rW, array_scale(rW), n_ops, what=f"{what} weight gradients")
             assert_within_rounding(numpy(gb), rb, array_scale(rb), n_ops, what=f"{what} bias gradients")
             K = gram(A, D)
-            assert_within_rounding(numpy(td.gram(gW, gb)), K, gram_scale(A, D), explicit_gram_rounding(model.sizes, l),
+            assert_within_rounding(numpy(td.gram(gW, gb)), K, gram_scale(A, D), explicit_gram_ops(model.sizes, l),
                                    what=f"{what} Gram")
 
 
@@ -95,7 +95,7 @@ def test_selections_and_removal_orders_match_for_every_metric_and_strategy(rng, 
             K = gram(A, D)
             verdict = assert_agrees_with_reference(select(K, metric, strategy, min_size), K,
                                                    td.select(td.gram(gW, gb), metric, strategy, min_size),
-                                                   explicit_gram_rounding(model.sizes, l))
+                                                   explicit_gram_ops(model.sizes, l))
             assert verdict.status != "differ", f"{model.sizes}, min_size={min_size}: {verdict.detail}"
             statuses.append(verdict.status)
     assert statuses.count("agree") >= 0.6 * len(statuses), statuses
@@ -153,7 +153,7 @@ def reference_step(model, opt, state, X, y, step, rounding=None):
 
 def assert_same_step(ref_layers, torch_sels, model, net, rounding, what):
     for l, ((ref_sel, K), sel) in enumerate(zip(ref_layers, torch_sels), 1):
-        verdict = assert_agrees_with_reference(ref_sel, K, sel, explicit_gram_rounding(model.sizes, l))
+        verdict = assert_agrees_with_reference(ref_sel, K, sel, explicit_gram_ops(model.sizes, l))
         assert verdict.status == "agree", (
             f"{what}, layer {l}: selections {verdict.status} ({verdict.detail}); the weights can only be compared "
             "where every selection is a clear call: change the seed of this test")

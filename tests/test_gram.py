@@ -1,9 +1,10 @@
 """The Gram identity (spec §3)."""
 import numpy as np
 import pytest
-from conftest import assert_within_rounding, gram_scale, random_batch, rounding_tolerance
+from helpers import assert_within_rounding, random_batch
 
 from dba_ref import MLP, backprop, explicit_gram, explicit_layer_grams, gram, layer_grams, per_sample_grads
+from dba_ref.agreement import gram_scale, rounding_tolerance
 from dba_ref.backprop import flatten_layer_grads
 
 

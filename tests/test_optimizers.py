@@ -2,7 +2,7 @@
 restatements of the papers' equations, the components of the heuristics, input validation, the listing.
 
 A restatement computes the same numbers in another order, so it agrees to rounding: parameters after s steps
-within the rounding scales the steps add up (tests/conftest.py, ``step_rounding_scale``), one-step quantities
+within the rounding scales the steps add up (tests/helpers.py, ``step_rounding_scale``), one-step quantities
 within their own scale and operation count.
 """
 import inspect
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dba_ref import MLP, backprop
+from dba_ref.agreement import rounding_tolerance
 from dba_ref.backprop import mean_grads
 from dba_ref.cli import main
 from dba_ref.optimizers import (OPTIMIZERS, WRAPPABLE, EmptyState, adam, adamp, adan, dba, diffgrad, enhanced_sgd,
@@ -24,7 +25,7 @@ from dba_ref.optimizers.base import apply_updates, tree_leaves
 from dba_ref.optimizers.diffgrad import abs_sigmoid
 from dba_ref.optimizers.enhanced_sgd import ACTIONS
 
-from conftest import assert_within_rounding, random_batch, rounding_tolerance, step_rounding_scale
+from helpers import assert_within_rounding, random_batch, step_rounding_scale
 
 PLAIN = list(WRAPPABLE)
 PER_SAMPLE = [name for name in OPTIMIZERS if name not in PLAIN]

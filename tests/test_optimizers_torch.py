@@ -3,7 +3,7 @@
 float64, 150 steps of random gradient streams on a few parameter shapes, the
 same hyper-parameters on both sides; after every step the parameters must agree
 to rounding: within the rounding scales the steps so far added up
-(``tests/conftest.py``: ``step_rounding_scale``; step t's update is fed by the
+(``tests/helpers.py``: ``step_rounding_scale``; step t's update is fed by the
 optimizer's running sums over t steps, a norm over at most the P = 40
 parameters, and a few element-wise operations).
 
@@ -24,7 +24,7 @@ po = pytest.importorskip("pytorch_optimizer")
 from dba_ref.optimizers import (adabelief, adagrad, adam, adamp, adan, diffgrad, momentum, nesterov,  # noqa: E402
                                 sgd, sgdp)
 from dba_ref.optimizers.base import apply_updates, tree_leaves  # noqa: E402
-from conftest import assert_within_rounding, step_rounding_scale  # noqa: E402
+from helpers import assert_within_rounding, step_rounding_scale  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

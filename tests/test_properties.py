@@ -10,7 +10,7 @@ batches (B from 1, labels random, rows duplicated, inputs scaled by 1e-6 to
 - the selection is a valid subset (sorted, distinct, in range) of size at least
   the resolved ``min_size``; every metric value is finite or +inf, never NaN,
   and is the metric of the selected set (to a first-order bound of the rounding
-  of T and Q, from ``tests/conftest.py``'s rounding tolerances);
+  of T and Q, from ``dba_ref.agreement``'s rounding tolerances);
 - ``exhaustive`` ≤ ``greedy`` and ≤ ``prefix`` in metric value;
 - the greedy path is monotone: every accepted removal lowers the metric by the
   ``tol`` rule, in the backend's own arithmetic;
@@ -37,14 +37,13 @@ from hypothesis.extra.numpy import arrays
 from dba_ref import MLP, backprop, dba, gram, select, sgd
 from dba_ref.backends import BACKENDS, get_backend
 from dba_ref.backprop import flatten_layer_grads, mean_grads, per_sample_grads
-from dba_ref.agreement import decision_margins, decisive_steps
+from dba_ref.agreement import array_scale, decision_margins, decisive_steps, gram_scale, network_ops, rounding_tolerance
 from dba_ref.metrics import METRIC_NAMES, Q_EPS, metric_value
 from dba_ref.model import ACTIVATIONS, cross_entropy
 from dba_ref.search import min_size_count
 
-from conftest import (AMBIGUOUS, array_scale, assert_same_selection, assert_within, assert_within_rounding,
-                      central_difference_tolerance, gram_scale, mean_grad_scale, network_ops,
-                      rounding_tolerance, search_ops)
+from helpers import (AMBIGUOUS, assert_same_selection, assert_within, assert_within_rounding,
+                     central_difference_tolerance, mean_grad_scale, search_ops)
 
 #: Examples and largest batch per backend: the CUDA simulator runs a Python thread per CUDA thread.
 EXAMPLES = {"numpy": 100, "numba": 50, "cuda": 4}

@@ -1,11 +1,11 @@
 """Metrics and subset search (spec §4, §5, §7).
 
 Values computed two ways (a search's running sums, a recomputation from the
-subset, explicit gradients) agree to rounding at their scale (tests/conftest.py).
+subset, explicit gradients) agree to rounding at their scale (dba_ref.agreement).
 """
 import numpy as np
 import pytest
-from conftest import assert_path_values, assert_selection_value, assert_within_rounding, selection_value_tolerances
+from helpers import assert_path_values, assert_selection_value, assert_within_rounding, selection_value_tolerances
 
 from dba_ref import METRICS, metric_value, select
 from dba_ref.agreement import decision_margins, value_scale

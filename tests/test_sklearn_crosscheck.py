@@ -2,7 +2,7 @@
 
 Same data, same initial weights, the same batches in the same order, no
 regularisation (``alpha=0``): the per-step losses and the final weights agree
-to rounding (tests/conftest.py): the weights within the rounding the steps added
+to rounding (tests/helpers.py): the weights within the rounding the steps added
 up (``training_step_rounding``), a loss within its own rounding plus that of the
 weights it is computed at (first order: ``Σ_p |∂L/∂θ_p| · tolerance(θ_p)``).
 The conventions bridged (docs/verification.md explains each):
@@ -31,9 +31,9 @@ import pytest
 pytest.importorskip("sklearn", reason="scikit-learn is not installed")
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 
-from conftest import assert_within, assert_within_rounding, replay_training, rounding_tolerance  # noqa: E402
+from helpers import assert_within, assert_within_rounding, replay_training  # noqa: E402
 from dba_ref import MLP, adam, momentum, nesterov, sgd  # noqa: E402
-from dba_ref.agreement import max_rel_error  # noqa: E402
+from dba_ref.agreement import max_rel_error, rounding_tolerance  # noqa: E402
 from dba_ref.training import train  # noqa: E402
 
 SK_ACTIVATION = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "identity": "identity"}

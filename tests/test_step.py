@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_batch
+from helpers import random_batch
 
 import dba_ref.step
 from dba_ref import (MLP, DBAStep, adam, apply_updates, backprop, batch_grads, dba, dba_step, per_sample_grads,

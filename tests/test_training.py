@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_within, assert_within_rounding, replay_training
+from helpers import assert_within, assert_within_rounding, replay_training
 
 from dba_ref import MLP, adam, dba, sgd
 from dba_ref.data import load_dataset, make_split

@@ -13,7 +13,7 @@ from dba_ref.plots import plot_history
 from dba_ref.agreement import value_scale
 from dba_ref.training import BatchSampler, History, train
 
-from conftest import assert_within_rounding, random_batch
+from helpers import assert_within_rounding, random_batch
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ and values. What is compiled, and what is not:
 - **greedy**: the whole backward elimination is one ``@njit`` kernel, no
   Python loop over steps or samples. K is symmetric (every Gram matrix is),
   so the kernel reads row i where the reference subtracts column i. The
-  full-batch statistics ``r = K.sum(axis=1)``, ``T`` and ``Q`` are taken
-  with the same NumPy expressions as the reference, so both start from
-  identical numbers (the paths then agree bit for bit in practice); each
-  step then updates r, evaluates every remaining candidate and keeps the
-  best in one pass over a row of K. The remaining samples are kept packed
+  full-batch statistics ``r``, ``T`` and ``Q`` are the reference's own
+  :func:`dba_ref.search.running_sums`, so both start from identical numbers
+  (the paths then agree bit for bit in practice); each step then updates
+  r, evaluates every remaining candidate and keeps the best in one pass
+  over a row of K. The remaining samples are kept packed
   (in index order, so ties still go to the lowest index), so a step costs
   ``O(|S|)`` and the path O(B²) with half the constant.
 - **prefix**: the ranking is :func:`dba_ref.search.alignment_order` itself;
@@ -56,7 +56,7 @@ from numba import njit, prange
 from ..backprop import backprop
 from ..backprop import mean_grad as reference_mean_grad
 from ..metrics import METRIC_NAMES, metric_value
-from ..search import SearchKernels, alignment_order
+from ..search import SearchKernels, alignment_order, running_sums
 from ..update import Kernels
 from ..update import dba_gradients as reference_dba_gradients
 from ._kernels import acceptance_threshold, metric
@@ -140,9 +140,7 @@ def _greedy_kernel(K, diag, r, T, Q, metric_id, min_size, tol, removed, values):
 def greedy_path(K: np.ndarray, metric: str, min_size: int, tol: float):
     """Backward elimination on a float64 Gram matrix; same result as :func:`dba_ref.search.greedy_path`."""
     B = K.shape[0]
-    diag = np.diag(K).copy()
-    r = K.sum(axis=1)
-    T, Q = diag.sum(), r.sum()
+    diag, r, T, Q = running_sums(K)
     removed = np.empty(B, np.int64)
     values = np.empty(B, np.float64)
     n = _greedy_kernel(np.ascontiguousarray(K), diag, r, float(T), float(Q), METRIC_NAMES.index(metric), min_size,

@@ -1,13 +1,19 @@
 """The check: another implementation's outputs compared with the golden cases, quantity by quantity.
 
-- arrays (losses, gradients, Grams, weights) by the **max relative error**
-  ``max|a − r| / max|r|`` over the array (r the reference), against the
-  tolerance of :data:`~dba_ref.conformance.schema.TOLERANCES` for the case's dtype;
-- metric values relative to their **rounding scale**
+Every float is compared by the package's one rule (spec §7.1), its scale and
+operation count worked out per key from the case's shapes and dtype
+(:func:`output_rounding`):
+
+- arrays (losses, gradients, Grams, weights) entry by entry, within
+  :func:`dba_ref.agreement.rounding_tolerance` of the array's **rounding
+  scale** (its magnitude; for a Gram entry ``‖g_i‖ ‖g_j‖``) after the
+  roundings of a forward and a backward pass (and of ``K`` computed either
+  way, by the Gram identity or as ``G Gᵀ``), in the case's dtype;
+- metric values relative to their rounding scale
   (:func:`dba_ref.agreement.value_scale`), because a metric is a difference
-  that can cancel to 0, with the allowance of a long greedy path where it is
-  larger (spec §7.1); ``Q`` relative to ``B·T``; entries where the reference
-  is ±inf must be equal;
+  that can cancel to 0, within the bound of their path
+  (:func:`dba_ref.agreement.selection_tolerances`); ``T`` and ``Q`` relative
+  to ``T`` and ``B·T``; entries where the reference is ±inf must be equal;
 - selected sets and removal orders **exactly**, except at a near-tie (spec §5):
   a decision whose reference margin is ≤ :data:`~dba_ref.agreement.AMBIGUITY`
   is a close call that a correct implementation may decide the other way; it
@@ -18,12 +24,67 @@ The rules themselves are :mod:`dba_ref.agreement`'s, the same the tests use.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from ..agreement import AMBIGUITY, check_selection, full_stat_scale, max_rel_error
+from ..agreement import (AMBIGUITY, array_scale, check_selection, explicit_gram_ops, full_stat_scale,
+                         full_stat_tolerance, gram_entry_rtol, gram_scale, network_ops, path_value_scales,
+                         rounding_tolerance, selection_tolerances, value_scales, worst_error)
+from ..backprop import backprop
+from .cases import model_from_inputs
 from .files import load_golden
 from .report import ConformanceReport
-from .schema import _VARIABLE_LENGTH, QUANTITIES, TOLERANCES, output_keys, quantity_of
+from .schema import _VARIABLE_LENGTH, QUANTITIES, output_keys, quantity_of
+
+
+def _gram_rtol(case, layer: int) -> float:
+    """How far another implementation's K entries of ``layer`` may lie from the case's, relative to
+    ``√(K_ii K_jj)``: the roundings of its signals and of K computed either way."""
+    return gram_entry_rtol(explicit_gram_ops(case["sizes"], layer), str(case["dtype"]))
+
+
+def output_rounding(case, key: str) -> tuple:
+    """``(scale, tolerance)`` of a float output ``key`` of a golden ``case``: its rounding scale, and how far
+    another correct implementation's value may lie from the case's by the rule (spec §7.1), absolutely.
+
+    Each is a number or an array that broadcasts against the output:
+
+    - losses, gradients: :func:`~dba_ref.agreement.rounding_tolerance` of the
+      array's magnitude after a forward and a backward pass
+      (:func:`~dba_ref.agreement.network_ops`); the weights after a DBA step
+      add the mean over at most B samples;
+    - Gram entries: ``‖g_i‖ ‖g_j‖`` (:func:`~dba_ref.agreement.gram_scale`)
+      after the network's roundings and K's, by the identity or as ``G Gᵀ``
+      (:func:`~dba_ref.agreement.explicit_gram_ops`);
+    - the whole batch's T, Q and metric values, and the selections' value and
+      path values: the bounds of :mod:`dba_ref.agreement.bounds`, with each K
+      entry off by as much as the Gram's rounding allows.
+
+    The rounding counts in the case's dtype (float32 for the float32 case).
+    """
+    sizes, B, dtype = case["sizes"], case["X"].shape[0], str(case["dtype"])
+    q = quantity_of(key)
+    if q in ("losses", "grad", "dba_sgd", "dba_adam"):
+        scale = array_scale(case[key])
+        return scale, rounding_tolerance(scale, network_ops(sizes) + (B if q.startswith("dba") else 0), dtype)
+    layer = int(re.search(r"\d+$", key).group() if q == "gram" else re.search(r"/L(\d+)", key).group(1))
+    if q == "gram":
+        A, D = list(backprop(model_from_inputs(case), case["X"], case["y"]).layers)[layer - 1]
+        scale = gram_scale(A, D)
+        return scale, rounding_tolerance(scale, explicit_gram_ops(sizes, layer), dtype)
+    K = np.asarray(case[f"gram{layer}"], np.float64)
+    if q == "full_stats":
+        stat = key.rsplit("/", 1)[1]
+        return full_stat_scale(K, stat), full_stat_tolerance(K, stat, _gram_rtol(case, layer))
+    _, metric, strategy, _, field = key.split("/")
+    prefix = key.rsplit("/", 1)[0]
+    removed, indices = case[f"{prefix}/removed"], case[f"{prefix}/indices"]
+    value_tol, values_tol = selection_tolerances(K, metric, strategy, removed, indices, _gram_rtol(case, layer))
+    if field == "value":
+        return value_scales(K, metric, [indices])[0], value_tol
+    return path_value_scales(K, metric, removed), values_tol
+
 
 def check_results(results: dict, golden=None, quantities=QUANTITIES, cases=None) -> ConformanceReport:
     """Compare ``results`` (``{"<case>/<key>": array}``) with the golden cases.
@@ -76,19 +137,16 @@ def _check_case(name: str, ref: dict, results: dict, report: ConformanceReport) 
         else:
             got[key] = value
     for key, value in got.items():
-        q = quantity_of(key)
-        scale = None
-        if q == "full_stats":
-            _, layer, stat = key.split("/")
-            scale = full_stat_scale(np.asarray(ref[f"gram{layer[1:]}"], np.float64), stat)
         if not key.startswith("sel/"):
-            report.row(q, dtype).record_error(f"{name}/{key}", max_rel_error(value, ref[key], scale))
+            scale, tolerance = output_rounding(ref, key)
+            report.row(quantity_of(key), dtype).record_error(f"{name}/{key}",
+                                                             *worst_error(value, ref[key], scale, tolerance))
     for prefix in sorted({k.rsplit("/", 1)[0] for k in got if k.startswith("sel/")}):
         _, metric, strategy, layer = prefix.split("/")
         result = check_selection(np.asarray(ref[f"gram{layer[1:]}"], np.float64), metric, strategy,
                                  {f: ref[f"{prefix}/{f}"] for f in ("indices", "removed", "value", "values", "margins")},
                                  **{f: got.get(f"{prefix}/{f}") for f in ("indices", "removed", "value", "values")},
-                                 threshold=AMBIGUITY[dtype], rtol=TOLERANCES[dtype]["values"])
+                                 threshold=AMBIGUITY[dtype], gram_rtol=_gram_rtol(ref, int(layer[1:])))
         _record_selection(result, f"{name}/{prefix}", lambda q: report.rows.get((q, dtype)))
     return seen
 

@@ -4,17 +4,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .._text import columns, plural
-from ..agreement import SelectionVerdict
-from .schema import EXACT_QUANTITIES, TOLERANCES
+from ..agreement import SelectionVerdict, error_ratio
+from .schema import EXACT_QUANTITIES
 
 @dataclass
 class QuantityRow:
-    """One line of the report: a quantity over all cases of one dtype, with its problems listed by key."""
+    """One line of the report: a quantity over all cases of one dtype, with its problems listed by key.
+
+    ``max_error`` and ``allowed`` are those of ``worst_key``, the compared
+    array that came nearest to (or went furthest beyond) what the rule allows
+    it: its error and its allowance, both relative to its rounding scale
+    (:func:`dba_ref.conformance.check.output_rounding`).
+    """
 
     quantity: str
     dtype: str
     compared: int = 0
     max_error: float = 0.0
+    allowed: float = 0.0
     worst_key: str = ""
     failed: list = field(default_factory=list)
     missing: list = field(default_factory=list)
@@ -26,22 +33,17 @@ class QuantityRow:
         return self.quantity in EXACT_QUANTITIES
 
     @property
-    def tolerance(self) -> float | None:
-        return None if self.exact else TOLERANCES[self.dtype][self.quantity]
-
-    @property
     def passed(self) -> bool:
         return not (self.failed or self.missing or self.bad)
 
-    def record_error(self, rkey: str, err: float, allowed: float | None = None) -> None:
-        """Record the max relative error of one compared array; ``allowed`` (default: the row's tolerance)
-        is larger where the rounding bound of a long greedy path is (:func:`dba_ref.agreement.check_selection`)."""
-        allowed = self.tolerance if allowed is None else allowed
+    def record_error(self, rkey: str, err: float, allowed: float) -> None:
+        """Record one compared array: the error of its worst entry and what the rule allows it, both relative to
+        the entry's rounding scale (:func:`dba_ref.agreement.worst_error`)."""
         self.compared += 1
-        if self.compared == 1 or err > self.max_error:
-            self.max_error, self.worst_key = err, rkey
+        if self.compared == 1 or error_ratio(err, allowed) > error_ratio(self.max_error, self.allowed):
+            self.max_error, self.allowed, self.worst_key = err, allowed, rkey
         if not err <= allowed:
-            self.failed.append(f"{rkey}: max relative error {err:.3g} > {allowed:g}")
+            self.failed.append(f"{rkey}: max relative error {err:.3g} > {allowed:.3g} allowed")
 
     def record_verdict(self, rkey: str, verdict: SelectionVerdict) -> None:
         """Record an exact comparison (a selected set or a removal order)."""
@@ -73,13 +75,13 @@ class ConformanceReport:
 
 def format_report(report: ConformanceReport, max_listed: int = 20) -> str:
     """The report as text: the table, then missing keys, wrong shapes, failures and ambiguous calls by name."""
-    header = ("quantity", "dtype", "compared", "max rel error", "tolerance", "result", "worst key")
+    header = ("quantity", "dtype", "compared", "rel error", "allowed", "result", "worst key")
     lines = []
     for row in report.rows.values():
         if row.exact:
             error, tol = f"{len(row.failed)} differ", "exact"
         else:
-            error, tol = (f"{row.max_error:.2e}" if row.compared else "-"), f"{row.tolerance:.0e}"
+            error, tol = (f"{row.max_error:.2e}", f"{row.allowed:.1e}") if row.compared else ("-", "-")
         result = "pass" if row.passed else "FAIL"
         notes = [f"{len(getattr(row, a))} {label}" for a, label in (("missing", "missing"), ("bad", "wrong shape"),
                                                                    ("ambiguous", "ambiguous")) if getattr(row, a)]
