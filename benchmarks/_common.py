@@ -91,8 +91,8 @@ class Stepper:
         self.model = model
         self.batches = batches
         self.backend = get_backend(backend)
-        self.plain_trainer = Trainer(model.copy(), sgd(learning_rate))
-        self.dba_trainer = Trainer(model.copy(), dba(sgd(learning_rate), backend=backend))
+        self.plain_trainer = Trainer(model.copy(), sgd(learning_rate), backend=backend)
+        self.dba_trainer = Trainer(model.copy(), dba(sgd(learning_rate)), backend=backend)
         self.count = 0
 
     def _batch(self):

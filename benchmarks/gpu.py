@@ -153,7 +153,7 @@ class DeviceDBA:
         from dba_ref.training import Trainer
 
         self.base = sgd(LEARNING_RATE)
-        self.trainer = Trainer(MLP(list(sizes), seed=0, dtype=dtype), dba(self.base, backend="cuda"))
+        self.trainer = Trainer(MLP(list(sizes), seed=0, dtype=dtype), dba(self.base), backend="cuda")
 
     def step(self, X, y) -> None:
         """One training step on a batch the trainer has validated (``X`` in the model's dtype, ``y`` int64)."""

@@ -32,9 +32,9 @@ from .backprop import Signals, backprop, batch_grads, mean_grad, mean_grads, per
 from .gram import explicit_gram, explicit_layer_grams, gram, layer_grams
 from .metrics import METRICS, mean_variance, metric_value, normalized_variance, variance
 from .model import MLP
-from .optimizers import (OPTIMIZERS, Optimizer, adabelief, adadagrad, adadagrad_norm, adagrad, adagrad_norm, adam,
-                         adamp, adan, adaptive_batch, apply_updates, dba, diffgrad, enhanced_sgd, make_optimizer,
-                         momentum, nesterov, sgd, sgdp)
+from .optimizers import (DBA_DEFAULTS, OPTIMIZERS, Optimizer, adabelief, adadagrad, adadagrad_norm, adagrad,
+                         adagrad_norm, adam, adamp, adan, adaptive_batch, apply_updates, dba, diffgrad, enhanced_sgd,
+                         make_optimizer, momentum, nesterov, sgd, sgdp)
 from .search import Selection, SelectionTrace, select
 from .step import DBAStep, dba_step
 
@@ -55,7 +55,7 @@ __all__ = [
     "gram", "layer_grams", "explicit_gram", "explicit_layer_grams",
     "METRICS", "variance", "normalized_variance", "mean_variance", "metric_value",
     "select", "Selection", "SelectionTrace",
-    "Optimizer", "OPTIMIZERS", "make_optimizer", "apply_updates", "sgd", "momentum", "nesterov", "adam", "dba",
+    "Optimizer", "OPTIMIZERS", "DBA_DEFAULTS", "make_optimizer", "apply_updates", "sgd", "momentum", "nesterov", "adam", "dba",
     "adagrad", "adagrad_norm", "adadagrad", "adadagrad_norm", "adaptive_batch", "adabelief", "adan", "diffgrad",
     "adamp", "sgdp", "enhanced_sgd", "dba_step", "DBAStep",
     "DBAClassifier", "__version__",

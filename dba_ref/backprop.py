@@ -40,11 +40,15 @@ class Signals:
         ``deltas[l]`` is ``Δ_l``, the error signal of layer l, shape ``(B, out_l)``.
     losses : ndarray
         Per-sample losses ``ℓ_i``, shape ``(B,)``.
+    backend : str
+        The backend that computed them (:mod:`dba_ref.backends`), which DBA's
+        update computes with too: ``"numpy"`` for :func:`backprop`.
     """
 
     inputs: list
     deltas: list
     losses: np.ndarray
+    backend: str = "numpy"
 
     @property
     def batch_size(self) -> int:
@@ -54,6 +58,10 @@ class Signals:
     def layers(self):
         """Iterate over ``(A_{l-1}, Δ_l)`` pairs, one per layer."""
         return zip(self.inputs, self.deltas)
+
+    def mean_grads(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The batch-mean gradient of every layer, :func:`mean_grads` of these signals."""
+        return mean_grads(self)
 
 
 def backprop(model: MLP, X, y, check_input: bool = True) -> Signals:

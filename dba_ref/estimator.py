@@ -39,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._validation import check_dtype, check_positive
 from .model import MLP
-from .optimizers import Optimizer, build_optimizer
+from .optimizers import DBA_DEFAULTS, Optimizer, make_optimizer
 from .training import History, Trainer
 
 
@@ -55,13 +55,19 @@ class DBAClassifier(ClassifierMixin, BaseEstimator):
         ``"dba"`` wraps ``base`` in :func:`dba_ref.dba`; any other name of
         :data:`dba_ref.OPTIMIZERS` trains plainly with it (as ``dba-ref train --optimizer``).
     base : str, default "sgd"
-        DBA's base optimizer (ignored unless ``optimizer="dba"``).
+        DBA's base optimizer (ignored unless ``optimizer="dba"``). SGD because at
+        its default rate (0.1) it learns within the default 20 epochs, where Adam at
+        its default 1e-3 needs many more; ``dba-ref train`` uses Adam at the larger
+        rate the reproduction validated for it.
     learning_rate : float or None, default None
         The (base) optimizer's learning rate; None keeps its own default.
     optimizer_params : dict or None
         Other hyper-parameters of the (base) optimizer, e.g. ``{"momentum": 0.8}``.
-    metric, strategy, min_size, tol, backend :
-        DBA's selection (see :func:`dba_ref.select`); ignored unless ``optimizer="dba"``.
+    metric, strategy, min_size, tol :
+        DBA's selection (see :func:`dba_ref.select`; the defaults are the library's,
+        :data:`dba_ref.optimizers.DBA_DEFAULTS`); ignored unless ``optimizer="dba"``.
+    backend : {"numpy", "numba", "cuda"}, default "numpy"
+        Who computes the training steps (:mod:`dba_ref.backends`).
     epochs : int, default 20
         Passes over the data in :meth:`fit`; :meth:`partial_fit` makes one pass per call.
     batch_size : int or None, default 32
@@ -95,9 +101,9 @@ class DBAClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, hidden_layer_sizes=(64,), activation="relu", optimizer="dba", base="sgd",
-                 learning_rate=None, optimizer_params=None, metric="mean_variance", strategy="greedy", min_size=2,
-                 tol=0.0, backend="numpy", epochs=20, batch_size=32, shuffle=True, dtype="float64",
-                 random_state=None):
+                 learning_rate=None, optimizer_params=None, metric=DBA_DEFAULTS["metric"],
+                 strategy=DBA_DEFAULTS["strategy"], min_size=DBA_DEFAULTS["min_size"], tol=DBA_DEFAULTS["tol"],
+                 backend="numpy", epochs=20, batch_size=32, shuffle=True, dtype="float64", random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -116,11 +122,15 @@ class DBAClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     # -- building ----------------------------------------------------------------------------------
-    def build_optimizer(self) -> Optimizer:
+    def make_optimizer(self) -> Optimizer:
         """The :class:`~dba_ref.Optimizer` these parameters describe (rebuilt on every call: it holds no state)."""
-        return build_optimizer(self.optimizer, self.optimizer_params, learning_rate=self.learning_rate,
-                               base=self.base, metric=self.metric, strategy=self.strategy, min_size=self.min_size,
-                               tol=self.tol, backend=self.backend)
+        options = dict(self.optimizer_params or {})
+        if self.learning_rate is not None:
+            options["learning_rate"] = self.learning_rate
+        if self.optimizer == "dba":
+            options.update(base=self.base, metric=self.metric, strategy=self.strategy, min_size=self.min_size,
+                           tol=self.tol)
+        return make_optimizer(self.optimizer, **options)
 
     def _hidden(self) -> list:
         sizes = self.hidden_layer_sizes
@@ -132,7 +142,7 @@ class DBAClassifier(ClassifierMixin, BaseEstimator):
         model_seed, shuffle_seed = (int(s) for s in rs.randint(0, 2 ** 31 - 1, size=2))
         self.model_ = MLP([n_features, *self._hidden(), len(self.classes_)], activation=self.activation,
                           seed=model_seed, dtype=check_dtype(self.dtype))
-        self.optimizer_state_ = self.build_optimizer().init(self.model_.params)
+        self.optimizer_state_ = self.make_optimizer().init(self.model_.params)
         self._shuffle_rng = np.random.default_rng(shuffle_seed)
         self.n_iter_, self.t_, self.loss_curve_, self.steps_ = 0, 0, [], {"loss": [], "batch_size": []}
 
@@ -157,8 +167,8 @@ class DBAClassifier(ClassifierMixin, BaseEstimator):
     def _run(self, X, y, epochs: int) -> None:
         """``epochs`` passes over ``(X, y)`` (y encoded), continuing the stored state: the loop of every fit."""
         batch = X.shape[0] if self.batch_size is None else check_positive(self.batch_size, "batch_size", integer=True)
-        trainer = Trainer(self.model_, self.build_optimizer(), History(steps=self.steps_),
-                          state=self.optimizer_state_, step=self.t_)
+        trainer = Trainer(self.model_, self.make_optimizer(), History(steps=self.steps_),
+                          state=self.optimizer_state_, step=self.t_, backend=self.backend)
         sampler = trainer.sampler(X.shape[0], batch, self._shuffle_rng, bool(self.shuffle))     # capped at n
         for _ in range(epochs):
             first = trainer.step

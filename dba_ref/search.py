@@ -43,6 +43,9 @@ from ._validation import check_choice, check_gram, check_min_size, check_tol
 from .metrics import METRICS, metric_value
 
 STRATEGIES = ("greedy", "prefix", "exhaustive", "all")
+#: The selection's defaults, the paper's algorithm: used by :func:`select`, :func:`dba_ref.dba`,
+#: :func:`dba_ref.dba_step` and :class:`dba_ref.DBAClassifier` (``dba-ref train`` differs on purpose; its --help says why).
+DBA_DEFAULTS = {"metric": "mean_variance", "strategy": "greedy", "min_size": 2, "tol": 0.0}
 #: Largest batch the exhaustive search accepts (2^20 ≈ 10^6 subsets).
 EXHAUSTIVE_MAX_B = 20
 
@@ -310,7 +313,8 @@ def search(K: np.ndarray, metric: str, strategy: str, min_size: int, tol: float,
     return make_selection(metric, strategy, B, min_size, tol, float(T), float(Q), result)
 
 
-def select(K, metric: str = "mean_variance", strategy: str = "greedy", min_size=2, tol: float = 0.0,
+def select(K, metric: str = DBA_DEFAULTS["metric"], strategy: str = DBA_DEFAULTS["strategy"],
+           min_size=DBA_DEFAULTS["min_size"], tol: float = DBA_DEFAULTS["tol"],
            kernels: SearchKernels = NUMPY_SEARCH) -> Selection:
     """Choose the subset of a batch that minimises ``metric``, from its Gram matrix.
 
@@ -370,4 +374,4 @@ def check_exhaustive_size(strategy: str, batch_size: int) -> None:
 __all__ = ["select", "search", "make_selection", "Selection", "SelectionTrace", "SearchKernels", "NUMPY_SEARCH",
            "greedy_path", "greedy_steps", "candidate_values", "acceptance_threshold", "remove_sample", "prefix_path",
            "alignment_order", "alignment_scores", "exhaustive_search", "subset_values", "min_size_count",
-           "check_exhaustive_size", "STRATEGIES", "EXHAUSTIVE_MAX_B"]
+           "check_exhaustive_size", "STRATEGIES", "EXHAUSTIVE_MAX_B", "DBA_DEFAULTS"]

@@ -14,8 +14,10 @@ does in training (spec §6)::
 and returns every intermediate a cross-checker compares: the selections with
 their traces, the mean gradients ``ḡ_l``, the updates ``u`` and the new
 parameters ``θ'``, without touching ``model``. It is built from
-:func:`~dba_ref.backprop`, the :func:`~dba_ref.dba` optimizer and
-:func:`~dba_ref.apply_updates`; it adds no arithmetic of its own.
+:func:`~dba_ref.backprop` (or the chosen backend's forward and backward passes),
+the :func:`~dba_ref.dba` optimizer and :func:`~dba_ref.apply_updates`, and reads
+the selections and the mean gradients from the optimizer's state; it adds no
+arithmetic of its own.
 
 Example
 -------
@@ -35,9 +37,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .backprop import backprop, mean_grad
+from .backends import get_backend
 from .model import MLP
-from .optimizers import DBAState, Optimizer, apply_updates, dba
+from .optimizers import DBA_DEFAULTS, DBAState, Optimizer, apply_updates, dba
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ class DBAStep:
         return self.model.params
 
 
-def dba_step(model: MLP, X, y, base: Optimizer, metric: str = "mean_variance", strategy: str = "greedy",
-             min_size=2, tol: float = 0.0, state: DBAState | None = None) -> DBAStep:
+def dba_step(model: MLP, X, y, base: Optimizer, metric: str = DBA_DEFAULTS["metric"],
+             strategy: str = DBA_DEFAULTS["strategy"], min_size=DBA_DEFAULTS["min_size"],
+             tol: float = DBA_DEFAULTS["tol"], state: DBAState | None = None, backend: str = "numpy") -> DBAStep:
     """One step of DBA(``base``) on the batch ``(X, y)``; ``model`` is not modified.
 
     Parameters
@@ -91,6 +94,8 @@ def dba_step(model: MLP, X, y, base: Optimizer, metric: str = "mean_variance", s
     state : DBAState or None
         ``None`` for a first step (the base optimizer's ``init``); else the
         ``state`` of the previous step's :class:`DBAStep`, with the same ``base``.
+    backend : {"numpy", "numba", "cuda"}
+        Who computes (:mod:`dba_ref.backends`); all give the same step, to rounding.
 
     Returns
     -------
@@ -105,10 +110,10 @@ def dba_step(model: MLP, X, y, base: Optimizer, metric: str = "mean_variance", s
         state = optimizer.init(model.params)
     elif not isinstance(state, DBAState):
         raise TypeError(f"state must be the .state of a previous DBAStep (or None), got {type(state).__name__}")
-    signals = backprop(model, X, y)
-    updates, state = optimizer.update(signals, state, model.params)
-    selections = [layer.selection for layer in state.last]
-    grads = [mean_grad(A, D, sel.indices) for (A, D), sel in zip(signals.layers, selections)]
+    X, y = model.check_batch(X, y)
+    signals = get_backend(backend).signals(model, X, y)
+    updates, state = optimizer.update(None, state, model.params, signals=signals)
     new = model.copy()
     new.set_params(apply_updates(model.params, updates))
-    return DBAStep(new, selections, grads, updates, float(signals.losses.mean()), state)
+    return DBAStep(new, [layer.selection for layer in state.last], [layer.grad for layer in state.last], updates,
+                   float(signals.losses.mean()), state)

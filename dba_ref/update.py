@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple
 
 from .backprop import subset_mean_grad
 from .gram import gram
-from .search import NUMPY_SEARCH, SearchKernels, min_size_count, search
+from .search import NUMPY_SEARCH, SearchKernels, check_exhaustive_size, min_size_count, search
 
 
 class Kernels(NamedTuple):
@@ -43,10 +43,16 @@ NUMPY_KERNELS = Kernels(gram, NUMPY_SEARCH, subset_mean_grad)
 
 
 def search_plan(strategy: str, min_size, batch_size: int) -> tuple[str, int]:
-    """How a batch of ``batch_size`` is searched: ``(strategy, m)`` with ``m`` the count of ``min_size``;
-    a batch smaller than ``min_size`` is used whole, ``("all", batch_size)``."""
+    """How a batch of ``batch_size`` is searched: ``(strategy, m)`` with ``m`` the count of ``min_size``.
+
+    A batch smaller than ``min_size`` is used whole, ``("all", batch_size)``;
+    otherwise ``exhaustive`` is refused above :data:`~dba_ref.search.EXHAUSTIVE_MAX_B`.
+    """
     m = min_size_count(min_size, batch_size)
-    return ("all", batch_size) if m > batch_size else (strategy, m)
+    if m > batch_size:
+        return "all", batch_size
+    check_exhaustive_size(strategy, batch_size)
+    return strategy, m
 
 
 def dba_gradients(signals, metric: str, strategy: str, min_size, tol: float,

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from dba_ref import MLP, adam, backprop, dba, make_optimizer, mean_grad, select, sgd
+from dba_ref import MLP, adam, backprop, dba, dba_step, make_optimizer, mean_grad, select, sgd
 from dba_ref.checkpoint import read_checkpoint, write_checkpoint
 from dba_ref.cli import main
 from dba_ref.conformance import load_npz
@@ -120,13 +120,13 @@ API_CASES = [
     # names
     ("metric name", lambda m, t: select(np.eye(3), metric="var"), ValueError, "unknown metric 'var'; choose one of"),
     ("strategy name", lambda m, t: dba(sgd(), strategy="best"), ValueError, "unknown strategy 'best'"),
-    ("backend name", lambda m, t: dba(sgd(0.1), backend="gpu"), ValueError, "unknown backend 'gpu'"),
+    ("backend name", lambda m, t: dba_step(m, GOOD_X, GOOD_Y, sgd(0.1), backend="gpu"), ValueError, "unknown backend 'gpu'"),
     ("search kernels", lambda m, t: select(np.eye(3), kernels="numba"), TypeError, "kernels must be"),
     ("optimizer name", lambda m, t: make_optimizer("adamw"), ValueError, "unknown optimizer 'adamw'"),
     ("hyper-parameter", lambda m, t: make_optimizer("adam", beta=0.9), TypeError, "has no hyper-parameter beta"),
     ("learning rate", lambda m, t: sgd(-1.0), ValueError, "learning_rate must be > 0"),
     ("beta1", lambda m, t: adam(beta1=1.0), ValueError, r"beta1 must lie in \[0, 1\)"),
-    ("dba of dba", lambda m, t: dba(dba(sgd())), ValueError, "already consumes per-sample signals"),
+    ("dba of dba", lambda m, t: dba(dba(sgd())), ValueError, "which already wraps"),
     ("dba of a name", lambda m, t: dba("sgd"), TypeError, "base must be an Optimizer"),
     # training
     ("train NaN X", lambda m, t: train(m, sgd(), with_value(GOOD_X, (0, 1), np.nan), GOOD_Y, progress=False),

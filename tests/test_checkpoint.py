@@ -18,10 +18,9 @@ from hypothesis.extra.numpy import unsigned_integer_dtypes
 
 import dba_ref.checkpoint
 from dba_ref import MLP, adam, backprop, dba, make_optimizer, sgd
-from dba_ref.backprop import mean_grads
 from dba_ref.checkpoint import CheckpointError, atomic_write, decode, encode, read_checkpoint, write_checkpoint
 from dba_ref.data import load_dataset, make_split
-from dba_ref.optimizers import OPTIMIZERS
+from dba_ref.optimizers import OPTIMIZERS, WRAPPABLE
 from dba_ref.optimizers.base import tree_leaves
 from dba_ref.training import CHECKPOINT_FILE, BatchSampler, Trainer, TrainingDiverged, train
 
@@ -75,9 +74,8 @@ def test_any_state_tree_round_trips_exactly(tree):
 def optimizers_to_check():
     """Every optimizer of the registry, and DBA around the ones it can wrap (with every strategy once)."""
     opts = [make_optimizer(name) for name in OPTIMIZERS]
-    wrappable = [name for name in OPTIMIZERS if not make_optimizer(name).takes_signals]
     strategies = ["greedy", "prefix", "exhaustive", "all"]
-    opts += [dba(make_optimizer(name), strategy=strategies[i % 4]) for i, name in enumerate(wrappable)]
+    opts += [dba(make_optimizer(name), strategy=strategies[i % 4]) for i, name in enumerate(WRAPPABLE)]
     return opts
 
 
@@ -87,9 +85,7 @@ def test_every_optimizer_state_survives_a_checkpoint_and_continues_bit_for_bit(t
     batches = [random_batch(rng, model, 9) for _ in range(4)]
 
     def step(state, params, X, y):
-        signals = backprop(model, X, y)
-        updates, state = optimizer.update(signals if optimizer.takes_signals else mean_grads(signals), state, params)
-        return updates, state
+        return optimizer.update(None, state, params, signals=backprop(model, X, y))
 
     state = optimizer.init(model.params)
     for X, y in batches[:2]:
@@ -300,12 +296,12 @@ def test_divergence_names_step_and_layer_and_keeps_the_last_good_state(tmp_path,
 
 
 def test_an_update_that_breaks_one_layer_is_named(digits):
-    from dba_ref import Optimizer
+    from dba_ref.optimizers import gradient_optimizer
 
     def update(grads, state, params):            # finite for layer 1, inf in layer 2's bias on the third step
         bad = state == 2
         return [(-0.1 * gW, -0.1 * gb + (np.inf if bad and l == 1 else 0.0)) for l, (gW, gb) in enumerate(grads)], state + 1
-    broken = Optimizer(lambda params: 0, update, "broken")
+    broken = gradient_optimizer(lambda params: 0, update, "broken", {})
     model = MLP([64, 12, 10], seed=0)
     with pytest.raises(TrainingDiverged, match="step 3: the update gives layer 2 parameters that are NaN or inf") as exc:
         train(model, broken, digits.X_train, digits.y_train, epochs=1, batch_size=16, progress=False)

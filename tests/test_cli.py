@@ -56,7 +56,7 @@ def test_train_compares_dba_with_its_base_on_the_same_split_seed_and_budget(tmp_
     assert len(dba_run["epochs"]) == len(base_run["epochs"]) == 3
     assert (out / "training.png").stat().st_size > 10_000
     summary = proc.stdout
-    assert "dba(adam) mean_variance/prefix" in summary and "\nadam " in summary
+    assert "DBA(adam) mean_variance/prefix" in summary and "\nadam " in summary
     assert "layer 1:" in summary and "layer 2:" in summary          # samples DBA kept, per layer
     assert "not settings the reproduction validated" in summary and "97.79% " in summary
     assert summary.count(" s\n") == 2                                  # each run's time
@@ -68,7 +68,7 @@ def test_no_compare_trains_one_run(tmp_path, capsys):
     code, out, err = cli(["train", *SMALL, "--no-compare", "--no-plot", "--out", str(tmp_path / "run")], capsys)
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["results.json"]
-    assert len([line for line in out.splitlines() if line.startswith("dba(adam)")]) == 1
+    assert len([line for line in out.splitlines() if line.startswith("DBA(adam)")]) == 1
 
 
 def plan(*argv):
@@ -77,8 +77,8 @@ def plan(*argv):
 
 
 def test_default_learning_rates_are_the_validated_ones():
-    assert plan() == [("dba(adam) mean_variance/prefix", 0.00316, "validated"), ("adam", 0.000316, "validated")]
-    assert plan("--base", "sgd", "--strategy", "greedy") == [("dba(sgd) mean_variance/greedy", 0.1, "validated"),
+    assert plan() == [("DBA(adam) mean_variance/prefix", 0.00316, "validated"), ("adam", 0.000316, "validated")]
+    assert plan("--base", "sgd", "--strategy", "greedy") == [("DBA(sgd) mean_variance/greedy", 0.1, "validated"),
                                                              ("sgd", 0.316, "validated")]
     assert plan("--optimizer", "diffgrad") == [("diffgrad", 0.01, "validated")]
     # epochs, seed, dtype and backend do not change which rate was validated
@@ -87,15 +87,15 @@ def test_default_learning_rates_are_the_validated_ones():
 
 
 def test_given_learning_rates_win_and_unknown_settings_fall_back():
-    assert plan("--lr", "0.01") == [("dba(adam) mean_variance/prefix", 0.01, "--lr"), ("adam", 0.000316, "validated")]
+    assert plan("--lr", "0.01") == [("DBA(adam) mean_variance/prefix", 0.01, "--lr"), ("adam", 0.000316, "validated")]
     assert plan("--base-lr", "0.002")[1] == ("adam", 0.002, "--base-lr")
     assert plan("--hparam", "learning_rate=0.02")[0][1:] == (0.02, "--lr")
     for other in (["--hidden", "128"], ["--per-class", "10"], ["--batch-size", "32"], ["--hparam", "beta1=0.8"],
                   ["--dataset", "digits"], ["--activation", "tanh"]):
-        assert plan(*other) == [("dba(adam) mean_variance/prefix", 0.001, "the optimizer's default"),
+        assert plan(*other) == [("DBA(adam) mean_variance/prefix", 0.001, "the optimizer's default"),
                                 ("adam", 0.001, "DBA's")], other
     # a DBA method the cell did not run: its base's default rate, while the base alone keeps its validated one
-    assert plan("--min-size", "3") == [("dba(adam) mean_variance/prefix min 3", 0.001, "the optimizer's default"),
+    assert plan("--min-size", "3") == [("DBA(adam) mean_variance/prefix min 3", 0.001, "the optimizer's default"),
                                        ("adam", 0.000316, "validated")]
 
 
@@ -229,7 +229,10 @@ def test_help_documents_every_option(capsys):
                    "--no-compare", "--metric", "--strategy", "--min-size", "--tol", "--backend", "--epochs",
                    "--batch-size", "--seed", "--out", "--overwrite", "--resume"):
         assert option in out
-    assert "(default: prefix)" in out and "(default: mean_variance)" in out and "(default: 100)" in out
+    assert "(default: prefix, " in out and "(default: mean_variance)" in out and "(default: 100)" in out
+    # where the command's defaults differ from the library's, the help says so and why
+    flat = " ".join(out.split())
+    assert "the library's dba() defaults to greedy" in flat and "(default: adam, " in flat
 
 
 def test_optimizers_lists_dba(capsys):

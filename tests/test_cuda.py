@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import pytest
 
-from dba_ref import MLP, backprop, dba, select, sgd
+from dba_ref import MLP, backprop, dba, dba_step, select, sgd
 from dba_ref.backends import get_backend
 from dba_ref.backprop import mean_grad as numpy_mean_grad
 from dba_ref.gram import gram as numpy_gram
@@ -266,7 +266,7 @@ def test_numba_cuda_with_numpy_2_5_is_a_one_line_error(monkeypatch):
         get_backend("cuda")
     assert "\n" not in str(error.value) and np.__version__ in str(error.value)
     with pytest.raises(OSError, match="numpy<2.5"):
-        dba(sgd(0.1), backend="cuda")
+        dba_step(MLP([2, 2]), np.zeros((2, 2)), np.zeros(2, int), sgd(0.1), backend="cuda")
 
 
 def test_numba_cuda_with_a_numpy_it_supports_passes(monkeypatch):

@@ -77,7 +77,7 @@ def run_dba(base, metric, strategy, min_size, batches, activation="tanh"):
     rounding = [0.0] * 2 * model.n_layers
     for step, (X, y) in enumerate(batches, 1):
         signals = backprop(model, X, y)
-        updates, ref_state = ref_opt.update(signals, ref_state, model.params)
+        updates, ref_state = ref_opt.update(None, ref_state, model.params, signals=signals)
         added = training_step_rounding(model, updates, signals, step, [s.selection.indices for s in ref_state.last])
         rounding = [r + a for r, a in zip(rounding, added)]
         model.set_params(apply_updates(model.params, updates))

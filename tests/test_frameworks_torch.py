@@ -144,7 +144,7 @@ def reference_step(model, opt, state, X, y, step, rounding=None):
     ``rounding`` (per parameter array, entry by entry) adds this step's (``training_step_rounding``).
     """
     signals = backprop(model, X, y)
-    updates, state = opt.update(signals, state, model.params)
+    updates, state = opt.update(None, state, model.params, signals=signals)
     added = training_step_rounding(model, updates, signals, step, [s.selection.indices for s in state.last])
     rounding = added if rounding is None else [r + a for r, a in zip(rounding, added)]
     model.set_params(apply_updates(model.params, updates))

@@ -15,8 +15,8 @@ import pytest
 from dba_ref import MLP, backprop
 from dba_ref.backprop import mean_grads
 from dba_ref.cli import main
-from dba_ref.optimizers import (OPTIMIZERS, adam, adamp, adan, dba, diffgrad, enhanced_sgd, make_optimizer,
-                                momentum, sgdp)
+from dba_ref.optimizers import (OPTIMIZERS, WRAPPABLE, EmptyState, adam, adamp, adan, dba, diffgrad, enhanced_sgd,
+                                make_optimizer, momentum, sgd, sgdp)
 from dba_ref.optimizers.adagrad import adagrad_norm
 from dba_ref.optimizers.adam import adam_direction
 from dba_ref.optimizers.adamp import project_radial
@@ -26,7 +26,7 @@ from dba_ref.optimizers.enhanced_sgd import ACTIONS
 
 from conftest import assert_within_rounding, random_batch, rounding_tolerance, step_rounding_scale
 
-PLAIN = [name for name, (factory, _) in OPTIMIZERS.items() if not factory().takes_signals]
+PLAIN = list(WRAPPABLE)
 PER_SAMPLE = [name for name in OPTIMIZERS if name not in PLAIN]
 
 
@@ -46,19 +46,20 @@ def test_every_optimizer_is_a_pure_function_of_its_inputs(name, batch):
     """Same (grads, state, params) twice gives the same updates; inputs are never modified; shapes and dtypes kept."""
     model, signals = batch
     opt = make_optimizer(name)
-    grads = signals if opt.takes_signals else mean_grads(signals)
+    grads = signals.mean_grads()
     params = model.params
     state = opt.init(params)
-    updates, state = opt.update(grads, state, params)          # a second step exercises the carried state
-    before_params, before_grads = snapshot(params), snapshot(grads if not opt.takes_signals else signals.deltas)
-    u1, s1 = opt.update(grads, state, params)
-    u2, _ = opt.update(grads, state, params)
-    for a, b in zip(tree_leaves(u1), tree_leaves(u2)):
+    updates, state = opt.update(grads, state, params, signals=signals)   # a second step exercises the carried state
+    before = snapshot(params), snapshot(grads), snapshot([signals.inputs, signals.deltas])
+    u1, s1 = opt.update(grads, state, params, signals=signals)
+    u2, _ = opt.update(grads, state, params, signals=signals)
+    u3, _ = opt.update(None, state, params, signals=signals)     # grads=None: the batch mean of the signals
+    for a, b, c in zip(tree_leaves(u1), tree_leaves(u2), tree_leaves(u3)):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(before_params, tree_leaves(params)):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(before_grads, tree_leaves(grads if not opt.takes_signals else signals.deltas)):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    for old, new in zip(before, (params, grads, [signals.inputs, signals.deltas])):
+        for a, b in zip(old, tree_leaves(new)):
+            np.testing.assert_array_equal(a, b)
     for u, p in zip(tree_leaves(u1), tree_leaves(params)):
         assert u.shape == p.shape and u.dtype == p.dtype and np.all(np.isfinite(u))
     assert any(np.any(u != 0) for u in tree_leaves(u1))
@@ -71,15 +72,26 @@ def test_every_plain_optimizer_is_a_dba_base_and_dba_all_reproduces_it(name, bat
     s_base, s_dba = base.init(model.params), wrapped.init(model.params)
     for _ in range(3):
         u_base, s_base = base.update(mean_grads(signals), s_base, model.params)
-        u_dba, s_dba = wrapped.update(signals, s_dba, model.params)
+        u_dba, s_dba = wrapped.update(None, s_dba, model.params, signals=signals)
         for a, b in zip(tree_leaves(u_base), tree_leaves(u_dba)):
             np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("name", PER_SAMPLE)
 def test_per_sample_optimizers_are_refused_as_dba_base(name):
-    with pytest.raises(ValueError, match="already consumes per-sample signals"):
+    with pytest.raises(ValueError, match="cannot wrap .* which already wraps"):
         dba(make_optimizer(name))
+
+
+def test_dba_refuses_a_gradient_and_wrappers_are_not_wrapped_twice(batch):
+    model, signals = batch
+    opt = dba(sgd(0.1))
+    with pytest.raises(ValueError, match="pass|call update\\(None"):
+        opt.update(signals.mean_grads(), opt.init(model.params), model.params, signals=signals)
+    with pytest.raises(ValueError, match="cannot wrap 'dba\\(sgd\\)'"):
+        dba(opt)
+    with pytest.raises(TypeError, match="needs grads, or signals="):
+        sgd(0.1).update(None, EmptyState(), model.params)
 
 
 def test_float32_parameters_stay_float32(rng):

@@ -40,7 +40,7 @@ def test_chained_steps_are_the_dba_optimizers_steps(rng, model, make_base):
     current, step_state = model, None
     for X, y in batches:
         reference = MLP.from_arrays([a for pair in params for a in pair], activation="tanh")
-        updates, state = opt.update(backprop(reference, X, y), state, params)
+        updates, state = opt.update(None, state, params, signals=backprop(reference, X, y))
         params = apply_updates(params, updates)
         step = dba_step(current, X, y, make_base(), metric="normalized_variance", strategy="greedy", min_size=3,
                         tol=0.01, state=step_state)
@@ -105,7 +105,7 @@ def test_float32_model_gives_float32_results(rng):
 @pytest.mark.parametrize("kwargs, error, words", [
     ({"model": [np.ones((3, 2))]}, TypeError, "model must be a dba_ref.MLP"),
     ({"base": "sgd"}, TypeError, "base must be an Optimizer"),
-    ({"base": dba(sgd(0.1))}, ValueError, "cannot be wrapped"),
+    ({"base": dba(sgd(0.1))}, ValueError, "cannot wrap"),
     ({"metric": "varience"}, ValueError, "unknown metric 'varience'"),
     ({"strategy": "best"}, ValueError, "unknown strategy 'best'"),
     ({"min_size": 0}, ValueError, "min_size must be >= 1"),

@@ -137,14 +137,14 @@ def test_requested_size_grows_only_and_respects_the_cap(batch):
     signals = backprop(model, X, y)
     opt = adadagrad_norm(eta=0.05)
     state = opt.init(model.params)
-    _, state = opt.update(signals, state, model.params)
+    _, state = opt.update(None, state, model.params, signals=signals)
     assert not state.last.passed
     assert state.batch_size == math.ceil(state.last.implied_size) > 9
-    _, easy = adadagrad_norm(eta=100.0).update(signals, opt.init(model.params), model.params)
+    _, easy = adadagrad_norm(eta=100.0).update(None, opt.init(model.params), model.params, signals=signals)
     assert easy.last.passed and easy.batch_size == 9
-    _, kept = adadagrad_norm(eta=100.0).update(signals, state, model.params)   # a passing test never shrinks it
+    _, kept = adadagrad_norm(eta=100.0).update(None, state, model.params, signals=signals)   # a passing test never shrinks it
     assert kept.batch_size == state.batch_size
-    _, capped = adadagrad_norm(eta=0.05, max_batch_size=12).update(signals, opt.init(model.params), model.params)
+    _, capped = adadagrad_norm(eta=0.05, max_batch_size=12).update(None, opt.init(model.params), model.params, signals=signals)
     assert capped.batch_size == 12
 
 
@@ -153,7 +153,7 @@ def test_the_update_is_the_base_optimizers_on_the_mean_gradient(batch):
     signals = backprop(model, X, y)
     base, wrapped = adagrad(0.3), adadagrad(0.3)
     expected, _ = base.update(mean_grads(signals), base.init(model.params), model.params)
-    got, _ = wrapped.update(signals, wrapped.init(model.params), model.params)
+    got, _ = wrapped.update(None, wrapped.init(model.params), model.params, signals=signals)
     for (eW, eb), (gW, gb) in zip(expected, got):
         np.testing.assert_array_equal(eW, gW)
         np.testing.assert_array_equal(eb, gb)

@@ -18,9 +18,10 @@ by step; one module per concern:
 
 Here: ``gram``, ``greedy_path`` and ``mean_grad`` run on the device one call
 at a time, like every backend's kernels; ``prefix_path`` and
-``exhaustive_search`` are the Numba CPU kernels on the host. ``signals``,
-``mean_grads`` and ``dba_gradients`` are the training step, the batch kept on
-the device from the forward pass to the mean gradients.
+``exhaustive_search`` are the Numba CPU kernels on the host. ``signals`` and
+``dba_gradients`` are the training step, the batch kept on the device from the
+forward pass to the mean gradients (:meth:`DeviceSignals.mean_grads` gives a
+plain optimizer its batch-mean gradients from there).
 
 Without a GPU the kernels run in Numba's CUDA simulator when
 ``NUMBA_ENABLE_CUDASIM=1`` is set before Numba is imported (slow: a Python
@@ -34,7 +35,6 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ..backprop import mean_grads as reference_mean_grads
 from ..backprop import subset_mean_grad as reference_mean_grad
 from ..search import SearchKernels, make_selection
 from ..update import Kernels, search_plan
@@ -43,7 +43,7 @@ from .cuda_backprop import device_backprop
 from .cuda_environment import require_device
 from .cuda_step import DeviceSignals, DeviceStep
 
-__all__ = ["KERNELS", "signals", "mean_grads", "dba_gradients", "require_device", "gram", "greedy_path",
+__all__ = ["KERNELS", "signals", "dba_gradients", "require_device", "gram", "greedy_path",
            "prefix_path", "exhaustive_search", "mean_grad", "DeviceStep", "DeviceSignals"]
 
 
@@ -90,20 +90,13 @@ def signals(model, X, y) -> DeviceSignals:
     return DeviceSignals(DeviceStep.from_device(*device_backprop(model.params, model.activation, X, y)))
 
 
-def mean_grads(signals) -> list:
-    """The batch-mean gradient of every layer: on the device for :class:`DeviceSignals`, else the reference's."""
-    if isinstance(signals, DeviceSignals):
-        return [signals.step.subset_mean_grad(l) for l in range(signals.step.n_layers)]
-    return reference_mean_grads(signals)
-
-
 def dba_gradients(signals, metric: str, strategy: str, min_size, tol: float) -> tuple[list, list]:
     """The DBA step of :func:`dba_ref.update.dba_gradients` with the batch kept on the device.
 
     Host signals are uploaded once (:class:`DeviceStep`); :class:`DeviceSignals`
     are there already. K, its statistics, the greedy searches and the masked
     means stay on the device. A layer whose selection keeps the whole batch
-    gets exactly the plain mean gradient of the backend (:func:`mean_grads`:
+    gets exactly the plain mean gradient of the backend (:meth:`DeviceSignals.mean_grads`:
     the host reference for host signals, which a device would sum in another
     order), so ``strategy="all"`` is bit for bit the base optimizer on this
     backend too.

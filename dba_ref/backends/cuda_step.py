@@ -177,10 +177,17 @@ class DeviceSignals:
     them). ``step`` is the :class:`DeviceStep` that holds the arrays.
     """
 
+    #: The backend that computed them: DBA's update computes with the same one.
+    backend = "cuda"
+
     def __init__(self, step: DeviceStep):
         self.step = step
         self.losses = step.losses()
         self._layers = None
+
+    def mean_grads(self) -> list:
+        """The batch-mean gradient of every layer, computed on the device."""
+        return [self.step.subset_mean_grad(l) for l in range(self.step.n_layers)]
 
     @property
     def batch_size(self) -> int:

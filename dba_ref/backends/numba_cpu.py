@@ -47,20 +47,21 @@ float64 in either case (spec §4).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 from numba import njit, prange
 
+from ..backprop import backprop
 from ..backprop import subset_mean_grad as reference_mean_grad
 from ..metrics import METRIC_NAMES, metric_value
 from ..search import SearchKernels, alignment_order
 from ..update import Kernels
 from ..update import dba_gradients as reference_dba_gradients
-from . import numpy_backend
 from ._kernels import acceptance_threshold, metric
 
-__all__ = ["KERNELS", "signals", "mean_grads", "dba_gradients", "gram", "greedy_path", "prefix_path",
+__all__ = ["KERNELS", "signals", "dba_gradients", "gram", "greedy_path", "prefix_path",
            "exhaustive_search", "mean_grad"]
 
 
@@ -249,4 +250,9 @@ mean_grad = reference_mean_grad
 #: The backend's kernels, and the DBA step with them; the forward and backward passes are NumPy's.
 KERNELS = Kernels(gram, SearchKernels(greedy_path, prefix_path, exhaustive_search), mean_grad)
 dba_gradients = functools.partial(reference_dba_gradients, kernels=KERNELS)
-signals, mean_grads = numpy_backend.signals, numpy_backend.mean_grads
+
+
+def signals(model, X, y):
+    """The forward and backward passes of a validated batch: NumPy's (:func:`dba_ref.backprop.backprop`),
+    named as this backend's so that DBA's update computes with its kernels."""
+    return dataclasses.replace(backprop(model, X, y, check_input=False), backend="numba")

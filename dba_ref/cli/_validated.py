@@ -35,8 +35,8 @@ class Validated(NamedTuple):
     test_std: float
 
 
-#: Keyed as the reproduction keys its methods: the optimizer's name, or
-#: ``dba-BASE-METRIC-STRATEGY-mMIN_SIZE-tTOL`` (see :func:`method_key`).
+#: Keyed as the reproduction keys its methods (:attr:`dba_ref.reproduction.protocol.Method.key`): the
+#: optimizer's name, or ``dba-BASE-METRIC-STRATEGY-mMIN_SIZE-tTOL``.
 METHODS = {
     "sgd": Validated(0.316, 88.22, 0.62),
     "momentum": Validated(0.158, 88.78, 0.52),
@@ -71,14 +71,6 @@ METHODS = {
     "dba-adam-normalized_variance-greedy-m0.5-t0": Validated(0.00316, 89.14, 0.52),
     "dba-adam-mean_variance-greedy-m2-t0.05": Validated(0.000316, 88.10, 0.47),
 }
-
-
-def method_key(optimizer: str, base: str | None = None, metric: str = "", strategy: str = "", min_size=2,
-               tol: float = 0.0) -> str:
-    """The reproduction's name of a method: ``"adam"``, or ``"dba-adam-mean_variance-prefix-m2-t0"`` for DBA."""
-    if optimizer != "dba":
-        return optimizer
-    return f"dba-{base}-{metric}-{strategy}-m{min_size:g}-t{tol:g}"
 
 
 def validated(key: str, settings: dict, hyperparams: dict) -> Validated | None:

@@ -40,10 +40,10 @@ def defaults(factory) -> str:
 
 def run(args) -> int:
     from .._validation import check_choice
-    from ..optimizers import OPTIMIZERS, dba
+    from ..optimizers import OPTIMIZERS, WRAPPABLE, dba
 
     listed = {"dba": (dba, DBA_DESCRIPTION, True)}
-    listed.update((name, (factory, description, factory().takes_signals))
+    listed.update((name, (factory, description, name not in WRAPPABLE))
                   for name, (factory, description) in OPTIMIZERS.items())
     names = [check_choice(name, listed, "optimizer") for name in args.names] or list(listed)
     width = max(len(name) for name in names)

@@ -31,7 +31,6 @@ never replaced without --overwrite (or continued, with --resume).
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..data import DATASETS
     from ..metrics import METRIC_NAMES
     from ..model import ACTIVATIONS
-    from ..optimizers import OPTIMIZERS
+    from ..optimizers import OPTIMIZERS, WRAPPABLE
     from ..search import STRATEGIES
 
     g = p.add_argument_group("data")
@@ -78,8 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimizer")
     g.add_argument("--optimizer", default="dba", choices=["dba", *OPTIMIZERS],
                    help="'dba' wraps --base; any other name trains alone (default: %(default)s)")
-    wrappable = [name for name, (factory, _) in OPTIMIZERS.items() if not factory().takes_signals]
-    g.add_argument("--base", default="adam", choices=wrappable, help="DBA's base optimizer (default: %(default)s)")
+    g.add_argument("--base", default="adam", choices=WRAPPABLE,
+                   help="DBA's base optimizer (default: %(default)s, that of the best DBA method on validation in "
+                        "the cell above; the library has no default base)")
     g.add_argument("--lr", type=float, default=None,
                    help="learning rate of DBA's base or of --optimizer (default: the validated one, else the "
                         "optimizer's own; see above)")
@@ -93,7 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("DBA selection")
     g.add_argument("--metric", default="mean_variance", choices=METRIC_NAMES,
                    help="metric to minimise (default: %(default)s)")
-    g.add_argument("--strategy", default="prefix", choices=STRATEGIES, help="subset search (default: %(default)s)")
+    g.add_argument("--strategy", default="prefix", choices=STRATEGIES,
+                   help="subset search (default: %(default)s, the best DBA method's on validation in the cell above; "
+                        "the library's dba() defaults to greedy, the paper's algorithm)")
     g.add_argument("--min-size", type=count_or_fraction, default=2,
                    help="smallest subset: a count, or a fraction of the batch (default: %(default)s)")
     g.add_argument("--tol", type=float, default=0.0, help="greedy: minimum relative improvement (default: 0)")
@@ -133,16 +135,9 @@ class Run:
     out: Path
 
 
-def _default_rate(name: str) -> float:
-    from ..optimizers import OPTIMIZERS
-
-    return inspect.signature(OPTIMIZERS[name][0]).parameters["learning_rate"].default
-
-
 def plan_runs(args, out: Path) -> list[Run]:
     """The run the options describe and, for DBA unless --no-compare, its base alone; rates resolved."""
-    from ..optimizers import build_optimizer
-    from ..reproduction.protocol import dba_options_label
+    from ..reproduction.protocol import Method, default_learning_rate
 
     hyperparams = dict(args.hparam)
     given = hyperparams.pop("learning_rate", args.lr)
@@ -150,30 +145,27 @@ def plan_runs(args, out: Path) -> list[Run]:
                 "fraction": args.fraction, "hidden": args.hidden, "activation": args.activation,
                 "batch_size": args.batch_size}
     dba = args.optimizer == "dba"
-    key = _validated.method_key(args.optimizer, args.base, args.metric, args.strategy, args.min_size, args.tol)
-    known = _validated.validated(key, settings, hyperparams)
+    method = Method(args.base if dba else args.optimizer, dba=dba, metric=args.metric, strategy=args.strategy,
+                    min_size=args.min_size, tol=args.tol)
+    known = _validated.validated(method.key, settings, hyperparams)
     if given is not None:
         rate, source = given, "--lr"
     elif known:
         rate, source = known.learning_rate, "validated"
     else:
-        rate, source = _default_rate(args.base if dba else args.optimizer), "the optimizer's default"
-    optimizer = build_optimizer(args.optimizer, hyperparams, learning_rate=rate, base=args.base, metric=args.metric,
-                                strategy=args.strategy, min_size=args.min_size, tol=args.tol, backend=args.backend)
-    label = optimizer.name
-    if dba:
-        label += " " + dba_options_label(args.metric, args.strategy, args.min_size, args.tol)
-    runs = [Run(label, optimizer, rate, source, known, out)]
+        rate, source = default_learning_rate(method.optimizer), "the optimizer's default"
+    runs = [Run(method.label, method.build(rate, hyperparams), rate, source, known, out)]
     if dba and not args.no_compare:
-        base_known = _validated.validated(args.base, settings, hyperparams)
+        base = Method(args.base)
+        base_known = _validated.validated(base.key, settings, hyperparams)
         if args.base_lr is not None:
             base_rate, base_source = args.base_lr, "--base-lr"
         elif base_known:
             base_rate, base_source = base_known.learning_rate, "validated"
         else:
             base_rate, base_source = rate, "DBA's"
-        base = build_optimizer(args.base, hyperparams, learning_rate=base_rate)
-        runs.append(Run(base.name, base, base_rate, base_source, base_known, out / BASE_SUBFOLDER))
+        runs.append(Run(base.label, base.build(base_rate, hyperparams), base_rate, base_source, base_known,
+                        out / BASE_SUBFOLDER))
     return runs
 
 

@@ -128,7 +128,7 @@ def reference_outputs(inputs) -> dict:
                               float(inputs["adam_beta2"]), float(inputs["adam_eps"]))}
     for name, base in bases.items():
         opt = dba(base, **step)
-        updates, _ = opt.update(signals, opt.init(model.params), model.params)
+        updates, _ = opt.update(None, opt.init(model.params), model.params, signals=signals)
         for l, (W, b) in enumerate(apply_updates(model.params, updates), 1):
             out[f"{name}/W{l}"], out[f"{name}/b{l}"] = W, b
     return out

@@ -1,9 +1,10 @@
 """Optimizers as pure ``init``/``update`` pairs, and a registry by name.
 
-``OPTIMIZERS`` maps a name to ``(factory, one-line description)``; the CLI and
-the trainer build optimizers through :func:`make_optimizer`. Every entry is a
-NumPy reference of the published method, checked against a framework
-implementation where one exists (``docs/optimizers/`` says which, and how).
+``OPTIMIZERS`` maps a name to ``(factory, one-line description)``; the CLI,
+:class:`~dba_ref.DBAClassifier` and the reproduction build optimizers by name
+through :func:`make_optimizer`, the one builder. Every entry is a NumPy
+reference of the published method, checked against a framework implementation
+where one exists (``docs/optimizers/`` says which, and how).
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from .adam import EPS_PLACEMENTS, AdamState, adam
 from .adamp import ProjectedState, adamp, sgdp
 from .adan import AdanState, adan
 from .adaptive_batch import AdaptiveBatchState, BatchTest, adadagrad, adadagrad_norm, adaptive_batch
-from .base import (EmptyState, Optimizer, apply_updates, bias_correction, tree_map, tree_norm, tree_zeros_like,
-                   update_moment)
-from .dba import DBAState, LayerStep, dba
+from .base import (EmptyState, Optimizer, apply_updates, bias_correction, check_base, gradient_optimizer, tree_map,
+                   tree_norm, tree_zeros_like, update_moment, wraps_another)
+from .dba import DBA_DEFAULTS, DBAState, LayerStep, dba
 from .diffgrad import DiffGradState, diffgrad
 from .enhanced_sgd import EnhancedSGDState, enhanced_sgd
 from .sgd import MomentumState, momentum, nesterov, sgd
@@ -46,46 +47,43 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(name: str, **hyperparams) -> Optimizer:
-    """Build optimizer ``name`` from the registry with the given hyper-parameters.
+def make_optimizer(name: str, **options) -> Optimizer:
+    """Optimizer ``name`` of :data:`OPTIMIZERS` built with ``options``, or DBA around one (``name="dba"``).
 
-    Unknown hyper-parameter names raise a ``TypeError`` listing the accepted ones.
+    For a registry name, ``options`` are the factory's hyper-parameters. For
+    ``"dba"``, ``base`` (a registry name, required) is the optimizer DBA wraps,
+    ``metric``, ``strategy``, ``min_size`` and ``tol`` are DBA's (:func:`dba`),
+    and every other option is the base's. An option the optimizer does not
+    have raises a ``TypeError`` listing those it accepts.
+
+    >>> make_optimizer("adam", learning_rate=0.01).hyperparams["learning_rate"]
+    0.01
+    >>> make_optimizer("dba", base="adam", metric="variance", learning_rate=0.05).name
+    'dba(adam)'
     """
-    factory, _ = OPTIMIZERS[check_choice(name, OPTIMIZERS, "optimizer")]
+    if name == "dba":
+        dba_options = {k: options.pop(k) for k in DBA_DEFAULTS if k in options}
+        if "base" not in options:
+            raise TypeError("make_optimizer('dba', ...) needs base=, the name of the optimizer DBA wraps, e.g. "
+                            "make_optimizer('dba', base='adam')")
+        return dba(make_optimizer(options.pop("base"), **options), **dba_options)
+    factory, _ = OPTIMIZERS[check_choice(name, [*OPTIMIZERS, "dba"], "optimizer")]
     accepted = list(inspect.signature(factory).parameters)
-    unknown = sorted(set(hyperparams) - set(accepted))
+    unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(f"optimizer {name!r} has no hyper-parameter {', '.join(unknown)}; it accepts {accepted}")
-    return factory(**hyperparams)
+    return factory(**options)
 
 
-def build_optimizer(name: str, hyperparams: dict | None = None, *, learning_rate: float | None = None,
-                    base: str = "sgd", **dba_options) -> Optimizer:
-    """Optimizer ``name`` with ``hyperparams``; for ``name="dba"``, DBA wrapping ``base`` built with them.
-
-    ``learning_rate``, when given, is added to ``hyperparams``. ``base`` and
-    ``dba_options`` (``metric``, ``strategy``, ``min_size``, ``tol``,
-    ``backend``, see :func:`dba`) are used only when ``name`` is ``"dba"``, so
-    a caller holding a full set of options (the CLI, :class:`~dba_ref.DBAClassifier`)
-    can pass them all.
-
-    >>> build_optimizer("dba", {"beta1": 0.8}, learning_rate=0.05, base="adam", metric="variance").name
-    'dba(adam)'
-    >>> build_optimizer("sgd", learning_rate=0.5, metric="variance").hyperparams
-    {'learning_rate': 0.5}
-    """
-    hyperparams = dict(hyperparams or {})
-    if learning_rate is not None:
-        hyperparams["learning_rate"] = learning_rate
-    if name != "dba":
-        return make_optimizer(name, **hyperparams)
-    return dba(make_optimizer(base, **hyperparams), **dba_options)
+#: The registry optimizers DBA can wrap: all but the adaptive-batch ones, which wrap a base of their own.
+WRAPPABLE = tuple(name for name, (factory, _) in OPTIMIZERS.items() if not wraps_another(factory()))
 
 
 __all__ = ["Optimizer", "apply_updates", "tree_map", "tree_norm", "tree_zeros_like", "update_moment",
            "bias_correction", "sgd", "momentum", "nesterov", "adam", "adagrad", "adagrad_norm", "adadagrad",
            "adadagrad_norm", "adaptive_batch", "adabelief", "adan", "diffgrad", "adamp", "sgdp", "enhanced_sgd",
-           "EPS_PLACEMENTS", "dba", "OPTIMIZERS", "make_optimizer", "build_optimizer",
+           "EPS_PLACEMENTS", "dba", "DBA_DEFAULTS", "WRAPPABLE", "OPTIMIZERS", "make_optimizer", "gradient_optimizer",
+           "check_base", "wraps_another",
            "EmptyState", "MomentumState", "AdamState", "AdaBeliefState", "DiffGradState", "AdanState",
            "AdaGradState", "AdaGradNormState", "ProjectedState", "EnhancedSGDState", "AdaptiveBatchState",
            "BatchTest", "DBAState", "LayerStep"]

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from .._validation import check_positive
 from .adam import adam_direction
-from .base import Optimizer, check_decay, tree_map, tree_zeros_like, update_moment
+from .base import Optimizer, check_decay, gradient_optimizer, tree_map, tree_zeros_like, update_moment
 
 
 class AdaBeliefState(NamedTuple):
@@ -49,4 +49,4 @@ def adabelief(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.
         updates = tree_map(lambda m_, s_: -lr * adam_direction(m_, s_, t, beta1, beta2, eps, "corrected"), m, s)
         return updates, AdaBeliefState(t, m, s)
 
-    return Optimizer(init, update, "adabelief", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps})
+    return gradient_optimizer(init, update, "adabelief", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps})

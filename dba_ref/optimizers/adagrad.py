@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, tree_leaves, tree_map
+from .base import Optimizer, gradient_optimizer, tree_leaves, tree_map
 
 
 class AdaGradState(NamedTuple):
@@ -62,7 +62,7 @@ def adagrad(learning_rate: float = 1e-2, eps: float = 1e-10, initial_accumulator
         updates = tree_map(lambda g, s: -lr * g / (np.sqrt(s) + eps), grads, sums)
         return updates, AdaGradState(sums)
 
-    return Optimizer(init, update, "adagrad",
+    return gradient_optimizer(init, update, "adagrad",
                      {"learning_rate": lr, "eps": eps, "initial_accumulator_value": s0})
 
 
@@ -83,4 +83,4 @@ def adagrad_norm(learning_rate: float = 1.0, b0: float = 0.1) -> Optimizer:
         step = lr / math.sqrt(b2)
         return tree_map(lambda g: -step * g, grads), AdaGradNormState(b2)
 
-    return Optimizer(init, update, "adagrad_norm", {"learning_rate": lr, "b0": b0})
+    return gradient_optimizer(init, update, "adagrad_norm", {"learning_rate": lr, "b0": b0})

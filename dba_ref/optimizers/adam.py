@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_choice, check_positive
-from .base import Optimizer, bias_correction, check_decay, tree_map, tree_zeros_like, update_moment
+from .base import Optimizer, bias_correction, check_decay, gradient_optimizer, tree_map, tree_zeros_like, update_moment
 
 #: Where ε enters the denominator of an Adam-type step (see the module docstring).
 EPS_PLACEMENTS = ("corrected", "raw")
@@ -73,5 +73,5 @@ def adam(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, 
         updates = tree_map(lambda m_, v_: -lr * adam_direction(m_, v_, t, beta1, beta2, eps, eps_placement), m, v)
         return updates, AdamState(t, m, v)
 
-    return Optimizer(init, update, "adam", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
+    return gradient_optimizer(init, update, "adam", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
                                             "eps_placement": eps_placement})

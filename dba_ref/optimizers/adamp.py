@@ -40,7 +40,7 @@ import numpy as np
 
 from .._validation import check_positive
 from .adam import AdamState, adam_direction, check_eps_placement
-from .base import Optimizer, check_decay, check_flag, tree_map, tree_zeros_like, update_moment
+from .base import Optimizer, check_decay, check_flag, gradient_optimizer, tree_map, tree_zeros_like, update_moment
 from .sgd import MomentumState, momentum_direction
 
 #: The views of a weight the scale-invariance test tries, in order.
@@ -138,7 +138,7 @@ def adamp(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
         updates, views = _projected_updates(params, grads, directions, lr, delta, eps, wd, wd_ratio, 1.0)
         return updates, ProjectedState(AdamState(t, m, v), views)
 
-    return Optimizer(init, update, "adamp", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
+    return gradient_optimizer(init, update, "adamp", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
                                              "delta": delta, "wd_ratio": wd_ratio, "weight_decay": wd,
                                              "nesterov": nesterov, "eps_placement": eps_placement})
 
@@ -160,6 +160,6 @@ def sgdp(learning_rate: float = 0.1, momentum: float = 0.9, nesterov: bool = Fal
         updates, views = _projected_updates(params, grads, directions, lr, delta, eps, wd, wd_ratio, 1.0 / (1.0 - mu))
         return updates, ProjectedState(MomentumState(velocity), views)
 
-    return Optimizer(init, update, "sgdp", {"learning_rate": lr, "momentum": mu, "nesterov": nesterov, "eps": eps,
+    return gradient_optimizer(init, update, "sgdp", {"learning_rate": lr, "momentum": mu, "nesterov": nesterov, "eps": eps,
                                             "delta": delta, "wd_ratio": wd_ratio, "weight_decay": wd})
 

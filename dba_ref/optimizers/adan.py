@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, check_flag, tree_map, tree_zeros_like
+from .base import Optimizer, check_flag, gradient_optimizer, tree_map, tree_zeros_like
 
 
 class AdanState(NamedTuple):
@@ -90,5 +90,5 @@ def adan(learning_rate: float = 1e-3, beta1: float = 0.02, beta2: float = 0.08, 
             updates = tree_map(lambda d: -lr * d, direction)
         return updates, AdanState(t, m, v, n, grads)
 
-    return Optimizer(init, update, "adan", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "beta3": beta3,
+    return gradient_optimizer(init, update, "adan", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "beta3": beta3,
                                             "eps": eps, "weight_decay": wd, "bias_correction": bias_correction})

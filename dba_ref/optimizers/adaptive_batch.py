@@ -43,24 +43,22 @@ The authors' released code (github.com/timlautk/AdAdaGrad) implements the norm
 test from materialised per-sample gradients; it has no coordinate-wise test,
 whose definition here is the inequality above applied to every coordinate.
 
-**Not a DBA base.** These optimizers consume the batch's per-sample
-:class:`~dba_ref.backprop.Signals` (``takes_signals=True``), so
-``dba(adadagrad())`` is refused; see ``docs/optimizers/adadagrad.md`` for why
+**Not a DBA base.** These optimizers read the batch's per-sample
+:class:`~dba_ref.backprop.Signals` (the ``signals`` extra argument of their
+``update``) and wrap a base of their own, so ``dba(adadagrad())`` is refused; see ``docs/optimizers/adadagrad.md`` for why
 the combination is not meaningful. ``dba(adagrad())`` is.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._validation import check_choice, check_positive
-from ..backprop import mean_grads
 from ..metrics import mean_variance
 from .adagrad import adagrad, adagrad_norm
-from .base import Optimizer, tree_leaves
+from .base import Optimizer, check_base, tree_leaves
 
 #: The adaptive-sampling tests.
 TESTS = ("norm", "coordinate")
@@ -95,6 +93,15 @@ class AdaptiveBatchState(NamedTuple):
     batch_size: int | None = None
     last: BatchTest | None = None
 
+    @property
+    def next_batch_size(self):
+        """The size the training loop draws the next batch with (None: keep the current one)."""
+        return self.batch_size
+
+    def diagnostics(self) -> dict:
+        """What the training loop records of a step: the test statistic (the test passes when it is at most η²)."""
+        return {"batch_test": float(self.last.statistic)}
+
 
 def gram_diagonal(A: np.ndarray, D: np.ndarray) -> np.ndarray:
     """``K[i, i] = ‖g_i‖² = ‖Δ_i‖² (‖A_i‖² + 1)`` for one layer, shape ``(B,)``, float64 (spec §3's diagonal)."""
@@ -111,7 +118,7 @@ def norm_test(signals, eta: float, grads=None) -> BatchTest:
     B = signals.batch_size
     if B < 2:
         return BatchTest(B, math.nan, math.nan)
-    grads = mean_grads(signals) if grads is None else grads
+    grads = signals.mean_grads() if grads is None else grads
     T = sum(float(gram_diagonal(A, D).sum()) for A, D in signals.layers)             # Σ_i ‖g_i‖²
     Q = B * B * sum(float(np.sum(np.square(leaf, dtype=np.float64))) for leaf in tree_leaves(grads))   # ‖Σ_i g_i‖²
     statistic = B / (B - 1) * float(mean_variance(T, Q, B))      # σ² / (B ‖ḡ‖²)
@@ -127,7 +134,7 @@ def coordinate_test(signals, eta: float, grads=None) -> BatchTest:
     B = signals.batch_size
     if B < 2:
         return BatchTest(B, math.nan, math.nan)
-    grads = mean_grads(signals) if grads is None else grads
+    grads = signals.mean_grads() if grads is None else grads
     worst = 0.0
     for (A, D), (gW, gb) in zip(signals.layers, grads):
         A, D = np.asarray(A, np.float64), np.asarray(D, np.float64)
@@ -143,22 +150,16 @@ def coordinate_test(signals, eta: float, grads=None) -> BatchTest:
 _TEST_FUNCTIONS = {"norm": norm_test, "coordinate": coordinate_test}
 
 
-def record_test(state: AdaptiveBatchState) -> dict:
-    """What the training loop records of a step: the test statistic (the test passes when it is at most η²)."""
-    return {"batch_test": float(state.last.statistic)}
-
-
 def adaptive_batch(base: Optimizer, test: str = "norm", eta: float = 0.1, max_batch_size: int | None = None) -> Optimizer:
     """Wrap ``base`` so that every update also runs ``test`` and requests the next batch size.
 
     The update itself is ``base``'s on the batch-mean gradient; the wrapper
-    only adds the test. The training loop reads the request through
-    ``Optimizer.requested_batch_size`` (see :func:`dba_ref.training.train`).
+    only adds the test, on the ``signals`` extra argument:
+    ``update(grads, state, params, signals=signals)``, ``grads=None`` standing
+    for the batch mean of the signals. The training loop reads the request from
+    the state (:attr:`AdaptiveBatchState.next_batch_size`, see :func:`dba_ref.training.train`).
     """
-    if not isinstance(base, Optimizer):
-        raise TypeError(f"base must be an Optimizer (e.g. dba_ref.optimizers.adagrad()), got {type(base).__name__}")
-    if base.takes_signals:
-        raise ValueError(f"base optimizer {base.name!r} already consumes per-sample signals; it cannot be wrapped")
+    check_base(base, "adaptive_batch")
     run_test = _TEST_FUNCTIONS[check_choice(test, TESTS, "test")]
     eta = check_positive(eta, "eta")
     if max_batch_size is not None:
@@ -167,8 +168,9 @@ def adaptive_batch(base: Optimizer, test: str = "norm", eta: float = 0.1, max_ba
     def init(params):
         return AdaptiveBatchState(base=base.init(params))
 
-    def update(signals, state, params=None):
-        grads = mean_grads(signals)
+    def update(grads, state, params=None, *, signals):
+        if grads is None:
+            grads = signals.mean_grads()
         updates, base_state = base.update(grads, state.base, params)
         result = run_test(signals, eta, grads)
         requested = max(state.batch_size or 0, signals.batch_size)          # the batch size never shrinks
@@ -180,18 +182,17 @@ def adaptive_batch(base: Optimizer, test: str = "norm", eta: float = 0.1, max_ba
 
     hyper = {"base": base.name, **{f"base.{k}": v for k, v in base.hyperparams.items()},
              "test": test, "eta": eta, "max_batch_size": max_batch_size}
-    return Optimizer(init, update, f"adaptive_batch({base.name})", hyper, takes_signals=True,
-                     requested_batch_size=lambda state: state.batch_size, record=record_test)
+    return Optimizer(init, update, f"adaptive_batch({base.name})", hyper)
 
 
 def adadagrad(learning_rate: float = 1e-2, eps: float = 1e-10, initial_accumulator_value: float = 0.0,
               eta: float = 0.1, test: str = "coordinate", max_batch_size: int | None = None) -> Optimizer:
     """AdAdaGrad: :func:`~dba_ref.optimizers.adagrad.adagrad` with adaptive batch sizes (coordinate-wise test by default)."""
     opt = adaptive_batch(adagrad(learning_rate, eps, initial_accumulator_value), test, eta, max_batch_size)
-    return replace(opt, name="adadagrad")
+    return opt._replace(name="adadagrad")
 
 
 def adadagrad_norm(learning_rate: float = 1.0, b0: float = 0.1, eta: float = 0.1, test: str = "norm",
                    max_batch_size: int | None = None) -> Optimizer:
     """AdAdaGrad-Norm: :func:`~dba_ref.optimizers.adagrad.adagrad_norm` with adaptive batch sizes (norm test)."""
-    return replace(adaptive_batch(adagrad_norm(learning_rate, b0), test, eta, max_batch_size), name="adadagrad_norm")
+    return adaptive_batch(adagrad_norm(learning_rate, b0), test, eta, max_batch_size)._replace(name="adadagrad_norm")

@@ -15,7 +15,6 @@ The moment and bias-correction lines shared by the Adam family are
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -70,38 +69,69 @@ class EmptyState(NamedTuple):
     """The state of an optimizer that keeps none (plain SGD)."""
 
 
-@dataclass(frozen=True)
-class Optimizer:
-    """A pure optimizer: ``init(params) -> state`` and ``update(grads, state, params) -> (updates, state)``.
+class Optimizer(NamedTuple):
+    """A pure optimizer, as optax's ``GradientTransformationExtraArgs``: two functions, and what it is.
 
-    Attributes
-    ----------
-    name : str
-        Display name, e.g. ``"adam"`` or ``"dba(sgd)"``.
-    hyperparams : dict
-        The hyper-parameters it was built with (recorded in results files).
-    takes_signals : bool
-        True when ``update`` wants the batch's per-sample :class:`~dba_ref.backprop.Signals`
-        instead of the mean gradient (DBA and the adaptive-batch optimizers do).
-    requested_batch_size : callable or None
-        For optimizers that choose the size of the *next* batch (AdAdaGrad):
-        ``requested_batch_size(state) -> int | None`` reads it from the state
-        (``None`` before the first update). The training loop then draws its next
-        batch with that size. ``None`` for every other optimizer.
-    record : callable or None
-        What the training loop should record of a step, read from the state
-        after the update: ``record(state) -> {name: value}``, a value being a
-        number, or a tuple of one number per layer (DBA's selected sizes and
-        metrics, AdAdaGrad's test statistic). ``None``: nothing beyond the loss.
+    ``init(params) -> state``
+        The state before the first step.
+    ``update(grads, state, params=None, **extra_args) -> (updates, state)``
+        ``grads`` is a pytree like ``params``; ``extra_args`` are further inputs of
+        the step, passed by keyword. The one the package passes is ``signals``, the
+        batch's per-sample :class:`~dba_ref.backprop.Signals`: DBA and the
+        adaptive-batch optimizers read it, the others ignore it. ``grads=None``
+        with ``signals=`` stands for the batch-mean gradient of those signals
+        (:meth:`Signals.mean_grads <dba_ref.backprop.Signals.mean_grads>`), which is
+        how the training loop calls every optimizer; DBA, which replaces that
+        gradient by each layer's mean over its selection, takes ``grads=None`` only.
+
+    ``name`` (e.g. ``"adam"``, ``"dba(sgd)"``) and ``hyperparams`` (what it was
+    built with, recorded in results files) describe it. What a step did is read
+    from the state it returns, when asked: a state with a ``diagnostics()``
+    method (DBA's, AdAdaGrad's) says what the training loop records, and one with
+    a ``next_batch_size`` (AdAdaGrad's) chooses the size of the next batch.
     """
 
     init: Callable[[Any], Any]
-    update: Callable[[Any, Any, Any], tuple[Any, Any]]
+    update: Callable[..., tuple[Any, Any]]
     name: str
-    hyperparams: dict = field(default_factory=dict)
-    takes_signals: bool = False
-    requested_batch_size: Callable[[Any], Any] | None = None
-    record: Callable[[Any], dict] | None = None
+    hyperparams: dict
+
+
+def gradient_optimizer(init: Callable, update: Callable, name: str, hyperparams: dict) -> Optimizer:
+    """The :class:`Optimizer` of an update of the gradient alone, ``update(grads, state, params) -> (updates, state)``.
+
+    Its ``update`` also accepts the step's extra arguments: ``signals`` stands
+    in for ``grads=None`` as their batch-mean gradient; anything else is not
+    read. Every optimizer of the registry but the wrappers is built so.
+    """
+
+    def update_with_extra_args(grads, state, params=None, *, signals=None, **extra_args):
+        if grads is None:
+            if signals is None:
+                raise TypeError(f"{name}.update needs grads, or signals= to take the batch-mean gradient of")
+            grads = signals.mean_grads()
+        return update(grads, state, params)
+
+    return Optimizer(init, update_with_extra_args, name, dict(hyperparams))
+
+
+def check_base(base, wrapper: str) -> Optimizer:
+    """``base`` must be an :class:`Optimizer` that wraps no other: what ``wrapper`` (DBA, adaptive_batch) wraps.
+
+    A wrapper records what it wraps as ``hyperparams["base"]``; wrapping it again
+    (``dba(adadagrad())``, ``dba(dba(sgd()))``) is refused.
+    """
+    if not isinstance(base, Optimizer):
+        raise TypeError(f"{wrapper}'s base must be an Optimizer (e.g. dba_ref.sgd(0.1)), got {type(base).__name__}")
+    if wraps_another(base):
+        raise ValueError(f"{wrapper} cannot wrap {base.name!r}, which already wraps {base.hyperparams['base']!r}: "
+                         "give a plain optimizer (sgd, momentum, adam, ...)")
+    return base
+
+
+def wraps_another(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer`` is a wrapper (DBA, adaptive_batch): it records the optimizer it wraps as ``"base"``."""
+    return "base" in optimizer.hyperparams
 
 
 def check_decay(value, name: str) -> float:

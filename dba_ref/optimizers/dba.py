@@ -4,8 +4,10 @@ Every step, each layer's direction is the mean gradient over the samples its
 search keeps (:func:`dba_ref.update.dba_gradients`); the list of those means
 goes to the base optimizer (SGD, Adam, ...), whose state is kept as usual.
 ``strategy="all"`` keeps every sample and reproduces the base optimizer bit
-for bit. The backend that computes the Gram matrices, the searches and the
-means is chosen once, when the optimizer is built.
+for bit. DBA reads the batch's per-sample :class:`~dba_ref.backprop.Signals`,
+an extra argument of its ``update`` (as optax passes extra arguments), and
+computes with the backend that made them (``signals.backend``, chosen where the
+signals are computed: ``train(backend=)``, ``dba_step(backend=)``).
 
 Example
 -------
@@ -15,7 +17,7 @@ Example
 >>> opt = dba(sgd(0.1))
 >>> state = opt.init(model.params)
 >>> signals = backprop(model, np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3)
->>> updates, state = opt.update(signals, state, model.params)
+>>> updates, state = opt.update(None, state, model.params, signals=signals)
 >>> [step.size for step in state.last]   # random labels share no direction: down to min_size
 [2, 2]
 """
@@ -26,18 +28,17 @@ from typing import Any, NamedTuple
 from .._validation import check_choice, check_min_size, check_tol
 from ..backends import get_backend
 from ..metrics import METRICS
-from ..search import STRATEGIES, Selection, check_exhaustive_size
-from ..update import search_plan
-from .base import Optimizer, tree_norm
+from ..search import DBA_DEFAULTS, STRATEGIES, Selection
+from .base import Optimizer, check_base, tree_norm
 
 
 class LayerStep(NamedTuple):
-    """What DBA did to one layer in one step: its ``selection``, ``‖ḡ_l‖`` of the mean over it, and the
-    norm of the update the base optimizer returned for the layer."""
+    """What DBA did to one layer in one step: its ``selection``, the mean gradient over it
+    ``grad = (gW, gb)`` and the base optimizer's ``update = (uW, ub)`` for the layer."""
 
     selection: Selection
-    grad_norm: float
-    update_norm: float
+    grad: tuple
+    update: tuple
 
     @property
     def size(self) -> int:
@@ -54,6 +55,16 @@ class LayerStep(NamedTuple):
         """Metric of the selected subset."""
         return self.selection.value
 
+    @property
+    def grad_norm(self) -> float:
+        """``‖ḡ_l‖``, the norm of the mean gradient over the selection."""
+        return tree_norm(self.grad)
+
+    @property
+    def update_norm(self) -> float:
+        """The norm of the layer's update."""
+        return tree_norm(self.update)
+
 
 class DBAState(NamedTuple):
     """``base``: the base optimizer's state; ``last``: one :class:`LayerStep` per layer from the last update."""
@@ -61,47 +72,42 @@ class DBAState(NamedTuple):
     base: Any
     last: tuple = ()
 
-
-def record_steps(state: DBAState) -> dict:
-    """What the training loop records of a DBA step, one entry per layer: samples kept, metric of the
-    whole batch and of the selection, ``‖ḡ_l‖`` and the norm of the update."""
-    last = state.last
-    return {"selected": tuple(step.size for step in last),
-            "full_metric": tuple(float(step.full_value) for step in last),
-            "selected_metric": tuple(float(step.value) for step in last),
-            "grad_norm": tuple(step.grad_norm for step in last),
-            "update_norm": tuple(step.update_norm for step in last)}
+    def diagnostics(self) -> dict:
+        """What the training loop records of the last step, one entry per layer: samples kept, metric of the
+        whole batch and of the selection, ``‖ḡ_l‖`` and the norm of the update."""
+        return {"selected": tuple(step.size for step in self.last),
+                "full_metric": tuple(float(step.full_value) for step in self.last),
+                "selected_metric": tuple(float(step.value) for step in self.last),
+                "grad_norm": tuple(step.grad_norm for step in self.last),
+                "update_norm": tuple(step.update_norm for step in self.last)}
 
 
-def dba(base: Optimizer, metric: str = "mean_variance", strategy: str = "greedy", min_size=2,
-        tol: float = 0.0, backend: str = "numpy") -> Optimizer:
+def dba(base: Optimizer, metric: str = DBA_DEFAULTS["metric"], strategy: str = DBA_DEFAULTS["strategy"],
+        min_size=DBA_DEFAULTS["min_size"], tol: float = DBA_DEFAULTS["tol"]) -> Optimizer:
     """Wrap ``base`` so that each layer is updated with the mean over its selected samples.
 
-    Parameters are those of :func:`dba_ref.select`; ``backend`` names who
-    computes (:mod:`dba_ref.backends`). They are checked here, once. The
-    returned optimizer's ``update`` takes the batch's
-    :class:`~dba_ref.backprop.Signals` (``takes_signals=True``).
+    Parameters are those of :func:`dba_ref.select`, checked here, once. The
+    returned optimizer's ``update(None, state, params, signals=signals)`` takes
+    the batch's :class:`~dba_ref.backprop.Signals` (its ``grads`` must be None:
+    DBA computes each layer's own); its state is a :class:`DBAState`.
     """
-    if not isinstance(base, Optimizer):
-        raise TypeError(f"base must be an Optimizer (e.g. dba_ref.sgd(0.1)), got {type(base).__name__}")
-    if base.takes_signals:
-        raise ValueError(f"base optimizer {base.name!r} already consumes per-sample signals; it cannot be wrapped")
+    check_base(base, "dba")
     check_choice(metric, METRICS, "metric")
     check_choice(strategy, STRATEGIES, "strategy")
     tol = check_tol(tol)
     min_size = check_min_size(min_size)
-    dba_gradients = get_backend(backend).dba_gradients
 
     def init(params):
         return DBAState(base=base.init(params))
 
-    def update(signals, state, params=None):
-        check_exhaustive_size(search_plan(strategy, min_size, signals.batch_size)[0], signals.batch_size)
-        grads, selections = dba_gradients(signals, metric, strategy, min_size, tol)
+    def update(grads, state, params=None, *, signals):
+        if grads is not None:
+            raise ValueError("DBA computes each layer's gradient from the signals: call "
+                             "update(None, state, params, signals=signals)")
+        grads, selections = get_backend(signals.backend).dba_gradients(signals, metric, strategy, min_size, tol)
         updates, base_state = base.update(grads, state.base, params)
-        last = tuple(LayerStep(sel, tree_norm(g), tree_norm(u)) for sel, g, u in zip(selections, grads, updates))
-        return updates, DBAState(base=base_state, last=last)
+        return updates, DBAState(base_state, tuple(map(LayerStep, selections, grads, updates)))
 
     hyper = {"base": base.name, **{f"base.{k}": v for k, v in base.hyperparams.items()},
-             "metric": metric, "strategy": strategy, "min_size": min_size, "tol": tol, "backend": backend}
-    return Optimizer(init, update, f"dba({base.name})", hyper, takes_signals=True, record=record_steps)
+             "metric": metric, "strategy": strategy, "min_size": min_size, "tol": tol}
+    return Optimizer(init, update, f"dba({base.name})", hyper)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._validation import check_positive
 from .adam import adam_direction, check_eps_placement
-from .base import Optimizer, check_decay, tree_map, tree_zeros_like, update_moment
+from .base import Optimizer, check_decay, gradient_optimizer, tree_map, tree_zeros_like, update_moment
 
 
 def abs_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -60,5 +60,5 @@ def diffgrad(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.9
             m, v, grads, state.g_prev)
         return updates, DiffGradState(t, m, v, grads)
 
-    return Optimizer(init, update, "diffgrad", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
+    return gradient_optimizer(init, update, "diffgrad", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
                                                 "eps_placement": eps_placement})

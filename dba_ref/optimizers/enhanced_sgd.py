@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, check_decay, check_flag, tree_leaves, tree_map, tree_zeros_like
+from .base import Optimizer, check_decay, check_flag, gradient_optimizer, tree_leaves, tree_map, tree_zeros_like
 from .sgd import momentum_direction
 
 #: The controller's actions: steps of (c_η, c_μ) in units of ``action_step``, "no change" first.
@@ -165,7 +165,7 @@ def enhanced_sgd(learning_rate: float = 1e-2, momentum: float = 0.9, smoothing_f
                                 momentum_scale=momentum_scale, q_table=q_table, last=(here, action),
                                 rng_state=rng.bit_generator.state, learning_rate=eta_t, momentum=mu_t)
 
-    return Optimizer(init, update, "enhanced_sgd", {
+    return gradient_optimizer(init, update, "enhanced_sgd", {
         "learning_rate": lr, "momentum": mu, "smoothing_factor": rho, "gradient_centering": centring,
         "clip_factor": kappa, "noise_scale": noise, "q_learning_rate": alpha, "discount": gamma, "epsilon": eps,
         "action_step": delta, "scale_bounds": (lo, hi), "seed": int(seed)})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .._validation import check_positive
-from .base import EmptyState, Optimizer, check_decay, tree_map, tree_zeros_like
+from .base import EmptyState, Optimizer, check_decay, gradient_optimizer, tree_map, tree_zeros_like
 
 
 class MomentumState(NamedTuple):
@@ -39,16 +39,16 @@ def sgd(learning_rate: float = 0.1) -> Optimizer:
     def update(grads, state, params=None):
         return tree_map(lambda g: -lr * g, grads), state
 
-    return Optimizer(init, update, "sgd", {"learning_rate": lr})
+    return gradient_optimizer(init, update, "sgd", {"learning_rate": lr})
 
 
-def momentum(learning_rate: float = 0.05, momentum: float = 0.9, nesterov: bool = False) -> Optimizer:
-    """SGD with momentum ``μ``: heavy-ball, or Nesterov when ``nesterov=True``."""
-    return _momentum_sgd(learning_rate, momentum, nesterov)
+def momentum(learning_rate: float = 0.05, momentum: float = 0.9) -> Optimizer:
+    """SGD with heavy-ball momentum ``μ``: ``v ← μ v + g``, ``Δθ = −η v``; state :class:`MomentumState`."""
+    return _momentum_sgd(learning_rate, momentum, nesterov=False)
 
 
 def nesterov(learning_rate: float = 0.05, momentum: float = 0.9) -> Optimizer:
-    """SGD with Nesterov momentum (see :func:`momentum`)."""
+    """SGD with Nesterov momentum ``μ``: ``v ← μ v + g``, ``Δθ = −η (g + μ v)``; state :class:`MomentumState`."""
     return _momentum_sgd(learning_rate, momentum, nesterov=True)
 
 
@@ -75,6 +75,5 @@ def _momentum_sgd(learning_rate: float, mu: float, nesterov: bool) -> Optimizer:
         direction, velocity = momentum_direction(grads, state.velocity, mu, nesterov)
         return tree_map(lambda d: -lr * d, direction), MomentumState(velocity)
 
-    name = "nesterov" if nesterov else "momentum"
-    return Optimizer(init, update, name, {"learning_rate": lr, "momentum": mu, "nesterov": bool(nesterov)})
+    return gradient_optimizer(init, update, "nesterov" if nesterov else "momentum", {"learning_rate": lr, "momentum": mu})
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 
 from .._validation import check_choice
 from ..metrics import METRIC_NAMES
-from ..optimizers import OPTIMIZERS, Optimizer, build_optimizer, make_optimizer
+from ..optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from .readings import sum_over_batch
 
 #: The abstract's numbers (spec §1). ``baseline`` is implied: 100 − err_DBA / (1 − RER).
@@ -164,16 +164,19 @@ class Method:
         """The tuning grid ``default_lr × m``, rounded to 3 significant digits."""
         return [float(f"{self.default_lr * m:.3g}") for m in multipliers]
 
-    def build(self, learning_rate: float, backend: str = "numpy") -> Optimizer:
-        """The optimizer this method trains with at ``learning_rate``, built by :func:`~dba_ref.optimizers.build_optimizer`.
+    def build(self, learning_rate: float, hyperparams: dict | None = None) -> Optimizer:
+        """The optimizer this method trains with at ``learning_rate`` (and ``hyperparams`` of the optimizer or
+        DBA's base), built by :func:`~dba_ref.optimizers.make_optimizer`.
 
         The Σ/B reading is that DBA optimizer wrapped by
         :func:`~dba_ref.reproduction.readings.sum_over_batch` (not a registry option).
         """
-        opt = build_optimizer("dba" if self.dba else self.optimizer, learning_rate=learning_rate,
-                              base=self.optimizer, metric=self.metric, strategy=self.strategy,
-                              min_size=self.min_size, tol=self.tol, backend=backend)
-        return sum_over_batch(opt) if self.dba and self.normalise == "batch" else opt
+        options = {**(hyperparams or {}), "learning_rate": learning_rate}
+        if not self.dba:
+            return make_optimizer(self.optimizer, **options)
+        opt = make_optimizer("dba", base=self.optimizer, metric=self.metric, strategy=self.strategy,
+                             min_size=self.min_size, tol=self.tol, **options)
+        return sum_over_batch(opt) if self.normalise == "batch" else opt
 
     def to_dict(self) -> dict:
         return {"key": self.key, "label": self.label, "optimizer": self.optimizer, "dba": self.dba,

@@ -37,22 +37,21 @@ def sum_over_batch(optimizer: Optimizer) -> Optimizer:
 
     Returns
     -------
-    Optimizer named ``"dba(sgd)/B"``, taking per-sample signals like DBA; its
-    state is DBA's, so the trainer records the selections as usual.
+    Optimizer named ``"dba(sgd)/B"``, called like DBA (``update(None, state, params, signals=signals)``);
+    its state is DBA's, so the trainer records the selections as usual.
     """
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a dba_ref Optimizer, got {type(optimizer).__name__}")
-    if not optimizer.takes_signals or optimizer.hyperparams.get("base") != "sgd":
+    if not optimizer.name.startswith("dba(") or optimizer.hyperparams.get("base") != "sgd":
         raise ValueError(
             f"sum_over_batch needs DBA around plain SGD (e.g. dba(sgd(0.1))), got {optimizer.name!r}: "
             "for a base optimizer with state, rescaling its update is not rescaling its gradient"
         )
 
-    def update(signals, state, params=None):
-        updates, state = optimizer.update(signals, state, params)
+    def update(grads, state, params=None, *, signals):
+        updates, state = optimizer.update(grads, state, params, signals=signals)
         B = signals.batch_size
         scaled = [tree_map(lambda u, f=step.size / B: u * f, layer) for layer, step in zip(updates, state.last)]
-        return scaled, state
+        return scaled, state._replace(last=tuple(step._replace(update=u) for step, u in zip(state.last, scaled)))
 
-    return Optimizer(optimizer.init, update, f"{optimizer.name}/B", {**optimizer.hyperparams, "normalise": "batch"},
-                     takes_signals=True)
+    return Optimizer(optimizer.init, update, f"{optimizer.name}/B", {**optimizer.hyperparams, "normalise": "batch"})

@@ -102,7 +102,7 @@ def execute_run(setting: Setting, role: str, seed: int, method: Method, lr: floa
     """
     split = data.split(setting, seed)
     model = MLP([split.X_train.shape[1], setting.hidden, int(split.y_train.max()) + 1], seed=seed)
-    optimizer = method.build(lr, backend)
+    optimizer = method.build(lr)
     peek = role == "final-peek"
     X_watch, y_watch = (split.X_test, split.y_test) if peek else (split.X_val, split.y_val)
     load_before = os.getloadavg()[0]
@@ -111,7 +111,8 @@ def execute_run(setting: Setting, role: str, seed: int, method: Method, lr: floa
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             history = train(model, optimizer, split.X_train, split.y_train, X_watch, y_watch,
-                            epochs=setting.epochs, batch_size=setting.batch_size, seed=seed, progress=False)
+                            epochs=setting.epochs, batch_size=setting.batch_size, seed=seed, progress=False,
+                            backend=backend)
     except TrainingDiverged:
         diverged = True
     train_seconds = time.perf_counter() - started

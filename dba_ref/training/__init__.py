@@ -8,7 +8,7 @@
 Batches come from a :class:`BatchSampler`: every epoch is one seeded
 permutation of the training set, cut into consecutive batches. The batch size
 may change between steps; an optimizer that chooses it (AdAdaGrad, with
-``Optimizer.requested_batch_size``) sets the size of the next batch after each
+its state's ``next_batch_size``) sets the size of the next batch after each
 update, and the history records the size of every step.
 
 **Checkpoints.** With ``checkpoint_dir``, :func:`train` writes

@@ -46,14 +46,13 @@ class Trainer:
     batch size resize the batches. ``history.steps`` receives what every step
     records (see :class:`~dba_ref.training.History`). ``state`` and ``step``
     continue an earlier run (the optimizer's state and the steps taken).
-    ``backend`` runs the forward and backward passes and the plain mean
-    gradients (:mod:`dba_ref.backends`); by default the optimizer's own
-    (DBA's ``backend``), else NumPy. With ``"cuda"`` a batch's signals stay
-    on the device for a DBA optimizer on the same backend.
+    ``backend`` computes the forward and backward passes, and with them DBA's
+    Gram matrices, searches and means (:mod:`dba_ref.backends`); with
+    ``"cuda"`` a batch's signals stay on the device.
     """
 
     def __init__(self, model: MLP, optimizer: Optimizer, history: History | None = None, state=None, step: int = 0,
-                 backend: str | None = None):
+                 backend: str = "numpy"):
         if not isinstance(model, MLP):
             raise TypeError(f"model must be a dba_ref.MLP, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
@@ -64,28 +63,28 @@ class Trainer:
             raise ValueError(f"the model's layer {layer} has NaN or inf parameters; train a model with finite "
                              "weights (set them with model.set_params, which checks them)")
         self.model, self.optimizer = model, optimizer
-        self.backend = get_backend(backend or optimizer.hyperparams.get("backend", "numpy"))
+        self.backend = get_backend(backend)
         self.state = optimizer.init(model.params) if state is None else state
         self.step = step
         self.history = History() if history is None else history
 
     @property
     def adaptive(self) -> bool:
-        """Whether the optimizer chooses the size of the next batch."""
-        return self.optimizer.requested_batch_size is not None
+        """Whether the optimizer chooses the size of the next batch (its state has a ``next_batch_size``)."""
+        return hasattr(self.state, "next_batch_size")
 
     def fit_batch(self, X, y) -> float:
         """One optimizer step on a validated batch ``(X, y)``; returns its mean loss.
 
-        Raises :class:`TrainingDiverged`, with model and state unchanged, when
-        the loss or the new parameters hold NaN or inf.
+        Every optimizer is called alike: ``update(None, state, params, signals=signals)``
+        (see :class:`~dba_ref.optimizers.Optimizer`). Raises :class:`TrainingDiverged`,
+        with model and state unchanged, when the loss or the new parameters hold NaN or inf.
         """
         signals = self.backend.signals(self.model, X, y)
         step = self.step + 1
         if not np.all(np.isfinite(signals.losses)):
             raise self._diverged_loss(step, X)
-        grads = signals if self.optimizer.takes_signals else self.backend.mean_grads(signals)
-        updates, state = self.optimizer.update(grads, self.state, self.model.params)
+        updates, state = self.optimizer.update(None, self.state, self.model.params, signals=signals)
         params = apply_updates(self.model.params, updates)
         layer = _nonfinite_layer(params)
         if layer is not None:
@@ -94,8 +93,8 @@ class Trainer:
         self.state, self.step = state, step
         loss = float(signals.losses.mean())
         record = {"loss": loss, "batch_size": int(signals.batch_size)}
-        if self.optimizer.record is not None:
-            record.update(self.optimizer.record(state))
+        if hasattr(state, "diagnostics"):
+            record.update(state.diagnostics())
         self.history.append_step(record)
         return loss
 
@@ -113,7 +112,7 @@ class Trainer:
         for idx in sampler.epoch():
             self.fit_batch(X[idx], y[idx])
             if self.adaptive:
-                requested = self.optimizer.requested_batch_size(self.state)
+                requested = self.state.next_batch_size
                 if requested is not None:
                     sampler.batch_size = requested
                 self.history.append_step({"requested_batch_size": int(sampler.batch_size)})
@@ -123,7 +122,7 @@ class Trainer:
     def sampler(self, n: int, batch_size: int, rng: np.random.Generator, shuffle: bool = True) -> BatchSampler:
         """A sampler over n samples whose first batch has the size the optimizer asks for, if it asks."""
         sampler = BatchSampler(n, batch_size, rng, shuffle)
-        requested = self.optimizer.requested_batch_size(self.state) if self.adaptive else None
+        requested = self.state.next_batch_size if self.adaptive else None
         if requested is not None:
             sampler.batch_size = requested
         return sampler
@@ -132,16 +131,16 @@ class Trainer:
 def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, epochs: int = 10,
           batch_size: int | None = 64, seed: int = 0, shuffle: bool = True, progress: bool = True,
           results_path=None, config: dict | None = None, checkpoint_dir=None, checkpoint_every: int | None = None,
-          resume: bool = False, backend: str | None = None) -> History:
+          resume: bool = False, backend: str = "numpy") -> History:
     """Train ``model`` in place with ``optimizer``; return the :class:`~dba_ref.training.History`.
 
     Parameters
     ----------
     model : MLP
     optimizer : Optimizer
-        A plain optimizer gets the batch-mean gradient; DBA and AdAdaGrad get the
-        per-sample signals. An optimizer with ``requested_batch_size`` (AdAdaGrad)
-        sets the size of every following batch.
+        A plain optimizer gets the batch-mean gradient; DBA and AdAdaGrad also read
+        the per-sample signals. An optimizer whose state has a ``next_batch_size``
+        (AdAdaGrad) sets the size of every following batch.
     X, y : training data ``(n, in)`` and int labels ``(n,)``.
     X_test, y_test : optional held-out data evaluated after every epoch.
     epochs : int >= 1
@@ -168,9 +167,9 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
         Continue from the checkpoint in ``checkpoint_dir`` if there is one
         (start afresh if there is none). The checkpoint must come from the
         same settings and data; only ``epochs`` may differ.
-    backend : {"numpy", "numba", "cuda"}, optional
-        Who runs the forward and backward passes (:class:`Trainer`); by default
-        the optimizer's own backend (DBA's), else NumPy.
+    backend : {"numpy", "numba", "cuda"}
+        Who computes: the forward and backward passes and, for DBA, the Gram
+        matrices, the searches and the means (:class:`Trainer`).
 
     Raises
     ------
