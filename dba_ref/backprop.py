@@ -139,9 +139,11 @@ def mean_grad(A: np.ndarray, D: np.ndarray, indices=None) -> tuple[np.ndarray, n
         out-of-range indices, floats and masks of another length are refused
         with a ``ValueError`` or ``TypeError`` saying what to pass.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> A, D = np.array([[1.0], [2.0], [4.0]]), np.array([[1.0], [1.0], [1.0]])
-    >>> mean_grad(A, D, [2, 0])                       # (g_0 + g_2) / 2, g_i = [D_i A_i, D_i]
+    >>> mean_grad(A, D, [2, 0])                       # the mean of samples 0 and 2
     (array([[2.5]]), array([1.]))
     >>> mean_grad(A, D, [True, False, True])[0]       # the same subset as a mask
     array([[2.5]])
