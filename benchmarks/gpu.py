@@ -63,7 +63,7 @@ def unavailable(smoke: bool) -> str | None:
 
     if not cuda.is_available():
         return "no CUDA GPU is available to Numba"
-    from dba_ref.backends.cuda import numpy_conflict
+    from dba_ref.backends.cuda_environment import numpy_conflict
 
     return numpy_conflict()
 
@@ -98,7 +98,7 @@ def batches(B: int, n: int, smoke: bool, seed: int = 0):
 def gram_rows(batch_sizes, layers, smoke: bool) -> list:
     from numba import cuda
 
-    from dba_ref.backends import cuda_tiles
+    from dba_ref.backends import cuda_launch, cuda_tiles
 
     cupy = None if smoke else optional("cupy")
     rows = []
@@ -123,10 +123,10 @@ def gram_rows(batch_sizes, layers, smoke: bool) -> list:
                 else:
                     reference = None
                 chosen = cuda_tiles.choose_config(
-                    lambda tile: cuda_tiles.blocks(B, tile) * (cuda_tiles.blocks(B, tile) + 1) // 2)
+                    lambda tile: cuda_launch.blocks(B, tile) * (cuda_launch.blocks(B, tile) + 1) // 2)
                 flops = 2.0 * B * B * (n_in + n_out)
                 for shape in cuda_tiles.CONFIGS:
-                    ours = median_seconds(lambda: cuda_tiles.launch_gram(dA, dD, dK, shape), 1 if smoke else 10,
+                    ours = median_seconds(lambda: cuda_launch.launch_gram(dA, dD, dK, shape), 1 if smoke else 10,
                                           cuda.synchronize)
                     name = f"{shape.tile}² ({shape.threads}×{shape.threads} threads × {shape.work}×{shape.work})"
                     name += " chosen" if shape == chosen else ""

@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_registers.py [--tile 128]
 
-Compiles every kernel of :mod:`dba_ref.backends.cuda_tiles` (each block shape
+Compiles every kernel of :mod:`dba_ref.backends.cuda_products` (each block shape
 and float type) and the softmax kernel of :mod:`dba_ref.backends.cuda_backprop`
 to PTX for compute capability 9.0 with libNVVM, then assembles it with
 ``ptxas -v`` (from a CUDA toolkit: on PATH, or /usr/local/cuda/bin). Prints,
@@ -37,7 +37,7 @@ def kernels(tile: int | None):
     import numba
     from numba import types
 
-    from dba_ref.backends import cuda_backprop, cuda_tiles
+    from dba_ref.backends import cuda_backprop, cuda_products, cuda_tiles
 
     def array(t, nd, layout="C"):
         return types.Array(t, nd, layout)
@@ -48,7 +48,7 @@ def kernels(tile: int | None):
         for shape in cuda_tiles.CONFIGS:
             if tile is not None and shape.tile != tile:
                 continue
-            k = cuda_tiles.tile_kernels(np.dtype(dtype), shape)
+            k = cuda_products.tile_kernels(np.dtype(dtype), shape)
             threads = shape.threads ** 2
             yield dtype, shape, "gram", k.gram, (array(t, 2), array(t, 2), array(t, 2, "A"), t), threads
             yield dtype, shape, "linear", k.linear, (array(t, 2), array(t, 2), array(t, 1), i64, array(t, 2),

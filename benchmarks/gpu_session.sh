@@ -5,7 +5,7 @@
 #     bash benchmarks/gpu_session.sh prepare
 # downloads the NumPy 2.3.5 wheel for the GPU machine's Python 3.12 into .whl/ (ignored by git):
 # the machine's numba-cuda cannot run with its NumPy 2.5 (np.row_stack was removed; see
-# dba_ref.backends.cuda.numpy_conflict). Then, on the GPU machine, with .whl carried:
+# dba_ref.backends.cuda_environment.numpy_conflict). Then, on the GPU machine, with .whl carried:
 #     bash benchmarks/gpu_session.sh
 # It puts that NumPy first on PYTHONPATH, runs the CUDA tests on the device, then
 # benchmarks/gpu.py, and writes everything under $OUT (default: ./gpu_out):

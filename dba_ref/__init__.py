@@ -6,6 +6,7 @@ metric such as gradient variance; the layer is updated with the mean over
 that subset. The modules, one concept each:
 
 - :mod:`dba_ref.model`      the MLP, its activations and the softmax cross-entropy
+- :mod:`dba_ref.model_io`   the MLP's weights in and out: a list of arrays, a PyTorch ``nn.Sequential``
 - :mod:`dba_ref.backprop`   per-sample error signals, per-sample and mean gradients
 - :mod:`dba_ref.gram`       the Gram identity ``K = (ΔΔᵀ) ⊙ (AAᵀ + 1)``
 - :mod:`dba_ref.metrics`    variance, normalized variance, mean variance from (T, Q, k)

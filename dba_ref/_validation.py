@@ -135,3 +135,57 @@ def check_positive(value, name: str, integer: bool = False, allow_zero: bool = F
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
     return int(value) if integer else float(value)
+
+
+def check_indices(indices, n_samples: int, name: str = "indices", allow_empty: bool = False) -> np.ndarray:
+    """A selection of samples of a batch of ``n_samples``, returned as int64 indices (in the order given).
+
+    Accepted: a 1-D array (or list) of distinct integer indices in ``[0, n_samples)``, in any
+    order, at least one (none with ``allow_empty``); or a boolean mask of length ``n_samples``
+    with at least one ``True`` (returned as its ascending indices). Refused, with what to pass
+    instead: an empty selection, repeated or negative or out-of-range indices, floats, 2-D
+    arrays, and masks of another length. Cost O(k + n_samples).
+    """
+    what = f"a 1-D array of distinct integer indices in [0, {n_samples}) or a boolean mask of length {n_samples}"
+    if isinstance(indices, (str, bytes)) or indices is None:
+        raise TypeError(f"{name} must be {what}, got {type(indices).__name__}")
+    arr = np.asarray(indices)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be {what}; got shape {arr.shape}")
+    if arr.size == 0:
+        if allow_empty:
+            return np.zeros(0, np.int64)
+        raise ValueError(f"{name} selects no sample; give at least one ({what})")
+    if arr.dtype == bool:
+        if arr.shape[0] != n_samples:
+            raise ValueError(f"{name} is a boolean mask of length {arr.shape[0]} for a batch of {n_samples}; "
+                             f"a mask has one entry per sample")
+        if not (arr.any() or allow_empty):
+            raise ValueError(f"{name} is a boolean mask with no True entry; select at least one sample")
+        return np.flatnonzero(arr)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be {what}; got dtype {arr.dtype}"
+                        + (" (convert whole numbers with .astype(int))" if np.issubdtype(arr.dtype, np.floating)
+                           else ""))
+    low, high = arr.min(), arr.max()
+    if low < 0 or high >= n_samples:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name} holds {bad}, outside [0, {n_samples}) for a batch of {n_samples}"
+                         + (" (negative indices are not accepted)" if bad < 0 else ""))
+    arr = arr.astype(np.int64, copy=False)
+    counts = np.bincount(arr, minlength=n_samples)
+    if counts.max() > 1:
+        raise ValueError(f"{name} holds {int(np.argmax(counts > 1))} more than once; each sample may be "
+                         f"selected once (pass np.unique({name}))")
+    return arr
+
+
+def check_layer_signals(A, D) -> tuple[np.ndarray, np.ndarray]:
+    """One layer's inputs ``A`` ``(B, in)`` and error signals ``D`` ``(B, out)``: finite 2-D real arrays of
+    one batch, returned in one float dtype (float32 when both are, else float64)."""
+    dtype = np.float32 if all(np.asarray(x).dtype == np.float32 for x in (A, D)) else np.float64
+    A, D = check_features(A, dtype=dtype, name="A"), check_features(D, dtype=dtype, name="D")
+    if D.shape[0] != A.shape[0]:
+        raise ValueError(f"A has {plural(A.shape[0], 'row')} and D has {D.shape[0]}; both hold one row per "
+                         f"sample of the batch")
+    return A, D

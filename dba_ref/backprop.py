@@ -15,7 +15,8 @@ Everything DBA needs is in the pair ``(A_{l-1}, Δ_l)`` of each layer: the
 :class:`Signals` of a batch. From it come the explicit per-sample gradients
 (:func:`per_sample_grads`, for teaching and checking), the Gram matrices
 (:mod:`dba_ref.gram`) and the mean gradient over any subset of samples
-(:func:`mean_grad`), which is all an optimizer ever receives.
+(:func:`mean_grad`, checked; :func:`subset_mean_grad`, the unchecked kernel
+the backends and the DBA update call), which is all an optimizer ever receives.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_indices, check_layer_signals
 from .model import ACTIVATIONS, MLP, cross_entropy, softmax
 
 
@@ -122,18 +124,61 @@ def mean_grad(A: np.ndarray, D: np.ndarray, indices=None) -> tuple[np.ndarray, n
     """Mean gradient of one layer over a subset S of the batch, with no per-sample gradient.
 
     ``(1/|S|) Σ_{i∈S} g_i = (1/|S|) Δ_Sᵀ [A_S, 1]``, returned as ``(gW, gb)``
-    of shapes ``(out, in)`` and ``(out,)``. ``indices=None`` means the whole
-    batch: the gradient of the usual mean loss.
+    of shapes ``(out, in)`` and ``(out,)``.
+
+    Parameters
+    ----------
+    A : array ``(B, in)`` ; D : array ``(B, out)``
+        One layer's inputs ``A_{l-1}`` and error signals ``Δ_l`` (:class:`Signals`);
+        float32 when both are, else float64.
+    indices : None, int array ``(k,)`` or bool array ``(B,)``
+        The subset S: ``None`` for the whole batch (the gradient of the usual
+        mean loss); distinct integer indices in ``[0, B)``, in any order (the
+        mean does not depend on it: they are sorted first); or a boolean mask
+        of length B. S must hold at least one sample. Repeated, negative or
+        out-of-range indices, floats and masks of another length are refused
+        with a ``ValueError`` or ``TypeError`` saying what to pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A, D = np.array([[1.0], [2.0], [4.0]]), np.array([[1.0], [1.0], [1.0]])
+    >>> mean_grad(A, D, [2, 0])                       # the mean of samples 0 and 2
+    (array([[2.5]]), array([1.]))
+    >>> mean_grad(A, D, [True, False, True])[0]       # the same subset as a mask
+    array([[2.5]])
     """
-    if indices is not None and len(indices) != A.shape[0]:
-        A, D = A[indices], D[indices]
+    A, D = check_layer_signals(A, D)
+    rows = None if indices is None else np.sort(check_indices(indices, A.shape[0]))
+    return subset_mean_grad(A, D, rows)
+
+
+def subset_mean_grad(A: np.ndarray, D: np.ndarray, rows=None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mean_grad`'s arithmetic, unchecked: the backends' kernel (:class:`dba_ref.update.Kernels`).
+
+    ``(1/k) Δ[rows]ᵀ [A[rows], 1]`` with ``k = len(A[rows])``: the rows are
+    taken exactly as NumPy indexing takes them (a row listed twice counts
+    twice, a boolean mask selects); the DBA step passes a selection's sorted
+    distinct indices. ``rows=None``, and ``rows`` equal to ``0, 1, ..., B − 1``,
+    compute ``Δᵀ [A, 1] / B`` on the arrays as given, so that a selection of the
+    whole batch is the plain mean gradient bit for bit.
+    """
+    if rows is not None and not _every_row_in_order(rows, A.shape[0]):
+        A, D = A[rows], D[rows]
     k = A.shape[0]
     return (D.T @ A) / k, D.sum(axis=0) / k
 
 
+def _every_row_in_order(rows, batch_size: int) -> bool:
+    """Is ``rows`` the integer index array ``0, 1, ..., batch_size − 1``?"""
+    rows = np.asarray(rows)
+    return (rows.shape == (batch_size,) and np.issubdtype(rows.dtype, np.integer)
+            and bool((rows == np.arange(batch_size)).all()))
+
+
 def mean_grads(signals: Signals) -> list[tuple[np.ndarray, np.ndarray]]:
     """The batch-mean gradient of every layer, ``[(gW_l, gb_l)]``: what plain optimizers use."""
-    return [mean_grad(A, D) for A, D in signals.layers]
+    return [subset_mean_grad(A, D) for A, D in signals.layers]
 
 
 def batch_grads(model: MLP, X, y) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_indices
+
 #: Relative threshold under which ``Q`` counts as zero: ``Q <= Q_EPS * k * T``.
 Q_EPS = 1e-12
 
@@ -64,6 +66,14 @@ def metric_value(name: str, T, Q, k):
 
 
 def subset_stats(K: np.ndarray, indices) -> tuple[float, float, int]:
-    """``(T, Q, k)`` of the subset ``indices`` of a Gram matrix ``K``."""
-    sub = np.asarray(K, np.float64)[np.ix_(indices, indices)]
+    """``(T, Q, k)`` of the subset ``indices`` of a Gram matrix ``K`` ``(B, B)``.
+
+    ``indices``: distinct integer indices in ``[0, B)`` (summed in the order
+    given) or a boolean mask of length B; the empty set has ``(0, 0, 0)``. A
+    repeated index, which would count a sample twice, is refused
+    (:func:`dba_ref._validation.check_indices`).
+    """
+    K = np.asarray(K, np.float64)
+    indices = check_indices(indices, K.shape[0], allow_empty=True)
+    sub = K[np.ix_(indices, indices)]
     return float(np.trace(sub)), float(sub.sum()), len(indices)

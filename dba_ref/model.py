@@ -14,11 +14,10 @@ layers and ``a = sqrt(6 / (in + out))`` (Glorot) otherwise. The layer after
 the last hidden layer uses the rule of the hidden activation; a network with no
 hidden layer uses Glorot.
 
-Weights in and out (for checking another implementation): ``MLP.from_arrays`` /
-``to_arrays`` take and give ``[W_1, b_1, ..., W_L, b_L]``, and ``MLP.from_torch``
-/ ``to_torch`` a PyTorch ``nn.Sequential`` of ``Linear`` layers, whose weight
-layout ``(out, in)`` is the one used here. Round trips are exact, bit for bit.
-PyTorch is imported only by the two torch methods.
+Weights in and out, for checking another implementation: ``MLP.from_arrays``
+/ ``to_arrays`` (``[W_1, b_1, ..., W_L, b_L]``) and ``MLP.from_torch`` /
+``to_torch`` (a PyTorch ``nn.Sequential``), exact both ways
+(:mod:`dba_ref.model_io`).
 
 Example
 -------
@@ -27,11 +26,6 @@ Example
 >>> model = MLP([4, 8, 3], seed=0)
 >>> model.forward(np.ones((2, 4))).shape
 (2, 3)
->>> [a.shape for a in model.to_arrays()]
-[(8, 4), (8,), (3, 8), (3,)]
->>> twin = MLP.from_arrays(model.to_arrays(), activation="relu")
->>> all(np.array_equal(a, b) for a, b in zip(twin.to_arrays(), model.to_arrays()))
-True
 """
 from __future__ import annotations
 
@@ -40,6 +34,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from . import model_io
 from ._validation import check_choice, check_dtype, check_features, check_labels
 
 
@@ -62,11 +57,6 @@ ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation(_sigmoid, lambda z: _sigmoid(z) * (1 - _sigmoid(z))),
     "identity": Activation(lambda z: z, np.ones_like),
 }
-
-#: The ``torch.nn`` module of each activation, for :meth:`MLP.from_torch` / :meth:`MLP.to_torch`.
-#: ``nn.Identity`` is a no-op wherever it stands; two ``Linear`` layers with nothing between them
-#: have the identity activation.
-TORCH_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity": "Identity"}
 
 
 def log_softmax(Z: np.ndarray) -> np.ndarray:
@@ -128,6 +118,49 @@ class MLP:
             self.weights.append(rng.uniform(-bound, bound, size=(n_out, n_in)).astype(self.dtype))
             self.biases.append(np.zeros(n_out, dtype=self.dtype))
 
+    # -- the forward pass -------------------------------------------------------
+    def check_batch(self, X, y=None):
+        """Validate and convert a batch: ``X`` to the model dtype, ``y`` to int64."""
+        X = check_features(X, self.sizes[0], self.dtype)
+        if y is None:
+            return X
+        return X, check_labels(y, X.shape[0], self.n_classes)
+
+    def forward_all(self, X: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Pre-activations ``[Z_1..Z_L]`` and layer inputs ``[A_0..A_{L-1}]`` (X already validated)."""
+        phi = ACTIVATIONS[self.activation].fn
+        inputs, pre = [X], []
+        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
+            Z = inputs[-1] @ W.T + b
+            pre.append(Z)
+            if l < self.n_layers - 1:
+                inputs.append(phi(Z))
+        return pre, inputs
+
+    def forward(self, X) -> np.ndarray:
+        """Logits ``Z_L``, shape ``(B, n_classes)``."""
+        pre, _ = self.forward_all(self.check_batch(X))
+        return pre[-1]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``softmax(Z_L)``, shape ``(B, n_classes)``."""
+        return softmax(self.forward(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted classes ``argmax Z_L``, shape ``(B,)``."""
+        return self.forward(X).argmax(axis=1)
+
+    def losses(self, X, y) -> np.ndarray:
+        """Per-sample cross-entropy losses, shape ``(B,)``."""
+        X, y = self.check_batch(X, y)
+        return cross_entropy(self.forward_all(X)[0][-1], y)
+
+    def evaluate(self, X, y) -> tuple[float, float]:
+        """Mean loss and accuracy on ``(X, y)``."""
+        X, y = self.check_batch(X, y)
+        Z = self.forward_all(X)[0][-1]
+        return float(cross_entropy(Z, y).mean()), float((Z.argmax(axis=1) == y).mean())
+
     # -- parameters ---------------------------------------------------------
     @property
     def n_layers(self) -> int:
@@ -172,7 +205,15 @@ class MLP:
         self.weights = [W.astype(self.dtype, copy=False) for W, _ in params]
         self.biases = [b.astype(self.dtype, copy=False) for _, b in params]
 
-    # -- weights in and out -------------------------------------------------
+    def copy(self) -> "MLP":
+        """An independent copy (same architecture, parameters copied)."""
+        twin = object.__new__(MLP)
+        twin.__dict__.update(self.__dict__)
+        twin.weights = [W.copy() for W in self.weights]
+        twin.biases = [b.copy() for b in self.biases]
+        return twin
+
+    # -- weights in and out (dba_ref.model_io) --------------------------------
     @classmethod
     def from_arrays(cls, arrays, activation: str = "relu", dtype=None) -> "MLP":
         """A model holding the parameters ``[W_1, b_1, W_2, b_2, ..., W_L, b_L]`` (copied).
@@ -183,11 +224,8 @@ class MLP:
         a dtype given converts them. The model's ``seed`` is ``None``: its
         weights come from the arrays, not from an initialisation.
         """
-        pairs = _layer_pairs(arrays)
-        if dtype is None:
-            dtype = np.result_type(*(a for pair in pairs for a in pair))
-            if dtype not in (np.float32, np.float64):
-                raise TypeError(f"the arrays have dtype {dtype}; pass dtype=np.float32 or dtype=np.float64")
+        pairs = model_io.layer_pairs(arrays)
+        dtype = model_io.arrays_dtype(pairs) if dtype is None else dtype
         model = cls([pairs[0][0].shape[1]] + [W.shape[0] for W, _ in pairs], activation, seed=0, dtype=dtype)
         model.set_params(pairs)
         model.seed = None
@@ -201,61 +239,15 @@ class MLP:
     def from_torch(cls, sequential, dtype=None) -> "MLP":
         """A model holding the weights of a PyTorch ``nn.Sequential`` (copied; the module is not changed).
 
-        The Sequential holds ``nn.Linear`` layers (with biases) and, between
-        them, one activation module, the same everywhere: ``nn.ReLU``,
-        ``nn.Tanh`` or ``nn.Sigmoid``; nothing between two ``Linear`` layers
-        means the identity, and ``nn.Identity`` may stand anywhere. It ends
-        with a ``Linear``: the logits (the loss applies the softmax). A network
-        with one ``Linear`` gets ``activation="identity"``. ``dtype=None``
-        keeps the parameters' dtype; a NumPy or torch dtype converts them.
-        Parameters on a GPU are copied to the host.
+        The Sequential is ``Linear, φ, Linear, ..., Linear`` with one activation
+        φ (``nn.ReLU``, ``nn.Tanh``, ``nn.Sigmoid``, or nothing, i.e. the
+        identity; ``nn.Identity`` may stand anywhere); the rules and errors are
+        :func:`dba_ref.model_io.read_sequential`'s. ``dtype=None`` keeps the
+        parameters' dtype; a NumPy or torch dtype converts them. Parameters on
+        a GPU are copied to the host.
         """
-        torch = _import_torch("MLP.from_torch")
-        if not isinstance(sequential, torch.nn.Sequential):
-            raise TypeError("MLP.from_torch takes a torch.nn.Sequential of Linear layers and activations, "
-                            f"got {type(sequential).__name__}")
-        activation_of = {getattr(torch.nn, module): name for name, module in TORCH_ACTIVATIONS.items()
-                         if name != "identity"}
-        arrays, found, between = [], {}, []     # found: activation -> where first seen; between: since the last Linear
-        for position, module in enumerate(sequential):
-            kind = type(module)
-            if kind is torch.nn.Identity:
-                continue
-            if kind in activation_of:
-                if not arrays:
-                    raise ValueError(f"position {position} of the Sequential holds {kind.__name__} before the first "
-                                     "Linear; start with the Linear of the first layer")
-                between.append((position, kind))
-                continue
-            if kind is not torch.nn.Linear:
-                raise ValueError(f"position {position} of the Sequential holds {kind.__name__}; MLP.from_torch takes "
-                                 "Linear layers with ReLU, Tanh, Sigmoid or Identity between them")
-            if module.bias is None:
-                raise ValueError(f"position {position} of the Sequential is a Linear without bias; "
-                                 "the MLP's layers all have one (build it with bias=True)")
-            if module.weight.dtype not in (torch.float32, torch.float64):
-                raise TypeError(f"position {position} of the Sequential is a Linear of {module.weight.dtype}; "
-                                "convert the Sequential with .float() or .double()")
-            if len(between) > 1:
-                raise ValueError(f"positions {between[0][0]} and {between[1][0]} of the Sequential both hold an "
-                                 "activation between the same two Linear layers; keep one")
-            if arrays and between:
-                where, act = between[0]
-                found.setdefault(activation_of[act], f"{act.__name__} at position {where}")
-            elif arrays:
-                found.setdefault("identity", f"no activation before position {position}")
-            arrays += [module.weight.detach().cpu().numpy(), module.bias.detach().cpu().numpy()]
-            between = []
-        if not arrays:
-            raise ValueError("the Sequential holds no Linear layer")
-        if between:
-            raise ValueError(f"position {between[0][0]} of the Sequential holds {between[0][1].__name__} after the "
-                             "last Linear; end with the Linear of the logits (the MLP's loss applies the softmax)")
-        if len(found) > 1:
-            raise ValueError(f"the Sequential mixes activations ({', '.join(found.values())}); "
-                             "the MLP has one for every hidden layer")
-        activation = next(iter(found), "identity")
-        return cls.from_arrays(arrays, activation, None if dtype is None else _numpy_dtype(dtype))
+        arrays, activation = model_io.read_sequential(sequential)
+        return cls.from_arrays(arrays, activation, None if dtype is None else model_io.numpy_dtype(dtype))
 
     def to_torch(self, dtype=None):
         """A PyTorch ``nn.Sequential`` ``Linear, φ, Linear, ..., Linear`` holding a copy of the parameters.
@@ -265,110 +257,7 @@ class MLP:
         converts the parameters (float32 or float64). :meth:`from_torch`
         reads it back bit for bit.
         """
-        torch = _import_torch("MLP.to_torch")
-        dtype = self.dtype if dtype is None else _numpy_dtype(dtype)
-        layers = []
-        for l, (W, b) in enumerate(self.params):
-            if l > 0:
-                layers.append(getattr(torch.nn, TORCH_ACTIVATIONS[self.activation])())
-            linear = torch.nn.Linear(W.shape[1], W.shape[0], dtype=getattr(torch, dtype.name))
-            with torch.no_grad():
-                linear.weight.copy_(torch.from_numpy(W.astype(dtype)))
-                linear.bias.copy_(torch.from_numpy(b.astype(dtype)))
-            layers.append(linear)
-        return torch.nn.Sequential(*layers)
-
-    def copy(self) -> "MLP":
-        """An independent copy (same architecture, parameters copied)."""
-        twin = object.__new__(MLP)
-        twin.__dict__.update(self.__dict__)
-        twin.weights = [W.copy() for W in self.weights]
-        twin.biases = [b.copy() for b in self.biases]
-        return twin
-
-    # -- computation ----------------------------------------------------------
-    def check_batch(self, X, y=None):
-        """Validate and convert a batch: ``X`` to the model dtype, ``y`` to int64."""
-        X = check_features(X, self.sizes[0], self.dtype)
-        if y is None:
-            return X
-        return X, check_labels(y, X.shape[0], self.n_classes)
-
-    def forward_all(self, X: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Pre-activations ``[Z_1..Z_L]`` and layer inputs ``[A_0..A_{L-1}]`` (X already validated)."""
-        phi = ACTIVATIONS[self.activation].fn
-        inputs, pre = [X], []
-        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
-            Z = inputs[-1] @ W.T + b
-            pre.append(Z)
-            if l < self.n_layers - 1:
-                inputs.append(phi(Z))
-        return pre, inputs
-
-    def forward(self, X) -> np.ndarray:
-        """Logits ``Z_L``, shape ``(B, n_classes)``."""
-        pre, _ = self.forward_all(self.check_batch(X))
-        return pre[-1]
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities ``softmax(Z_L)``, shape ``(B, n_classes)``."""
-        return softmax(self.forward(X))
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted classes ``argmax Z_L``, shape ``(B,)``."""
-        return self.forward(X).argmax(axis=1)
-
-    def losses(self, X, y) -> np.ndarray:
-        """Per-sample cross-entropy losses, shape ``(B,)``."""
-        X, y = self.check_batch(X, y)
-        return cross_entropy(self.forward_all(X)[0][-1], y)
-
-    def evaluate(self, X, y) -> tuple[float, float]:
-        """Mean loss and accuracy on ``(X, y)``."""
-        X, y = self.check_batch(X, y)
-        Z = self.forward_all(X)[0][-1]
-        return float(cross_entropy(Z, y).mean()), float((Z.argmax(axis=1) == y).mean())
+        return model_io.build_sequential(self.params, self.activation, self.dtype if dtype is None else dtype)
 
     def __repr__(self) -> str:
         return f"MLP(sizes={self.sizes}, activation={self.activation!r}, seed={self.seed}, dtype={self.dtype.name})"
-
-
-def _layer_pairs(arrays) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Check ``[W_1, b_1, ..., W_L, b_L]`` (shapes chained, real numbers) and pair them up."""
-    if isinstance(arrays, (str, bytes, np.ndarray)) or not hasattr(arrays, "__iter__"):
-        raise TypeError(f"arrays must be a list [W1, b1, W2, b2, ...], got {type(arrays).__name__}")
-    arrays = list(arrays)
-    if not arrays or len(arrays) % 2:
-        raise ValueError(f"arrays must alternate weights and biases [W1, b1, W2, b2, ...]; got {len(arrays)} arrays")
-    pairs = []
-    for i in range(0, len(arrays), 2):
-        W, b = np.asarray(arrays[i]), np.asarray(arrays[i + 1])
-        for j, a in ((i, W), (i + 1, b)):
-            if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-                raise TypeError(f"arrays[{j}] must hold real numbers, got dtype {a.dtype}")
-        if W.ndim != 2:
-            raise ValueError(f"arrays[{i}] must be a weight matrix (out, in), got shape {W.shape}")
-        if b.shape != (W.shape[0],):
-            raise ValueError(f"arrays[{i + 1}] must be the bias ({W.shape[0]},) of the weights arrays[{i}] "
-                             f"{W.shape}, got shape {b.shape}")
-        if pairs and W.shape[1] != pairs[-1][0].shape[0]:
-            raise ValueError(f"arrays[{i}] has {W.shape[1]} inputs but the layer before it (arrays[{i - 2}]) "
-                             f"has {pairs[-1][0].shape[0]} outputs")
-        pairs.append((W, b))
-    return pairs
-
-
-def _import_torch(caller: str):
-    """``torch``, or a one-line ImportError saying how to install it."""
-    try:
-        import torch
-    except ImportError:
-        raise ImportError(f"{caller} needs PyTorch, which is not installed: pip install torch "
-                          "(or pip install -e '.[torch]')") from None
-    return torch
-
-
-def _numpy_dtype(dtype) -> np.dtype:
-    """float32 or float64 as a NumPy dtype, from a NumPy dtype, a string or a torch dtype."""
-    text = str(dtype)
-    return check_dtype(text.removeprefix("torch.") if text.startswith("torch.") else dtype)

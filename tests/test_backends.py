@@ -298,7 +298,7 @@ _COMPILE_CHECK = textwrap.dedent("""
     class SM90:                      # device functions ask the current device for its compute capability
         compute_capability = (9, 0)
     numba.cuda.dispatcher.get_current_device = lambda: SM90()
-    import dba_ref.backends.cuda as cb
+    import dba_ref.backends.cuda_reductions as cb
 
     def array(t, nd, layout="C"):
         return types.Array(t, nd, layout)
@@ -306,10 +306,10 @@ _COMPILE_CHECK = textwrap.dedent("""
     for dtype in (np.float64, np.float32):        # the tiled products: tests/test_cuda.py (gpu_registers.py)
         t = numba.from_dtype(np.dtype(dtype))
         signatures = [
-            (cb._masked_bias, (array(t, 2), array(i64, 1), t, array(t, 1))),
-            (cb._column_sums, (array(t, 3), array(f64, 2), array(f64, 2))),
-            (cb._totals, (array(f64, 2), array(f64, 2), array(f64, 2))),
-            (cb._greedy, (array(t, 3), array(f64, 2), array(f64, 2), array(f64, 2), i64, i64, f64,
+            (cb.masked_bias, (array(t, 2), array(i64, 1), t, array(t, 1))),
+            (cb.column_sums, (array(t, 3), array(f64, 2), array(f64, 2))),
+            (cb.totals, (array(f64, 2), array(f64, 2), array(f64, 2))),
+            (cb.greedy, (array(t, 3), array(f64, 2), array(f64, 2), array(f64, 2), i64, i64, f64,
                           array(f64, 2), array(i8, 2), array(i64, 2), array(f64, 2), array(i64, 1))),
         ]
         for kernel, signature in signatures:

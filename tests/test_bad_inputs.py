@@ -15,12 +15,13 @@ import sys
 import numpy as np
 import pytest
 
-from dba_ref import MLP, adam, backprop, dba, dba_step, make_optimizer, select, sgd
+from dba_ref import MLP, adam, backprop, dba, dba_step, make_optimizer, mean_grad, select, sgd
 from dba_ref.checkpoint import read_checkpoint, write_checkpoint
 from dba_ref.cli import main
 from dba_ref.conformance import load_npz
 from dba_ref.data import load_dataset, load_mnist5k, make_split, read_idx
 from dba_ref.estimator import DBAClassifier
+from dba_ref.metrics import subset_stats
 from dba_ref.training import History, train
 
 GOOD_X = np.arange(8.0).reshape(2, 4) / 8
@@ -104,6 +105,18 @@ API_CASES = [
     ("K empty", lambda m, t: select(np.zeros((0, 0))), ValueError, "K is empty"),
     ("tol", lambda m, t: select(np.eye(3), tol=1.0), ValueError, r"tol must lie in \[0, 1\)"),
     ("exhaustive B", lambda m, t: select(np.eye(21), strategy="exhaustive"), ValueError, "only for B <= 20"),
+    # selections of samples (a batch of 2, GOOD_X's rows as A)
+    ("selection repeated", lambda m, t: mean_grad(GOOD_X, GOOD_X, [1, 1]), ValueError,
+     r"indices holds 1 more than once.*np.unique"),
+    ("selection out of range", lambda m, t: mean_grad(GOOD_X, GOOD_X, [0, 2]), ValueError,
+     r"indices holds 2, outside \[0, 2\) for a batch of 2"),
+    ("selection negative", lambda m, t: mean_grad(GOOD_X, GOOD_X, [-1]), ValueError, "negative indices are not accepted"),
+    ("selection empty", lambda m, t: mean_grad(GOOD_X, GOOD_X, []), ValueError, "selects no sample"),
+    ("selection float", lambda m, t: mean_grad(GOOD_X, GOOD_X, [0.0]), TypeError, r"convert whole numbers with .astype"),
+    ("selection mask length", lambda m, t: mean_grad(GOOD_X, GOOD_X, [True, False, True]), ValueError,
+     "boolean mask of length 3 for a batch of 2"),
+    ("selection rows differ", lambda m, t: mean_grad(GOOD_X, GOOD_X[:1], [0]), ValueError, "A has 2 rows and D has 1"),
+    ("subset_stats repeated", lambda m, t: subset_stats(np.eye(3), [2, 2]), ValueError, "indices holds 2 more than once"),
     # names
     ("metric name", lambda m, t: select(np.eye(3), metric="var"), ValueError, "unknown metric 'var'; choose one of"),
     ("strategy name", lambda m, t: dba(sgd(), strategy="best"), ValueError, "unknown strategy 'best'"),

@@ -31,7 +31,7 @@ except OSError as error:
         raise
     pytest.skip(f"DBA_REF_REAL_GPU=1 but {error}", allow_module_level=True)
 from dba_ref.backends import cuda as cuda_backend  # noqa: E402  (after the backend check above)
-from dba_ref.backends import cuda_tiles  # noqa: E402
+from dba_ref.backends import cuda_environment, cuda_launch, cuda_products, cuda_tiles  # noqa: E402
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +98,23 @@ def test_device_backprop_matches_numpy(rng, activation, dtype):
     assert_within_rounding(losses, ref.losses, mag_loss, n_terms, dtype, f"{activation} losses")
 
 
+def test_device_backprop_takes_a_strided_int64_y(rng):
+    """``check_labels`` hands an int64 y on as the view it was given; the device copy makes it contiguous."""
+    sizes = [5, 7, 3]
+    model = random_model(rng, sizes, "tanh", np.float64)
+    X = rng.normal(size=(9, sizes[0]))
+    y = np.repeat(rng.integers(0, sizes[-1], 9), 2)[::2]
+    assert y.dtype == np.int64 and not y.flags.c_contiguous
+    ref = backprop(model, X, y)
+    mag_inputs, mag_deltas, mag_loss = magnitudes(model, X)
+    steps = {"DeviceStep.from_batch": cuda_backend.DeviceStep.from_batch(model.params, "tanh", X, y),
+             "the backend's signals": get_backend("cuda").signals(model, *model.check_batch(X, y)).step}
+    for name, step in steps.items():
+        for l, ((A, D), (rA, rD)) in enumerate(zip(step.layers(), ref.layers)):
+            assert_within_rounding(D, rD, mag_deltas[l], sum(sizes), np.float64, f"{name}: Δ_{l + 1}")
+        assert_within_rounding(step.losses(), ref.losses, mag_loss, sum(sizes), np.float64, f"{name}: losses")
+
+
 def test_device_step_from_batch_runs_the_whole_step(rng):
     """K, the greedy search and the masked means of from_batch's device signals (float32: K in float64)."""
     model = random_model(rng, [9, 12, 4], "tanh", np.float32)
@@ -159,13 +176,13 @@ def test_every_block_shape_computes_the_four_products(rng, shape, dtype):
     A = rng.normal(size=(B, n_in)).astype(dtype)
     D = rng.normal(size=(B, n_out)).astype(dtype)
     W, b = rng.normal(size=(n_out, n_in)).astype(dtype), rng.normal(size=n_out).astype(dtype)
-    kernels = cuda_tiles.tile_kernels(np.dtype(dtype), shape)
-    grid = lambda rows, cols: ((cuda_tiles.blocks(cols, shape.tile), cuda_tiles.blocks(rows, shape.tile)),  # noqa: E731
+    kernels = cuda_products.tile_kernels(np.dtype(dtype), shape)
+    grid = lambda rows, cols: ((cuda_launch.blocks(cols, shape.tile), cuda_launch.blocks(rows, shape.tile)),  # noqa: E731
                                (shape.threads, shape.threads))
     absA, absD, absW = np.abs(A), np.abs(D), np.abs(W)
 
     dK = cuda.device_array((B, B), dtype)
-    cuda_tiles.launch_gram(cuda.to_device(A), cuda.to_device(D), dK, shape)
+    cuda_launch.launch_gram(cuda.to_device(A), cuda.to_device(D), dK, shape)
     K = dK.copy_to_host()
     np.testing.assert_array_equal(K, K.T)
     magnitude = (absD @ absD.T) * (absA @ absA.T + 1)
@@ -173,7 +190,7 @@ def test_every_block_shape_computes_the_four_products(rng, shape, dtype):
 
     Z, A_out = cuda.device_array((B, n_out), dtype), cuda.device_array((B, n_out), dtype)
     kernels.linear[grid(B, n_out)](cuda.to_device(A), cuda.to_device(W), cuda.to_device(b),
-                                   cuda_tiles.ACTIVATION_IDS["tanh"], Z, A_out)
+                                   cuda_products.ACTIVATION_IDS["tanh"], Z, A_out)
     magnitude = absA @ absW.T + np.abs(b)
     assert_within_rounding(Z.copy_to_host(), A @ W.T + b, magnitude, n_in, dtype, "Z")
     assert_within_rounding(A_out.copy_to_host(), np.tanh(Z.copy_to_host()), np.ones_like(magnitude), 1, dtype, "φ(Z)")
@@ -181,7 +198,7 @@ def test_every_block_shape_computes_the_four_products(rng, shape, dtype):
     rows = cuda.to_device(np.arange(n_out))
     Zb, out = rng.normal(size=(B, n_in)).astype(dtype), cuda.device_array((B, n_in), dtype)
     kernels.backward[grid(B, n_in)](cuda.to_device(D), cuda.to_device(W), rows, cuda.to_device(Zb),
-                                    cuda_tiles.ACTIVATION_IDS["relu"], out)
+                                    cuda_products.ACTIVATION_IDS["relu"], out)
     assert_within_rounding(out.copy_to_host(), (D @ W) * (Zb > 0), absD @ absW, n_out, dtype, "Δ")
 
     subset = np.sort(rng.choice(B, size=15, replace=False))
@@ -197,7 +214,7 @@ def test_choose_config_gives_every_multiprocessor_two_blocks(monkeypatch):
         monkeypatch.setattr(cuda_tiles, "CONFIGS", (cuda_tiles.TileConfig(16, 8), cuda_tiles.TileConfig(16, 4),
                                                     cuda_tiles.TileConfig(8, 4)))
     monkeypatch.setattr(cuda_tiles, "_multiprocessors", lambda: 132)
-    upper = lambda B: lambda tile: cuda_tiles.blocks(B, tile) * (cuda_tiles.blocks(B, tile) + 1) // 2  # noqa: E731
+    upper = lambda B: lambda tile: cuda_launch.blocks(B, tile) * (cuda_launch.blocks(B, tile) + 1) // 2  # noqa: E731
     assert cuda_tiles.choose_config(upper(8192)).tile == 128        # 2080 tiles
     assert cuda_tiles.choose_config(upper(4096)).tile == 128        # 528 tiles
     assert cuda_tiles.choose_config(upper(1024)).tile == 32         # 36 tiles of 128 or 136 of 64 are too few
@@ -244,7 +261,7 @@ def test_numba_cuda_with_numpy_2_5_is_a_one_line_error(monkeypatch):
 
     monkeypatch.setattr(cuda_backend.cuda, "implementation", "NVIDIA", raising=False)
     monkeypatch.delattr(np, "row_stack", raising=False)
-    monkeypatch.setattr(cuda_backend, "import_module", numba_cuda_typing)
+    monkeypatch.setattr(cuda_environment, "import_module", numba_cuda_typing)
     with pytest.raises(OSError, match=r"pip install 'numpy<2.5'") as error:
         get_backend("cuda")
     assert "\n" not in str(error.value) and np.__version__ in str(error.value)
@@ -255,10 +272,10 @@ def test_numba_cuda_with_numpy_2_5_is_a_one_line_error(monkeypatch):
 def test_numba_cuda_with_a_numpy_it_supports_passes(monkeypatch):
     monkeypatch.setattr(cuda_backend.cuda, "implementation", "NVIDIA", raising=False)
     monkeypatch.delattr(np, "row_stack", raising=False)
-    monkeypatch.setattr(cuda_backend, "import_module", lambda name: None)     # a numba-cuda that imports fine
-    assert cuda_backend.numpy_conflict() is None
+    monkeypatch.setattr(cuda_environment, "import_module", lambda name: None)     # a numba-cuda that imports fine
+    assert cuda_environment.numpy_conflict() is None
     monkeypatch.setattr(cuda_backend.cuda, "implementation", "Built-in")   # Numba's own CUDA target
-    assert cuda_backend.numpy_conflict() is None
+    assert cuda_environment.numpy_conflict() is None
 
 
 # ---------------------------------------------------------------------------

@@ -54,7 +54,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..backprop import backprop
-from ..backprop import mean_grad as reference_mean_grad
+from ..backprop import subset_mean_grad as reference_mean_grad
 from ..metrics import METRIC_NAMES, metric_value
 from ..search import SearchKernels, alignment_order, running_sums
 from ..update import Kernels
