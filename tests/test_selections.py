@@ -32,7 +32,7 @@ from dba_ref.backends import BACKENDS, get_backend
 from dba_ref.backprop import subset_mean_grad
 from dba_ref.metrics import subset_stats
 
-from conftest import assert_within_rounding, mean_grad_scale
+from helpers import assert_within_rounding, mean_grad_scale
 
 #: Examples per backend: the CUDA simulator runs a Python thread per CUDA thread.
 EXAMPLES = {"numpy": 100, "numba": 50, "cuda": 6}
