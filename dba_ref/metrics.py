@@ -28,9 +28,6 @@ from ._validation import check_indices
 #: Relative threshold under which ``Q`` counts as zero: ``Q <= Q_EPS * k * T``.
 Q_EPS = 1e-12
 
-#: Metric names in a fixed order; a metric's position is its integer id in the compiled kernels.
-METRIC_NAMES = ("variance", "normalized_variance", "mean_variance")
-
 
 def _guard(value, T, Q, k):
     return np.where(Q > Q_EPS * k * T, value, np.inf)[()]    # [()] turns a 0-d result into a scalar
@@ -56,8 +53,10 @@ def mean_variance(T, Q, k):
         return _guard(T / Q - 1.0 / k, T, Q, k)
 
 
+#: The metrics by name, in a fixed order.
 METRICS = {"variance": variance, "normalized_variance": normalized_variance, "mean_variance": mean_variance}
-assert tuple(METRICS) == METRIC_NAMES
+#: Their names in that order, read off :data:`METRICS`; a metric's position is its integer id in the compiled kernels.
+METRIC_NAMES = tuple(METRICS)
 
 
 def metric_value(name: str, T, Q, k):
