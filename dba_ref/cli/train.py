@@ -220,26 +220,36 @@ def run(args) -> int:
     if args.overwrite:
         _run_folder.clear([*results, figure, *checkpoints])
 
-    print(f"{args.dataset}: {len(split.y_train)} training / {len(split.y_test)} test images; model "
-          f"{'-'.join(map(str, sizes))} {args.activation} {args.dtype}; batch {args.batch_size or 'full'}; "
-          f"{plural(args.epochs, 'epoch')}; seed {args.seed}; writing to {out}", file=sys.stderr)
+    # --resume of a run that has trained every epoch: train() checks that its checkpoints are of these options
+    # and trains nothing; the command says so and writes nothing (the figure only if it is missing).
+    complete = args.resume and _checkpointing.finished(checkpoints, args.epochs)
+    if not complete:
+        print(f"{args.dataset}: {len(split.y_train)} training / {len(split.y_test)} test images; model "
+              f"{'-'.join(map(str, sizes))} {args.activation} {args.dtype}; batch {args.batch_size or 'full'}; "
+              f"{plural(args.epochs, 'epoch')}; seed {args.seed}; writing to {out}", file=sys.stderr)
     histories = []
     for r, model, extra in zip(runs, models, kwargs):
-        print(f"training {r.label} at learning rate {r.learning_rate:g} ({r.rate_source})", file=sys.stderr)
+        if not complete:
+            print(f"training {r.label} at learning rate {r.learning_rate:g} ({r.rate_source})", file=sys.stderr)
         histories.append(train(model, r.optimizer, split.X_train, split.y_train, split.X_test, split.y_test,
                                epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                               progress=not args.quiet, results_path=r.out / "results.json",
+                               progress=not (args.quiet or complete), results_path=r.out / "results.json",
                                config={"dataset": args.dataset, "per_class": None if args.fraction else args.per_class,
                                        "fraction": args.fraction},
                                backend=args.backend, **extra))
+    if complete:
+        print(f"{out}: complete, {'each run has' if len(runs) > 1 else 'the run has'} trained all "
+              f"{plural(args.epochs, 'epoch')} already; nothing to train, nothing rewritten (a larger --epochs "
+              "with --resume continues it, --overwrite trains it again)", file=sys.stderr)
     print(summary(runs, histories, epochs=args.epochs))
-    written = results
-    if not args.no_plot:
+    written = [] if complete else results
+    if not args.no_plot and not (complete and figure.exists()):
         from ..plots import plot_runs
 
         plot_runs({r.label: h for r, h in zip(runs, histories)}, figure,
                   title=f"{' next to '.join(r.label for r in runs)} on {args.dataset} "
                         f"({len(split.y_train)} training images, seed {args.seed})")
-        written = [*results, figure]
-    print("wrote " + ", ".join(map(str, written)))
+        written = [*written, figure]
+    if written:
+        print("wrote " + ", ".join(map(str, written)))
     return 0
