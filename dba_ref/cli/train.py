@@ -14,6 +14,7 @@ Examples:
   dba-ref train --metric normalized_variance --strategy greedy --min-size 0.5
   dba-ref train --base momentum --hparam momentum=0.8 --lr 0.01   # both runs: momentum 0.8, rate 0.01
   dba-ref train --optimizer adam --lr 1e-3             # one optimizer alone
+  # Fashion-MNIST is not bundled: apt-get install dataset-fashion-mnist (Debian, Ubuntu), or --data-dir
   dba-ref train --dataset fashion-mnist --hidden 256,128 --epochs 50 --lr 0.00316 --no-compare
   dba-ref train --epochs 50 --checkpoint-every 100 --out runs/a             # killed? continue it with:
   dba-ref train --epochs 50 --checkpoint-every 100 --out runs/a --resume
@@ -63,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="mnist5k", choices=DATASETS, help="data set (default: %(default)s, bundled)")
     g.add_argument("--data-dir", default=None,
-                   help="folder of the IDX files (default: Debian's for fashion-mnist; mnist needs it)")
+                   help="folder of the IDX files (default for fashion-mnist: $DBA_REF_FASHION_MNIST_DIR, else "
+                        "Debian's /usr/share/datasets/fashion-mnist; mnist needs it)")
     g.add_argument("--per-class", type=positive_int, default=60,
                    help="training images per class (default: %(default)s)")
     g.add_argument("--fraction", type=float, default=None,
