@@ -209,6 +209,15 @@ def test_resume_of_a_finished_run_says_it_is_complete_and_changes_nothing(tmp_pa
         p: v for p, v in before.items() if p.name != "training.png"}
 
 
+def test_progress_to_a_file_is_one_line_per_epoch(tmp_path, capsys):
+    """stderr is not a terminal here (as with ``dba-ref train 2> log``): no bar redrawn with ``\\r``."""
+    argv = ["train", *[a for a in SMALL if a != "--quiet"], "--out", str(tmp_path / "run"), "--no-plot"]
+    code, _, err = cli(argv, capsys)
+    assert code == 0 and "\r" not in err
+    epochs = [line.split(" (")[0] for line in err.splitlines() if ": epoch " in line]
+    assert epochs == ["dba(adam): epoch 1/2", "dba(adam): epoch 2/2", "adam: epoch 1/2", "adam: epoch 2/2"]
+
+
 def test_overwrite_and_resume_together_are_refused(tmp_path, capsys):
     code, _, err = cli(["train", *SMALL, "--out", str(tmp_path), "--overwrite", "--resume"], capsys)
     assert code == 2 and "choose one" in err

@@ -44,7 +44,8 @@ def add_arguments(p) -> None:
     p.add_argument("--note", action="append", default=[], metavar="TEXT",
                    help="a sentence about the runs for the report's protocol notes (e.g. how they were limited); "
                         "kept in OUT/provenance.json for later invocations; repeatable (default: none)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress report (a bar on a terminal; elsewhere, as in a log file, a line per run)")
 
 
 def fashion_available(data_dir) -> tuple[bool, str]:

@@ -111,7 +111,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=None,
                    help="output folder (default: runs/DATASET-OPTIMIZER[-OPTION=VALUE...]-sSEED)")
     g.add_argument("--overwrite", action="store_true", help="replace the run already in the output folder")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress report (a bar on a terminal; elsewhere, as in a log file, a line per epoch)")
     g.add_argument("--no-plot", action="store_true", help="do not write training.png")
     _checkpointing.add_arguments(g)
 
