@@ -16,7 +16,7 @@ import time
 
 def draws_bars(stream) -> bool:
     """Whether a bar on ``stream`` is redrawn in place: ``stream`` is a terminal, or this is a Jupyter kernel."""
-    import tqdm.auto                            # first: it imports tqdm.autonotebook with its warning silenced
+    import tqdm.auto  # noqa: F401  (first: it imports tqdm.autonotebook with its warning silenced)
     from tqdm.autonotebook import tqdm as chosen
     from tqdm.std import tqdm as console
 
