@@ -1,5 +1,4 @@
 """Checkpoints: exact and safe files, refused when corrupt or foreign; resume is bit-identical; divergence stops cleanly."""
-import doctest
 import json
 import os
 import signal
@@ -16,7 +15,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays, boolean_dtypes, complex_number_dtypes, floating_dtypes, integer_dtypes
 from hypothesis.extra.numpy import unsigned_integer_dtypes
 
-import dba_ref.checkpoint
 from dba_ref import MLP, adam, backprop, dba, make_optimizer, sgd
 from dba_ref.checkpoint import CheckpointError, atomic_write, decode, encode, read_checkpoint, write_checkpoint
 from dba_ref.data import load_dataset, make_split
@@ -30,10 +28,6 @@ from helpers import random_batch
 @pytest.fixture(scope="module")
 def digits():
     return make_split(load_dataset("digits"), per_class=10, seed=0)
-
-
-def test_module_example():
-    assert doctest.testmod(dba_ref.checkpoint).failed == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -185,6 +185,39 @@ def test_resume_needs_a_checkpoint_and_continues_both_runs(tmp_path, capsys):
         assert len(json.loads(results.read_text())["epochs"]) == 4
 
 
+def test_resume_of_a_finished_run_says_it_is_complete_and_changes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli(["train", *SMALL, "--out", str(out), "--checkpoint-every", "3"], capsys)[0] == 0
+    before = files_of(out)
+    code, stdout, err = cli(["train", *SMALL, "--out", str(out), "--checkpoint-every", "3", "--resume"], capsys)
+    assert code == 0, err
+    assert err.strip() == (f"{out}: complete, each run has trained all 2 epochs already; nothing to train, nothing "
+                           "rewritten (a larger --epochs with --resume continues it, --overwrite trains it again)")
+    assert "training" not in err and "wrote" not in stdout and "test acc" in stdout     # the summary, from disk
+    assert files_of(out) == before
+    # a checkpoint of other options is still refused, not called complete
+    code, _, err = cli(["train", *replaced(SMALL, "--batch-size", "20"), "--out", str(out), "--checkpoint-every",
+                        "3", "--resume"], capsys)
+    assert code == 2 and "belongs to another run" in err and "complete" not in err
+    assert files_of(out) == before
+    # a figure that is missing (the command stopped before drawing it) is drawn, and only it
+    (out / "training.png").unlink()
+    code, stdout, err = cli(["train", *SMALL, "--out", str(out), "--checkpoint-every", "3", "--resume"], capsys)
+    assert code == 0 and stdout.strip().endswith(f"wrote {out / 'training.png'}")
+    after = files_of(out)
+    assert {p: v for p, v in after.items() if p.name != "training.png"} == {
+        p: v for p, v in before.items() if p.name != "training.png"}
+
+
+def test_progress_to_a_file_is_one_line_per_epoch(tmp_path, capsys):
+    """stderr is not a terminal here (as with ``dba-ref train 2> log``): no bar redrawn with ``\\r``."""
+    argv = ["train", *[a for a in SMALL if a != "--quiet"], "--out", str(tmp_path / "run"), "--no-plot"]
+    code, _, err = cli(argv, capsys)
+    assert code == 0 and "\r" not in err
+    epochs = [line.split(" (")[0] for line in err.splitlines() if ": epoch " in line]
+    assert epochs == ["dba(adam): epoch 1/2", "dba(adam): epoch 2/2", "adam: epoch 1/2", "adam: epoch 2/2"]
+
+
 def test_overwrite_and_resume_together_are_refused(tmp_path, capsys):
     code, _, err = cli(["train", *SMALL, "--out", str(tmp_path), "--overwrite", "--resume"], capsys)
     assert code == 2 and "choose one" in err

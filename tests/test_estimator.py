@@ -1,5 +1,4 @@
 """DBAClassifier: scikit-learn's estimator checks, Pipeline and GridSearchCV, and agreement with train()."""
-import doctest
 import pickle
 
 import numpy as np
@@ -11,7 +10,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-import dba_ref.estimator
 from dba_ref import MLP, dba, sgd
 from dba_ref.data import load_dataset, make_split
 from dba_ref.estimator import DBAClassifier
@@ -21,10 +19,6 @@ from dba_ref.training import train
 @pytest.fixture(scope="module")
 def digits():
     return make_split(load_dataset("digits"), per_class=15, seed=0)
-
-
-def test_module_example():
-    assert doctest.testmod(dba_ref.estimator).failed == 0
 
 
 def test_passes_every_scikit_learn_estimator_check(monkeypatch):

@@ -19,6 +19,11 @@ training run it wrote must end without divergence: finite losses, and a last tra
 first. The slow test :func:`test_training_examples_do_not_diverge_at_full_length` runs the training
 examples with their own epochs.
 
+An example that reads a data set the package does not ship (``--dataset fashion-mnist``: the Debian
+package ``dataset-fashion-mnist``) is run where that data set is on the machine; where it is not, the
+page's other examples run and the test then skips, naming what was not run and why. Such pages carry
+the ``optional_data`` mark (CI runs them again once the data are installed).
+
 Not run, and checked at the ``--help`` level only: commands with a placeholder (an upper-case word
 such as ``N``, ``FILE``, ``RESULTS.npz``, or an ellipsis), mentions of a subcommand without options
 or arguments (``dba-ref conformance check`` in a sentence), and the commands of :data:`NOT_RUN`,
@@ -27,6 +32,8 @@ each with the reason.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import re
@@ -40,6 +47,7 @@ from pathlib import Path
 import pytest
 
 from dba_ref import cli
+from dba_ref.data import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,6 +66,8 @@ NOT_RUN = [
 EXIT_STATUS = [
     (r"^dba-ref exercises check ", 1, "grading a stub that is not filled in yet: NOT ATTEMPTED, exit status 1"),
 ]
+#: Data sets that neither the package nor its dependencies ship: their files come from elsewhere.
+NOT_SHIPPED = ("fashion-mnist", "mnist")
 #: Epochs a training example gets in the default run.
 TEST_EPOCHS = "2"
 _PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]*\b|…|\.\.\.")      # N, FILE, RESULTS.npz, an ellipsis
@@ -183,6 +193,32 @@ def not_run_reason(example: Example) -> str | None:
     return next((reason for pattern, reason in NOT_RUN if re.search(pattern, example.text)), None)
 
 
+def optional_data(example: Example) -> tuple[str, str | None] | None:
+    """The data set a runnable ``dba-ref`` example reads that the package does not ship (with its ``--data-dir``),
+    from the options as the command line parses them; None when it reads only bundled data, or none."""
+    if example.kind != "dba-ref" or not_run_reason(example) is not None:
+        return None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            args = cli.build_parser().parse_args(shlex.split(example.text)[1:])
+    except SystemExit:                                          # --help
+        return None
+    dataset = getattr(args, "dataset", None)
+    return (dataset, args.data_dir) if dataset in NOT_SHIPPED else None
+
+
+def missing_data(example: Example) -> str | None:
+    """Why the example cannot run on this machine for want of its data (loaded as the command loads them), or None."""
+    needed = optional_data(example)
+    if needed is None:
+        return None
+    try:
+        load_dataset(*needed, dtype="float32")
+    except FileNotFoundError as exc:
+        return f"{example.text!r} was not run: {exc}"
+    return None
+
+
 def expected_status(command: str) -> int:
     return next((status for pattern, status, _ in EXIT_STATUS if re.search(pattern, command)), 0)
 
@@ -281,11 +317,17 @@ def run_python_block(code: str, namespace: dict) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # The tests
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("source", sorted(SOURCES))
+def with_optional_data_mark(name: str, examples: list[Example]):
+    """``name`` as a parameter, marked ``optional_data`` when one of ``examples`` reads a data set not shipped."""
+    needs = any(optional_data(e) for e in examples)
+    return pytest.param(name, marks=[pytest.mark.optional_data] if needs else [])
+
+
+@pytest.mark.parametrize("source", [with_optional_data_mark(s, SOURCES[s]) for s in sorted(SOURCES)])
 def test_every_example_runs(source, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    failures, namespace = [], {"__name__": "__main__"}
+    failures, not_run, namespace = [], [], {"__name__": "__main__"}
     for number, example in enumerate(SOURCES[source]):
         if example.kind == "python":
             failures.append(run_python_block(example.text, namespace))
@@ -293,10 +335,15 @@ def test_every_example_runs(source, tmp_path, monkeypatch, capsys):
             failures.append(run_module(example.text, tmp_path))
         else:
             parse_check(example.text)
-            if not_run_reason(example) is None:
+            missing = missing_data(example)
+            if missing:
+                not_run.append(missing)
+            elif not_run_reason(example) is None:
                 failures.append(run_command(example.text, tmp_path, number, capsys))
     failures = [f for f in failures if f]
     assert not failures, "\n\n".join(failures)
+    if not_run:
+        pytest.skip("; ".join(not_run) + " (the other examples of the page ran)")
 
 
 def test_discovery_finds_the_main_job_and_the_help_examples():
@@ -320,9 +367,13 @@ def training_examples() -> list[Example]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("example", training_examples(), ids=lambda e: e.text)
+@pytest.mark.parametrize("example", [pytest.param(e, id=e.text, marks=[pytest.mark.optional_data] if optional_data(e)
+                                                  else []) for e in training_examples()])
 def test_training_examples_do_not_diverge_at_full_length(example, tmp_path, monkeypatch, capsys):
     """Each ``dba-ref train`` example with its own epochs: finite losses that never climb back above the start."""
+    missing = missing_data(example)
+    if missing:
+        pytest.skip(missing)
     monkeypatch.chdir(tmp_path)
     failure = run_command(example.text, tmp_path, 0, capsys, epochs=None)
     assert not failure, failure

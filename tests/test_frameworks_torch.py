@@ -12,7 +12,6 @@ quantity's own scale and operation count), as the two compute the same numbers i
   DBA(momentum), DBA(Nesterov) and DBA(Adam) against ``torch.optim``: within the rounding the
   steps added up (``training_step_rounding``).
 """
-import doctest
 
 import numpy as np
 import pytest
@@ -46,10 +45,6 @@ def tensors(X, y):
 
 def numpy(x):
     return x.detach().numpy() if torch.is_tensor(x) else np.asarray(x)
-
-
-def test_docstring_example_runs():
-    assert doctest.testmod(td).failed == 0
 
 
 @pytest.mark.parametrize("n_layers", [1, 2, 3, 4])

@@ -33,10 +33,24 @@ def test_gram_bias_term_matters():
     np.testing.assert_array_equal(gram(A, D), [[2.0, 1.0], [1.0, 2.0]])
 
 
-def test_explicit_gram_flattening(rng):
-    model = MLP([4, 3], seed=0)
-    X, y = random_batch(rng, model, 5)
-    gW, gb = per_sample_grads(model, X, y)[0]
+@pytest.mark.parametrize("sizes,B", [([4, 3], 5), ([3, 7, 5, 2], 6)])
+def test_explicit_gram_is_the_inner_products_of_the_per_sample_gradients(rng, sizes, B):
+    """``explicit_gram`` against its definition computed another way: ``K[i, j] = ⟨∇W(i), ∇W(j)⟩ + ⟨∇b(i), ∇b(j)⟩``,
+    a double loop over the samples on the ``(out, in)`` arrays themselves, with no flattening and no matrix
+    product. (``per_sample_grads`` is checked against finite differences of the loss in tests/test_backprop.py.)"""
+    model = MLP(sizes, activation="tanh", seed=2)
+    X, y = random_batch(rng, model, B)
+    for l, ((gW, gb), (A, D)) in enumerate(zip(per_sample_grads(model, X, y), backprop(model, X, y).layers)):
+        loop = np.array([[np.sum(gW[i] * gW[j]) + np.sum(gb[i] * gb[j]) for j in range(B)] for i in range(B)])
+        P = gW[0].size + gb[0].size                 # both ways sum P products, each in its own order
+        assert_within_rounding(explicit_gram(gW, gb), loop, gram_scale(A, D), 2 * P, what=f"layer {l + 1}")
+
+
+def test_flattened_gradients_are_the_weight_entries_then_the_bias(rng):
+    """Row i of ``G`` is ``[vec(∇W(i)), ∇b(i)]`` (``flatten_layer_grads``), ``vec`` taking ∇W(i) row by row."""
+    gW, gb = rng.normal(size=(5, 3, 4)), rng.normal(size=(5, 3))
     G = flatten_layer_grads(gW, gb)
     assert G.shape == (5, 3 * 4 + 3)
-    np.testing.assert_array_equal(explicit_gram(gW, gb), G @ G.T)          # it is that product
+    for i in range(5):
+        np.testing.assert_array_equal(G[i, :12], [gW[i, o, k] for o in range(3) for k in range(4)])
+        np.testing.assert_array_equal(G[i, 12:], gb[i])

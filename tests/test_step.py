@@ -7,14 +7,12 @@
 - the README's two "Use" examples (below, verbatim) run: the NumPy one, and the PyTorch cross-check,
   whose hand-written torch step must agree with the reference to rounding.
 """
-import doctest
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import random_batch
 
-import dba_ref.step
 from dba_ref import (MLP, DBAStep, adam, apply_updates, backprop, batch_grads, dba, dba_step, per_sample_grads,
                      select, sgd, layer_grams)
 from dba_ref.optimizers import DBAState
@@ -26,10 +24,6 @@ def model():
     rng = np.random.default_rng(7)
     net.set_params([(W, rng.normal(scale=0.3, size=b.shape)) for W, b in net.params])
     return net
-
-
-def test_docstring_example_runs():
-    assert doctest.testmod(dba_ref.step, optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0
 
 
 @pytest.mark.parametrize("make_base", [lambda: sgd(0.1), lambda: adam(1e-2)], ids=["sgd", "adam"])

@@ -42,3 +42,11 @@ def train_kwargs(args: argparse.Namespace, out, subfolder: str | None = None) ->
     if directory is None and (args.resume or args.checkpoint_every is not None):
         directory = Path(out) / DEFAULT_SUBDIR
     return {"checkpoint_dir": directory, "checkpoint_every": args.checkpoint_every, "resume": args.resume}
+
+
+def finished(checkpoints, epochs: int) -> bool:
+    """Whether every run has a checkpoint (a path, or None for none) that has trained ``epochs`` epochs:
+    ``--resume`` then has nothing left to do."""
+    from ..training.resume import trained_epochs
+
+    return all(c is not None and c.exists() and trained_epochs(c) == epochs for c in checkpoints)

@@ -35,7 +35,8 @@ def add_arguments(p) -> None:
     p.add_argument("--report", default=None, help="where to write the report (default: OUT/report.md)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS, help="who computes the training steps (default: %(default)s)")
     p.add_argument("--data-dir", default=None,
-                   help="folder of the Fashion-MNIST IDX files (default: Debian's /usr/share/datasets/fashion-mnist)")
+                   help="folder of the Fashion-MNIST IDX files (default: $DBA_REF_FASHION_MNIST_DIR, else Debian's "
+                        "/usr/share/datasets/fashion-mnist)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="start no new run after this many minutes, then write the report (default: no limit)")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (default: %(default)s)")
@@ -43,7 +44,8 @@ def add_arguments(p) -> None:
     p.add_argument("--note", action="append", default=[], metavar="TEXT",
                    help="a sentence about the runs for the report's protocol notes (e.g. how they were limited); "
                         "kept in OUT/provenance.json for later invocations; repeatable (default: none)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress report (a bar on a terminal; elsewhere, as in a log file, a line per run)")
 
 
 def fashion_available(data_dir) -> tuple[bool, str]:

@@ -14,6 +14,7 @@ Examples:
   dba-ref train --metric normalized_variance --strategy greedy --min-size 0.5
   dba-ref train --base momentum --hparam momentum=0.8 --lr 0.01   # both runs: momentum 0.8, rate 0.01
   dba-ref train --optimizer adam --lr 1e-3             # one optimizer alone
+  # Fashion-MNIST is not bundled: apt-get install dataset-fashion-mnist (Debian, Ubuntu), or --data-dir
   dba-ref train --dataset fashion-mnist --hidden 256,128 --epochs 50 --lr 0.00316 --no-compare
   dba-ref train --epochs 50 --checkpoint-every 100 --out runs/a             # killed? continue it with:
   dba-ref train --epochs 50 --checkpoint-every 100 --out runs/a --resume
@@ -62,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="mnist5k", choices=DATASETS, help="data set (default: %(default)s, bundled)")
     g.add_argument("--data-dir", default=None,
-                   help="folder of the IDX files (default: Debian's for fashion-mnist; mnist needs it)")
+                   help="folder of the IDX files (default for fashion-mnist: $DBA_REF_FASHION_MNIST_DIR, else "
+                        "Debian's /usr/share/datasets/fashion-mnist; mnist needs it)")
     g.add_argument("--per-class", type=positive_int, default=60,
                    help="training images per class (default: %(default)s)")
     g.add_argument("--fraction", type=float, default=None,
@@ -111,7 +113,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=None,
                    help="output folder (default: runs/DATASET-OPTIMIZER[-OPTION=VALUE...]-sSEED)")
     g.add_argument("--overwrite", action="store_true", help="replace the run already in the output folder")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress report (a bar on a terminal; elsewhere, as in a log file, a line per epoch)")
     g.add_argument("--no-plot", action="store_true", help="do not write training.png")
     _checkpointing.add_arguments(g)
 
@@ -212,26 +215,36 @@ def run(args) -> int:
     if args.overwrite:
         _run_folder.clear([*results, figure, *checkpoints])
 
-    print(f"{args.dataset}: {len(split.y_train)} training / {len(split.y_test)} test images; model "
-          f"{'-'.join(map(str, sizes))} {args.activation} {args.dtype}; batch {args.batch_size or 'full'}; "
-          f"{plural(args.epochs, 'epoch')}; seed {args.seed}; writing to {out}", file=sys.stderr)
+    # --resume of a run that has trained every epoch: train() checks that its checkpoints are of these options
+    # and trains nothing; the command says so and writes nothing (the figure only if it is missing).
+    complete = args.resume and _checkpointing.finished(checkpoints, args.epochs)
+    if not complete:
+        print(f"{args.dataset}: {len(split.y_train)} training / {len(split.y_test)} test images; model "
+              f"{'-'.join(map(str, sizes))} {args.activation} {args.dtype}; batch {args.batch_size or 'full'}; "
+              f"{plural(args.epochs, 'epoch')}; seed {args.seed}; writing to {out}", file=sys.stderr)
     histories = []
     for r, model, extra in zip(runs, models, kwargs):
-        print(f"training {r.label} at learning rate {r.learning_rate:g} ({r.rate_source})", file=sys.stderr)
+        if not complete:
+            print(f"training {r.label} at learning rate {r.learning_rate:g} ({r.rate_source})", file=sys.stderr)
         histories.append(train(model, r.optimizer, split.X_train, split.y_train, split.X_test, split.y_test,
                                epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                               progress=not args.quiet, results_path=r.out / "results.json",
+                               progress=not (args.quiet or complete), results_path=r.out / "results.json",
                                config={"dataset": args.dataset, "per_class": None if args.fraction else args.per_class,
                                        "fraction": args.fraction},
                                backend=args.backend, **extra))
+    if complete:
+        print(f"{out}: complete, {'each run has' if len(runs) > 1 else 'the run has'} trained all "
+              f"{plural(args.epochs, 'epoch')} already; nothing to train, nothing rewritten (a larger --epochs "
+              "with --resume continues it, --overwrite trains it again)", file=sys.stderr)
     print(summary(runs, histories, epochs=args.epochs))
-    written = results
-    if not args.no_plot:
+    written = [] if complete else results
+    if not args.no_plot and not (complete and figure.exists()):
         from ..plots import plot_runs
 
         plot_runs({r.label: h for r, h in zip(runs, histories)}, figure,
                   title=f"{' next to '.join(r.label for r in runs)} on {args.dataset} "
                         f"({len(split.y_train)} training images, seed {args.seed})")
-        written = [*results, figure]
-    print("wrote " + ", ".join(map(str, written)))
+        written = [*written, figure]
+    if written:
+        print("wrote " + ", ".join(map(str, written)))
     return 0

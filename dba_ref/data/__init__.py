@@ -5,7 +5,8 @@
   of the MNIST database of Y. LeCun, C. Cortes and C. J. C. Burges, which its authors
   distribute under the Creative Commons Attribution-Share Alike 3.0 licence (provenance,
   licence and how to rebuild it: ``data/README.md`` of the source repository).
-- ``fashion-mnist``: the official IDX files (Debian: ``apt-get install dataset-fashion-mnist``).
+- ``fashion-mnist``: the official IDX files (Debian: ``apt-get install dataset-fashion-mnist``;
+  elsewhere: ``data_dir``, or the folder ``$DBA_REF_FASHION_MNIST_DIR`` names).
 - ``mnist``: the official MNIST IDX files, where a user has them (``--data-dir``).
 - ``digits``: scikit-learn's 8×8 digits (1,797 images).
 
@@ -97,6 +98,16 @@ def bundled_data_dir() -> Path:
     return data_dir_override() or Path(__file__).resolve().parent
 
 
+#: Environment variable naming the folder of the Fashion-MNIST IDX files, instead of Debian's.
+FASHION_MNIST_DIR_VARIABLE = "DBA_REF_FASHION_MNIST_DIR"
+
+
+def fashion_mnist_dir() -> Path:
+    """Where ``load_dataset("fashion-mnist")`` looks without a ``data_dir``: the folder
+    ``$DBA_REF_FASHION_MNIST_DIR`` names, else :data:`FASHION_MNIST_DIR` (Debian's)."""
+    return Path(os.environ.get(FASHION_MNIST_DIR_VARIABLE) or FASHION_MNIST_DIR)
+
+
 def load_mnist5k(dtype=np.float64) -> Dataset:
     """The bundled 5,000 MNIST digits, 500 per class, pixels scaled to [0, 1]."""
     path = bundled_data_dir() / "mnist5k.npz"
@@ -183,7 +194,7 @@ def load_dataset(name: str, data_dir=None, dtype=np.float64) -> Dataset:
     """Load a data set by name: ``mnist5k``, ``fashion-mnist``, ``mnist`` or ``digits``.
 
     ``data_dir`` is where the IDX files are (``fashion-mnist`` defaults to
-    Debian's folder; ``mnist`` needs it).
+    :func:`fashion_mnist_dir`; ``mnist`` needs it).
     """
     check_choice(name, DATASETS, "dataset")
     if name == "mnist5k":
@@ -191,7 +202,7 @@ def load_dataset(name: str, data_dir=None, dtype=np.float64) -> Dataset:
     if name == "digits":
         return load_digits(dtype)
     if name == "fashion-mnist":
-        return load_idx_dataset(data_dir or FASHION_MNIST_DIR, name, dtype)
+        return load_idx_dataset(data_dir or fashion_mnist_dir(), name, dtype)
     if data_dir is None:
         raise FileNotFoundError("dataset 'mnist' needs the official IDX files: pass data_dir (CLI: --data-dir)")
     return load_idx_dataset(data_dir, name, dtype)

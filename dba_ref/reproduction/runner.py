@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._progress import Progress
 from ..checkpoint import atomic_write
 from ..data import load_dataset, make_split
 from ..model import MLP
@@ -238,14 +239,11 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
     runs found finished on disk (not redone), runs that raised, and why the
     reproduction stopped early (None when it completed).
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     data = DataCache(data_dir)
     counts = {"done": 0, "skipped": 0, "failed": 0, "stopped": None}
     failures = []
-    bar = tqdm(total=protocol.n_runs(scheduled=True), unit="run", disable=not progress,
-               desc=f"reproduce --{protocol.name}")
+    bar = Progress(protocol.n_runs(scheduled=True), desc=f"reproduce --{protocol.name}", unit="run", enabled=progress)
 
     def do(cell, role, seed, method, lr):
         path = run_path(out, cell.setting, role, seed, method, lr)
@@ -271,9 +269,9 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
     try:
         for cell in protocol.schedule:
             if cell.setting.dataset in skip_datasets:
-                bar.update(protocol.cell_runs(cell))
+                bar.update(protocol.cell_runs(cell), skipped=cell.name)
                 continue
-            bar.set_postfix_str(cell.name)
+            bar.update(0, cell=cell.name)
             for method in cell.methods:
                 for run in tuning_runs(protocol, cell, method):
                     do(cell, *run)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._progress import Progress
 from .._validation import check_positive
 from ..backends import get_backend
 from ..model import MLP
@@ -152,7 +153,7 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
     seed : int
         Seed of the shuffling; the same model seed, data and seed give the same numbers.
     progress : bool
-        Show a tqdm progress bar over epochs.
+        Report the epochs: a progress bar on a terminal, one line per epoch where stderr is a file.
     results_path : path, optional
         JSON file rewritten (atomically) after every epoch.
     config : dict, optional
@@ -237,16 +238,13 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
             save_checkpoint()
         return row
 
-    from tqdm.auto import tqdm
-
     if not history.epochs:
         evaluate(0)
     first = len(history.epochs)
-    bar = tqdm(range(first, epochs + 1), desc=optimizer.name, unit="epoch", disable=not progress, leave=True,
-               initial=first - 1, total=epochs)
-    for epoch in bar:
+    bar = Progress(epochs, desc=optimizer.name, unit="epoch", initial=first - 1, enabled=progress)
+    for epoch in range(first, epochs + 1):
         trainer.run_epoch(X, y, sampler, every_n_steps if checkpoint_every else None)
         row = evaluate(epoch)
-        bar.set_postfix({k: f"{row[k]:.4f}" for k in ("train_loss", "test_acc") if k in row})
+        bar.update(1, **{k: f"{row[k]:.4f}" for k in ("train_loss", "test_acc") if k in row})
     bar.close()
     return history

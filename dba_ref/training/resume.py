@@ -68,15 +68,25 @@ def save(path: Path, run: dict, trainer, sampler, history, seconds: float) -> No
                             "epochs": history.epochs, "steps": history.steps, "seconds": seconds})
 
 
+def _read(path: Path) -> dict:
+    saved = read_checkpoint(path)
+    if type(saved) is not dict or set(saved) != _KEYS:
+        raise CheckpointError(f"{path}: not a checkpoint of dba_ref.training.train")
+    return saved
+
+
+def trained_epochs(path: Path) -> int:
+    """How many epochs the run of the checkpoint at ``path`` has trained (its history less epoch 0)."""
+    return len(_read(path)["epochs"]) - 1
+
+
 def restore(path: Path, run: dict, trainer, sampler, history, epochs: int) -> float:
     """Load ``path`` into the trainer, sampler and history; return the seconds the run had taken.
 
     Raises :class:`~dba_ref.checkpoint.CheckpointError` for a checkpoint of
     another run, or one that has trained more than ``epochs``.
     """
-    saved = read_checkpoint(path)
-    if type(saved) is not dict or set(saved) != _KEYS:
-        raise CheckpointError(f"{path}: not a checkpoint of dba_ref.training.train")
+    saved = _read(path)
     found = differences(saved["run"], run)
     if found:
         raise CheckpointError(f"{path} belongs to another run, refusing to resume it: " + "; ".join(found)
