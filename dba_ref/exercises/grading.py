@@ -34,6 +34,10 @@ from .loading import FORBIDDEN_MODULES, Submission, read_submission
 from .sandbox import Limits, NotRun, Raised, Returned, run_submission
 
 
+#: How many failing cases a feedback file lists in full.
+MAX_LISTED = 10
+
+
 @dataclass(frozen=True)
 class CaseSet:
     """The cases of one grading, drawn once from ``seed`` and shared by every submission graded with it:
@@ -79,7 +83,13 @@ def make_cases(exercise, seed: int | None = None, n_random: int | None = None) -
 def failure_label(message: str) -> str:
     """A short name of what went wrong, to count alike failures across a class: the likely cause when the
     message names one, else its first clause; numbers and quoted values are replaced by ``…``."""
-    text = message.split("Likely cause: ", 1)[1] if "Likely cause: " in message else message
+    if "Likely cause: " in message:
+        text = message.split("Likely cause: ", 1)[1]
+    else:
+        located = re.match(r"(\S+?)(\[| has shape)", message)
+        if located:
+            return f"wrong {'shape of' if located.group(2) != '[' else 'values of'} {located.group(1)}"
+        text = message
     text = text.strip().splitlines()[0] if text.strip() else "?"
     text = re.split(r"[:;(]|\. ", text, maxsplit=1)[0]
     text = re.sub(r"'[^']*'|\"[^\"]*\"|[-+]?\d[\d.e+-]*", "…", text)
@@ -169,7 +179,8 @@ class Report:
         return self.failures[0].label if self.failures else ""
 
     def text(self, all_failures: bool = False) -> str:
-        """The report; ``all_failures=True`` lists every failing case with its message (the feedback files)."""
+        """The report; ``all_failures=True`` lists the failing cases with their messages, up to
+        :data:`MAX_LISTED` (the feedback files)."""
         ex = self.exercise
         lines = [f"Exercise {ex.number} · {ex.title} · {ex.signature}"]
         if not self.sandboxed:
@@ -190,10 +201,12 @@ class Report:
                 lines.append(f"PROBLEM: {self.problem}")
             lines.append(f"FAILED {len(self.failures)} of {self.n_cases} cases (seed {self.seed}). "
                          + ("The failures:" if all_failures else "The first failure:"))
-            for failure in self.failures if all_failures else self.failures[:1]:
+            for failure in self.failures[:MAX_LISTED] if all_failures else self.failures[:1]:
                 lines += [f"  case: {failure.case.name}",
                           f"  inputs: {_describe_inputs(ex.arg_names(failure.case), failure.case.args)}"]
                 lines += ["    " + line for line in failure.message.splitlines()]
+            if all_failures and len(self.failures) > MAX_LISTED:
+                lines.append(f"  ... and {len(self.failures) - MAX_LISTED} more failing cases.")
             others = [f.case.name for f in self.failures[1:6]]
             if others and not all_failures:
                 more = len(self.failures) - 1 - len(others)
@@ -306,10 +319,10 @@ def grade_submission(submission: Submission, cases: CaseSet, limits: Limits = Li
     if not forbidden:
         run = run_submission(submission.source, submission.path.name, ex.function_names, cases.specs, cases.inputs,
                              limits, FORBIDDEN_MODULES)
-        forbidden = [f"import {name}" for name in run.forbidden_imports]
+        forbidden = [f"it tried to import {name} while running" for name in run.forbidden_imports]
     if forbidden:
         return Report(**base, failures=every, forbidden=True, printed=run.printed if run else "",
-                      problem="your code imports " + "; ".join(forbidden[:3]))
+                      problem=f"your code imports {FORBIDDEN_MODULES[0]} ({'; '.join(forbidden[:3])})")
     if run.load is not None:
         problem = (f"running your file raised {run.load.text()}" if isinstance(run.load, Raised)
                    else run.load.reason)

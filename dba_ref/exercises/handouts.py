@@ -38,7 +38,7 @@ def reading(ex: Exercise) -> str:
     return line.strip() + f" About {ex.minutes} minutes."
 
 
-def _split(ex: Exercise) -> tuple:
+def task_and_code(ex: Exercise) -> tuple:
     """``(docstring, code)``: the module docstring (with :func:`reading` after its title) and the code after it."""
     text = source_text(ex)
     tree = ast.parse(text)
@@ -76,7 +76,7 @@ def _replace_solutions(code: str, keep: bool) -> str:
 
 def solution_code(ex: Exercise) -> str:
     """The model solution: the source's code with the markers dropped (no docstring, no check)."""
-    return _replace_solutions(_split(ex)[1], keep=True)
+    return _replace_solutions(task_and_code(ex)[1], keep=True)
 
 
 def check_section(ex: Exercise, notebook: bool) -> str:
@@ -95,7 +95,7 @@ def check_section(ex: Exercise, notebook: bool) -> str:
 def stub_text(ex: Exercise) -> str:
     """The ``.py`` stub: the task, the functions to fill in, and a ``__main__`` block that runs the grader on
     the file itself."""
-    doc, code = _split(ex)
+    doc, code = task_and_code(ex)
     main = (f'\n\nif __name__ == "__main__":      # the grader, on this file (the same as: dba-ref exercises check '
             f'{ex.number} {ex.stub})\n'
             "    import sys\n\n"
@@ -107,13 +107,13 @@ def stub_text(ex: Exercise) -> str:
         .rstrip("\n") + "\n" + main
 
 
-def _markdown(doc: str) -> str:
+def as_markdown(doc: str) -> str:
     """A docstring's text as Markdown: ``::`` blocks become indented code, double backticks stay code."""
     text = doc.replace("::\n", ":\n")
     return re.sub(r"^(\S.*)\n-{3,}$", r"## \1", text, flags=re.MULTILINE)
 
 
-def _cell(kind: str, source: str, metadata=None) -> dict:
+def notebook_cell(kind: str, source: str, metadata=None) -> dict:
     cell = {"cell_type": kind, "metadata": metadata or {}, "source": source.splitlines(keepends=True)}
     if kind == "code":
         cell.update(execution_count=None, outputs=[])
@@ -122,15 +122,15 @@ def _cell(kind: str, source: str, metadata=None) -> dict:
 
 def notebook_json(ex: Exercise) -> str:
     """The notebook hand-out (nbformat 4, as JSON text): the task, the functions to fill in, a self-check cell."""
-    doc, code = _split(ex)
+    doc, code = task_and_code(ex)
     title, _, rest = doc.partition("\n")
     names = ex.function if len(ex.functions) == 1 else "globals()"
-    cells = [_cell("markdown", f"# {title}\n{_markdown(rest)}"),
-             _cell("markdown", _markdown(check_section(ex, notebook=True))),
-             _cell("code", _replace_solutions(code, keep=False).rstrip("\n")),
-             _cell("markdown", "## Check your work\n\nA quick self-check on your function, in this notebook "
+    cells = [notebook_cell("markdown", f"# {title}\n{as_markdown(rest)}"),
+             notebook_cell("markdown", as_markdown(check_section(ex, notebook=True))),
+             notebook_cell("code", _replace_solutions(code, keep=False).rstrip("\n")),
+             notebook_cell("markdown", "## Check your work\n\nA quick self-check on your function, in this notebook "
                                f"(the grader runs the file: `dba-ref exercises check {ex.number} FILE`)."),
-             _cell("code", f'from dba_ref.exercises import check\n\ncheck("{ex.slug}", {names})', FIXED_CELL)]
+             notebook_cell("code", f'from dba_ref.exercises import check\n\ncheck("{ex.slug}", {names})', FIXED_CELL)]
     nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 4,
           "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                        "language_info": {"name": "python"}}}

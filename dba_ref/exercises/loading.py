@@ -114,7 +114,7 @@ def read_submission(path, student: str | None = None) -> Submission:
     try:
         tree = ast.parse(source, filename=path.name)
     except SyntaxError as exc:
-        return Submission(path, student, source, f"line {exc.lineno}: syntax error: {exc.msg}")
+        return Submission(path, student, source, f"syntax error at line {exc.lineno}: {exc.msg}")
     except (ValueError, RecursionError, MemoryError) as exc:
         return Submission(path, student, source, f"the file cannot be parsed as Python ({type(exc).__name__})")
     return Submission(path, student, source, None, forbidden_imports(tree, source))

@@ -167,22 +167,22 @@ def _wait(proc: subprocess.Popen, ready: Path, seconds: float) -> tuple:
 
 
 def _read_json(path: Path, max_bytes: int = 2 ** 20):
-    if not path.is_file() or path.stat().st_size > max_bytes:
-        return None
     try:
+        if not path.is_file() or path.stat().st_size > max_bytes:
+            return None
         return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
 def _read_outcome(path: Path):
     """``(outcome, forbidden imports)`` of one case (a :class:`NotRun` when its file is too large or malformed),
     or ``None`` when there is no file."""
-    if not path.is_file():
-        return None
-    if path.stat().st_size > MAX_OUTCOME_BYTES:
-        return NotRun(f"your answer is larger than {MAX_OUTCOME_BYTES // 2 ** 20} MB"), ()
     try:
+        if not path.is_file():
+            return None
+        if path.stat().st_size > MAX_OUTCOME_BYTES:
+            return NotRun(f"your answer is larger than {MAX_OUTCOME_BYTES // 2 ** 20} MB"), ()
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         spec = json.loads(bytes(arrays.pop(harness.SPEC_KEY)).decode("utf-8"))
@@ -223,8 +223,8 @@ def _how_it_ended(ended: str, returncode, limits: Limits, during: str) -> str:
             return (f"the process running your code was killed ({name}); it may have run out of memory "
                     f"(the limit is {limits.memory_mb} MB)")
         return f"the process running your code crashed ({name})"
-    return (f"the process running your code ended early, with exit status {returncode}, {during}: "
-            "did your code call os._exit() or exit the interpreter another way?")
+    return (f"your code ended the process {during} (exit status {returncode}): os._exit() or another way out "
+            "of the interpreter; a function must return its answer")
 
 
 def run_submission(source: str, filename: str, functions, cases, inputs: dict, limits: Limits = Limits(),
@@ -236,7 +236,7 @@ def run_submission(source: str, filename: str, functions, cases, inputs: dict, l
     its arrays; ``functions`` the names the exercise asks for. ``filename``
     is how tracebacks name the student's file.
     """
-    with tempfile.TemporaryDirectory(prefix="dba-ref-grade-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dba-ref-grade-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         io, work = tmp / "io", tmp / "work"
         io.mkdir()
@@ -256,8 +256,11 @@ def run_submission(source: str, filename: str, functions, cases, inputs: dict, l
             finally:
                 _kill_group(proc)
                 proc.wait()
-        with open(io / harness.OUTPUT, "rb") as f:
-            printed = f.read(MAX_PRINTED).decode("utf-8", "replace")
+        try:
+            with open(io / harness.OUTPUT, "rb") as f:
+                printed = f.read(MAX_PRINTED).decode("utf-8", "replace")
+        except OSError:                           # removed by the student's code
+            printed = ""
         loaded = _read_json(io / harness.LOADED)
         if not isinstance(loaded, dict):
             reason = _how_it_ended(ended, proc.returncode, limits, "while your file was loading")
