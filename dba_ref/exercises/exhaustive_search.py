@@ -74,12 +74,12 @@ def _grade(got, expected, case) -> str | None:
     message = subset_message(K, kept, expected)
     wrong = [(lambda: sorted(set(range(B)) - set(expected)), "you returned the samples removed; return the ones kept"),
              (lambda: exhaustive_variant(K, 1), f"your search includes subsets smaller than min_size = {m}"),
-             (lambda: exhaustive_variant(K, m, sizes={m}),
-              f"you searched only the subsets of exactly min_size = {m} samples: every size from min_size to B "
-              "counts"),
              (lambda: exhaustive_variant(K, m, largest=False),
               "on a tie, keep the largest subset (a removal must strictly improve the metric), then the "
-              "lexicographically smallest")]
+              "lexicographically smallest"),
+             (lambda: exhaustive_variant(K, m, sizes={m}),
+              f"you searched only the subsets of exactly min_size = {m} samples: every size from min_size to B "
+              "counts")]
     cause = next((why for candidate, why in wrong if candidate() == kept), None)
     if cause is None and len(kept) < m:
         cause = f"you kept {len(kept)} samples, fewer than min_size = {m}"

@@ -46,17 +46,18 @@ def reference_numerical_gradient(name, Z, h) -> np.ndarray:
 
 def _network(name, rng, sizes, B, bias_scale=0.5) -> Case:
     weights, biases, X, _ = random_network(rng, sizes, B, bias_scale)
-    return Case(f"{name} (layer widths {sizes}, B = {B})", (weights, biases, X), "forward")
+    return Case(f"forward: {name} (layer widths {sizes}, B = {B})", (weights, biases, X), "forward")
 
 
 def _logits(name, Z, y) -> list:
     Z, y = np.asarray(Z, np.float64), np.asarray(y, np.int64)
-    return [Case(f"{name} (B = {Z.shape[0]}, C = {Z.shape[1]})", (Z, y), f)
+    return [Case(f"{f}: {name} (B = {Z.shape[0]}, C = {Z.shape[1]})", (Z, y), f)
             for f in ("cross_entropy", "cross_entropy_grad")]
 
 
 def _difference(name, f, Z, h) -> Case:
-    return Case(f"{name}: f = {f}, Z of shape {np.shape(Z)}, h = {h:g}", (f, np.asarray(Z, np.float64), h),
+    return Case(f"numerical_gradient: {name} (f = {f}, Z of shape {np.shape(Z)}, h = {h:g})",
+                (f, np.asarray(Z, np.float64), h),
                 "numerical_gradient", "finite_difference")
 
 

@@ -118,7 +118,7 @@ class Report:
     that problem is a forbidden import (the score is then 0), ``printed`` the
     start of what the student's code printed (ignored by the grader),
     ``sandboxed`` whether the code ran in a process of its own (a grade) or in
-    the caller's (a self-check).
+    the caller's (a self-check), ``seconds`` how long it ran there.
     """
 
     exercise: Exercise
@@ -132,6 +132,7 @@ class Report:
     printed: str = ""
     sandboxed: bool = False
     rerun: str = ""
+    seconds: float = 0.0
 
     @property
     def n_cases(self) -> int:
@@ -275,9 +276,8 @@ def judge(ex: Exercise, case: Case, expected, outcome) -> str | None:
         if outcome.kind == "MemoryError":
             return (f"your function ran out of memory (MemoryError{outcome.where}): it allocated more than the "
                     "grader's memory limit")
-        if outcome.kind in ("ModuleNotFoundError", "ImportError") and outcome.missing_module:
-            return (f"your code imports {outcome.missing_module!r}, which is not available: only NumPy and the "
-                    f"standard library are{outcome.where}")
+        if unavailable_module(outcome):
+            return unavailable_module(outcome)
         hint = ex.explain_error(outcome, case) if ex.explain_error else None
         return with_cause(f"your function raised {outcome.text()}", hint)
     odd = unsupported_part(outcome.value)
@@ -289,6 +289,14 @@ def judge(ex: Exercise, case: Case, expected, outcome) -> str | None:
         return (f"your function modified its input {', '.join(changed)} in place; work on a copy "
                 "(the caller still needs it).")
     return ex.grade(outcome.value, expected, case)
+
+
+def unavailable_module(error: Raised) -> str | None:
+    """The message for an import of a module the grader's process does not have, else ``None``."""
+    if error.kind in ("ModuleNotFoundError", "ImportError") and error.missing_module:
+        return (f"your code imports {error.missing_module!r}, which is not available: only NumPy and the standard "
+                f"library are{error.where}")
+    return None
 
 
 def _all_not_implemented(outcomes) -> bool:
@@ -320,12 +328,14 @@ def grade_submission(submission: Submission, cases: CaseSet, limits: Limits = Li
         run = run_submission(submission.source, submission.path.name, ex.function_names, cases.specs, cases.inputs,
                              limits, FORBIDDEN_MODULES)
         forbidden = [f"it tried to import {name} while running" for name in run.forbidden_imports]
+    if run is not None:
+        base["seconds"] = run.seconds
     if forbidden:
         return Report(**base, failures=every, forbidden=True, printed=run.printed if run else "",
                       problem=f"your code imports {FORBIDDEN_MODULES[0]} ({'; '.join(forbidden[:3])})")
     if run.load is not None:
-        problem = (f"running your file raised {run.load.text()}" if isinstance(run.load, Raised)
-                   else run.load.reason)
+        problem = (unavailable_module(run.load) or f"running your file raised {run.load.text()}"
+                   if isinstance(run.load, Raised) else run.load.reason)
         if isinstance(run.load, Raised) and run.load.kind == "SystemExit":
             problem += ": the file must define the function, not exit"
         return Report(**base, failures=every, problem=problem, printed=run.printed)

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Names of the files in IO_DIR that the grader and the harness exchange.
-CONFIG, INPUTS, SOURCE, READY, LOADED, OUTPUT = "config.json", "inputs.npz", "submission.py", "ready", "loaded.json", \
-    "output.txt"
+CONFIG, INPUTS, SOURCE, READY, LOADED, DONE, OUTPUT = ("config.json", "inputs.npz", "submission.py", "ready",
+                                                      "loaded.json", "done", "output.txt")
 #: Key of the JSON description inside each ``case_<i>.npz``.
 SPEC_KEY = "__spec__"
 #: How much of an exception message or of a string comes back (characters).
@@ -446,6 +446,7 @@ def main(io_dir: str) -> int:
         outcome, arrays = run_case(namespace, spec["protocol"], spec["function"], args)
         outcome["forbidden_imports"] = list(watch.attempts)
         _save_outcome(io / case_file(i), outcome, arrays, savez, np)
+    (io / DONE).write_text("done")
     return 0
 
 

@@ -208,10 +208,13 @@ def _strings(value) -> tuple:
     return tuple(str(v)[:200] for v in value) if isinstance(value, list) else ()
 
 
-def _how_it_ended(ended: str, returncode, limits: Limits, during: str) -> str:
+def _how_it_ended(ended: str, returncode, limits: Limits, during: str, done: bool = False) -> str:
     if ended == "time":
         return (f"time limit: your code was still running after {limits.seconds:g} s (the limit for all cases "
                 "together) and was stopped; an infinite loop, or a loop that never reaches its end?")
+    if done and returncode == 0:
+        return ("the grader's files were removed or changed while your code ran, so nothing came back: your code "
+                "must not touch files outside its own working folder")
     if ended == "startup":
         return f"the grader's process did not start within {STARTUP_SECONDS:g} s (a busy machine?)"
     if returncode is not None and returncode < 0:
@@ -262,8 +265,9 @@ def run_submission(source: str, filename: str, functions, cases, inputs: dict, l
         except OSError:                           # removed by the student's code
             printed = ""
         loaded = _read_json(io / harness.LOADED)
+        done = (io / harness.DONE).exists()
         if not isinstance(loaded, dict):
-            reason = _how_it_ended(ended, proc.returncode, limits, "while your file was loading")
+            reason = _how_it_ended(ended, proc.returncode, limits, "while your file was loading", done)
             return SubmissionRun(NotRun(reason), (), tuple(NotRun(reason) for _ in cases), printed=printed,
                                  seconds=seconds)
         forbidden = set(_strings(loaded.get("forbidden_imports")))
@@ -278,7 +282,7 @@ def run_submission(source: str, filename: str, functions, cases, inputs: dict, l
             if read is None:
                 if load is None and function not in missing and not stopped:
                     stopped = True                 # the first case without an outcome is where the run ended
-                    outcomes.append(NotRun(_how_it_ended(ended, proc.returncode, limits, "during this case")))
+                    outcomes.append(NotRun(_how_it_ended(ended, proc.returncode, limits, "during this case", done)))
                 else:
                     outcomes.append(NotRun("not run: " + ("your file did not load" if load is not None else
                                                           f"no function {function}" if function in missing else
