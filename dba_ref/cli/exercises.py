@@ -89,6 +89,8 @@ def add_arguments(p) -> None:
                    help="which exercises, by number or name (default: all twelve)")
     e.add_argument("--seed", type=int, default=0, help="seed of the graded cases (default: %(default)s)")
     e.add_argument("--force", action="store_true", help="write over exercise folders that already exist")
+    e.add_argument("--no-verify", action="store_true",
+                   help="skip otter assign's run of the tests against the model solution (faster)")
 
 
 def _list() -> int:
@@ -114,7 +116,8 @@ def run(args) -> int:
         from ..exercises.course import export_course
 
         try:
-            written = export_course(args.directory, args.exercises, seed=args.seed, force=args.force, quiet=False)
+            written = export_course(args.directory, args.exercises, seed=args.seed, force=args.force,
+                                    verify=not args.no_verify, quiet=False)
         except (ImportError, RuntimeError) as exc:        # otter-grader missing, or otter assign failed
             print(f"dba-ref exercises: error: {exc}", file=sys.stderr)
             return 2

@@ -30,14 +30,15 @@ from .handouts import as_markdown, notebook_cell, task_and_code
 DEFAULT_REQUIREMENT = f"dba-ref=={__version__}"
 
 
-def master_notebook(exercise, seed: int, requirement: str = DEFAULT_REQUIREMENT) -> dict:
-    """otter-grader's master notebook of ``exercise`` (nbformat 4 as a dict), its tests drawn from ``seed``."""
+def master_notebook(exercise, seed: int, requirement: str = DEFAULT_REQUIREMENT, verify: bool = True) -> dict:
+    """otter-grader's master notebook of ``exercise`` (nbformat 4 as a dict), its tests drawn from ``seed``;
+    ``verify``: ``otter assign`` runs the tests against the model solution."""
     ex = get_exercise(exercise)
     doc, code = task_and_code(ex)
     title, _, rest = doc.partition("\n")
     cases = make_cases(ex, seed)
     config = {"name": ex.slug, "requirements": [requirement], "export_cell": False, "init_cell": True,
-              "check_all_cell": False, "run_tests": True, "generate": {"pdf": False}, "tests": {"files": False}}
+              "check_all_cell": False, "run_tests": verify, "generate": {"pdf": False}, "tests": {"files": False}}
     functions = ex.function if len(ex.functions) == 1 else "globals()"
     tests = []
     for i, case in enumerate(cases.cases):
@@ -68,15 +69,16 @@ def _otter() -> list:
 
 
 def export_course(directory, exercises=None, seed: int = 0, requirement: str = DEFAULT_REQUIREMENT,
-                  force: bool = False, quiet: bool = True) -> dict:
+                  force: bool = False, verify: bool = True, quiet: bool = True) -> dict:
     """Write the otter-grader course for ``exercises`` (default: all, in course order) into ``directory``.
 
     For exercise N: ``exNN_name/source/exNN_name.ipynb`` (otter's master
     notebook, with the solution and the tests), ``exNN_name/student/`` (the
     release) and ``exNN_name/autograder/`` (the autograder zip for
-    Gradescope and ``otter run``). ``seed`` fixes the cases of the tests.
-    Returns ``{number: folder}``. An existing exercise folder is kept unless
-    ``force``.
+    Gradescope and ``otter run``). ``seed`` fixes the cases of the tests;
+    ``verify`` has ``otter assign`` run them against the model solution
+    first. Returns ``{number: folder}``. An existing exercise folder is kept
+    unless ``force``.
     """
     command = _otter()
     chosen = [get_exercise(e) for e in (exercises or list(EXERCISES))]
@@ -90,7 +92,7 @@ def export_course(directory, exercises=None, seed: int = 0, requirement: str = D
             raise FileExistsError(f"{out} already exists; pass --force to write over it, or give another folder")
         source = out / "source" / f"{Path(ex.stub).stem}.ipynb"
         source.parent.mkdir(parents=True, exist_ok=True)
-        source.write_text(json.dumps(master_notebook(ex, seed, requirement), indent=1, ensure_ascii=False) + "\n",
+        source.write_text(json.dumps(master_notebook(ex, seed, requirement, verify), indent=1, ensure_ascii=False) + "\n",
                           encoding="utf-8")
         result = subprocess.run([*command, "assign", str(source), str(out)], capture_output=True, text=True)
         if result.returncode != 0:
