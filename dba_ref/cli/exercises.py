@@ -6,8 +6,8 @@ Examples:
   dba-ref exercises start gram_identity hw/ --notebook      # ... as a notebook, into hw/
   dba-ref exercises check 3 ex03_gram_identity.py           # grades one file (or notebook)
   dba-ref exercises check 6 my_greedy.ipynb --seed 123      # the same cases as a report that said seed 123
-  dba-ref exercises grade 3 submissions/ --csv grades.csv   # a whole class: CSV, feedback files, a figure
-  dba-ref exercises export-course course/    # otter-grader: student notebooks and autograder zips
+  dba-ref exercises grade 3 FOLDER --csv grades.csv        # a whole class: CSV, feedback files, a figure
+  dba-ref exercises export-course DIR        # otter-grader: student notebooks and autograder zips
 
 An exercise is named by its number or its name (see the list). FILE is a .py
 file or a .ipynb notebook that defines the functions the exercise asks for
