@@ -8,8 +8,6 @@ in this process (``check``), which is the judge's logic; the process
 boundary, the limits and the hostile submissions are tests/test_exercises_sandbox.py.
 """
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -534,12 +532,13 @@ def test_notebook_hand_out_runs_its_self_check(tmp_path):
     nb = nbformat.read(path, as_version=4)
     nb.cells[2].source = nb.cells[2].source.replace('raise NotImplementedError("write gram")',
                                                     "return (D @ D.T) * (A @ A.T + 1)")
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": tmp_path}}).execute()
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": tmp_path}})
+    client.execute()
     output = "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in nb.cells[4].outputs)
     assert "PASSED all" in output and "a self-check" in output
 
 
-# ---------------------------------------------------------------- the command line (grading itself: test_exercises_sandbox.py)
+# ---------------------------------------------------------------- the command line (grading: test_exercises_sandbox.py)
 def test_start_writes_the_stub_and_keeps_an_existing_file(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["exercises", "start", "3"]) == 0                       # default: the current folder

@@ -57,7 +57,8 @@ def test_otter_grades_a_right_notebook_fully_and_a_wrong_one_partly(tmp_path, ca
     ag = autograder_zip(folder)
     right = _student_notebook(folder, "    ...", "    T, Q, k = (np.asarray(a, dtype=np.float64) for a in (T, Q, k))\n"
                               "    with np.errstate(divide='ignore', invalid='ignore'):\n"
-                              "        return np.where(Q > 1e-12 * k * T, T / Q - 1 / k, np.inf)", tmp_path / "right.ipynb")
+                              "        return np.where(Q > 1e-12 * k * T, T / Q - 1 / k, np.inf)",
+                              tmp_path / "right.ipynb")
     wrong = _student_notebook(folder, "    ...", "    T, Q, k = (np.asarray(a, dtype=np.float64) for a in (T, Q, k))\n"
                               "    return T / Q - 1 / k       # no guard", tmp_path / "wrong.ipynb")
     n_cases = len(make_cases("mean_variance", seed=7).cases)

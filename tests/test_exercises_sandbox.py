@@ -253,8 +253,8 @@ def test_every_exercise_runs_its_model_solution_apart(tmp_path):
 
 def test_read_submission_finds_imports_but_not_in_the_main_guard(tmp_path):
     path = tmp_path / "s.py"
-    path.write_text('"""Do not use dba_ref."""\nimport numpy as np\nif __name__ == "__main__":\n'
-                    "    import dba_ref\n\ndef f():\n    import dba_ref.search as s\n    return __import__('dba_ref')\n")
+    path.write_text('"""Do not use dba_ref."""\nimport numpy as np\nif __name__ == "__main__":\n    import dba_ref\n\n'
+                    "def f():\n    import dba_ref.search as s\n    return __import__('dba_ref')\n")
     submission = read_submission(path)
     assert submission.forbidden == ("line 7: import dba_ref.search as s", "line 8: __import__('dba_ref')")
     cases = make_cases(3, seed=0)

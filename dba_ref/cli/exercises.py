@@ -63,7 +63,8 @@ def add_arguments(p) -> None:
     s.add_argument("exercise", metavar="N", help="the exercise: its number or name (see: dba-ref exercises)")
     s.add_argument("directory", nargs="?", default=".", metavar="DIR",
                    help="folder to write the stub into, created if needed (default: the current folder)")
-    s.add_argument("--notebook", action="store_true", help="write the notebook hand-out (.ipynb) instead of the .py stub")
+    s.add_argument("--notebook", action="store_true",
+                   help="write the notebook hand-out (.ipynb) instead of the .py stub")
     s.add_argument("--force", action="store_true", help="overwrite an existing file of the stub's name")
     c = sub.add_parser("check", help="grade FILE for exercise N on edge cases and fresh random cases")
     c.add_argument("exercise", metavar="N", help="the exercise: its number or name")

@@ -70,7 +70,8 @@ def _edges(rng) -> list:
 
 
 def _random(rng) -> Case:
-    shapes = [tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(1, 3)))) for _ in range(int(rng.integers(1, 4)))]
+    shapes = [tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(1, 3))))
+              for _ in range(int(rng.integers(1, 4)))]
     hyper = {"learning_rate": float(10.0 ** rng.uniform(-3, 0)), "b1": float(rng.uniform(0.0, 0.95)),
              "b2": float(rng.uniform(0.9, 0.9999)), "eps": float(10.0 ** rng.uniform(-8, -4))}
     return _case("random", rng, shapes, int(rng.integers(1, 8)), hyper, scale=float(10.0 ** rng.uniform(-2, 1)))
@@ -96,7 +97,7 @@ def _tolerances(hyper, grads, expected):
     """
     lr, b1, b2, eps = (hyper[k] for k in ("learning_rate", "b1", "b2", "eps"))
     out = []
-    for t, ((m, v, a), u) in enumerate(zip(_moments(hyper, grads), expected["updates"]), 1):
+    for t, ((_, v, a), u) in enumerate(zip(_moments(hyper, grads), expected["updates"]), 1):
         c1, c2 = 1 - b1 ** t, 1 - b2 ** t
         tol_u = [rounding_tolerance(lr * (x / c1) / (np.sqrt(y / c2) + eps) + np.abs(z), t + 4)
                  for x, y, z in zip(a, v, u)]

@@ -43,7 +43,8 @@ def master_notebook(exercise, seed: int, requirement: str = DEFAULT_REQUIREMENT,
     tests = []
     for i, case in enumerate(cases.cases):
         hidden = "true" if i >= cases.n_edge else "false"
-        tests.append(notebook_cell("code", f'""" # BEGIN TEST CONFIG\npoints: 1\nhidden: {hidden}\n""" # END TEST CONFIG\n'
+        tests.append(notebook_cell("code", f'""" # BEGIN TEST CONFIG\npoints: 1\nhidden: {hidden}\n'
+                                           '""" # END TEST CONFIG\n'
                                    f"# case {i + 1}: {case.name}\n"
                                    "from dba_ref.exercises import check_case\n"
                                    f'check_case("{ex.slug}", {functions}, seed={cases.seed}, case={i})'))
@@ -53,8 +54,10 @@ def master_notebook(exercise, seed: int, requirement: str = DEFAULT_REQUIREMENT,
     cells = [notebook_cell("raw", "# ASSIGNMENT CONFIG\n" + json.dumps(config, indent=1)),
              notebook_cell("markdown", f"# {title}\n{as_markdown(rest)}\n\n## Check your answer\n\n{how}"),
              notebook_cell("raw", f"# BEGIN QUESTION\nname: {ex.slug}"),
-             notebook_cell("raw", "# BEGIN SOLUTION"), notebook_cell("code", code.rstrip("\n")), notebook_cell("raw", "# END SOLUTION"),
-             notebook_cell("raw", "# BEGIN TESTS"), *tests, notebook_cell("raw", "# END TESTS"), notebook_cell("raw", "# END QUESTION")]
+             notebook_cell("raw", "# BEGIN SOLUTION"), notebook_cell("code", code.rstrip("\n")),
+             notebook_cell("raw", "# END SOLUTION"),
+             notebook_cell("raw", "# BEGIN TESTS"), *tests, notebook_cell("raw", "# END TESTS"),
+             notebook_cell("raw", "# END QUESTION")]
     return {"cells": cells, "nbformat": 4, "nbformat_minor": 4,
             "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                          "language_info": {"name": "python"}}}
@@ -92,8 +95,8 @@ def export_course(directory, exercises=None, seed: int = 0, requirement: str = D
             raise FileExistsError(f"{out} already exists; pass --force to write over it, or give another folder")
         source = out / "source" / f"{Path(ex.stub).stem}.ipynb"
         source.parent.mkdir(parents=True, exist_ok=True)
-        source.write_text(json.dumps(master_notebook(ex, seed, requirement, verify), indent=1, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+        master = master_notebook(ex, seed, requirement, verify)
+        source.write_text(json.dumps(master, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         result = subprocess.run([*command, "assign", str(source), str(out)], capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"otter assign failed for exercise {ex.number} ({ex.slug}):\n"

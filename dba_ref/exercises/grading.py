@@ -19,9 +19,9 @@ judged by the exercise's ``grade`` (see :mod:`dba_ref.exercises.differences`).
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -404,6 +404,12 @@ def check(exercise, functions: Callable | dict, seed: int | None = None, n_rando
     return Report(**base, failures=_failures(cases, outcomes), problem=problem)
 
 
+@functools.lru_cache(maxsize=4)
+def _course_cases(number: int, seed: int) -> CaseSet:
+    """The cases of an exported course's tests, drawn once per kernel (each test asks for one of them)."""
+    return make_cases(number, seed)
+
+
 def check_case(exercise, functions: Callable | dict, seed: int, case: int) -> None:
     """Assert that case number ``case`` (0-based, edge cases first) of ``make_cases(exercise, seed)`` passes.
 
@@ -412,7 +418,7 @@ def check_case(exercise, functions: Callable | dict, seed: int, case: int) -> No
     with the grader's explanation. Runs in the caller's process, like :func:`check`.
     """
     ex = get_exercise(exercise)
-    cases = make_cases(ex, seed)
+    cases = _course_cases(ex.number, int(seed))
     target = cases.cases[case]
     message = judge(ex, target, cases.expected[case], _run_here(ex, _namespace(ex, functions), target))
     if message:

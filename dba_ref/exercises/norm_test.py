@@ -124,7 +124,8 @@ def _grade(got, expected, case) -> str | None:
     n = float(n)
     if n == size:
         return None
-    message = f"the next batch size is {fmt(n)}, expected {fmt(size)} (statistic {fmt(statistic)}, η² = {fmt(eta ** 2)})"
+    message = (f"the next batch size is {fmt(n)}, expected {fmt(size)} (statistic {fmt(statistic)}, "
+               f"η² = {fmt(eta ** 2)})")
     implied = B * statistic / eta ** 2
     if math.isfinite(implied):
         wrong = [(next_batch_size(B, B * statistic / eta), "you compared with η, the test compares with η²"),

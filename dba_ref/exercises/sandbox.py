@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -278,7 +278,8 @@ def run_submission(source: str, filename: str, functions, cases, inputs: dict, l
                              for k in ("kind", "message", "where", "missing_module")})
         outcomes, stopped = [], False
         for i, (_, function, _) in enumerate(cases):
-            read = None if stopped or load is not None or function in missing else _read_outcome(io / harness.case_file(i))
+            skip = stopped or load is not None or function in missing
+            read = None if skip else _read_outcome(io / harness.case_file(i))
             if read is None:
                 if load is None and function not in missing and not stopped:
                     stopped = True                 # the first case without an outcome is where the run ended
