@@ -6,23 +6,24 @@ written with NumPy alone; its stub (the task, the equations, hints and the
 functions to fill in) comes as a ``.py`` file (``dba-ref exercises start N``,
 :func:`write_stub`) or a notebook (``--notebook``, :func:`write_notebook`).
 
-==  =====================  ================================================  ======================================
-N   name                   the student writes                                reference
-==  =====================  ================================================  ======================================
-1   forward_loss           ``forward``, ``cross_entropy``,                   :class:`dba_ref.MLP`,
-                           ``cross_entropy_grad``, ``numerical_gradient``    :func:`dba_ref.model.cross_entropy`
-2   error_signals          ``error_signals(weights, biases, X, y)``          :func:`dba_ref.backprop.backprop`
-3   gram_identity          ``gram(A, D)``                                    :func:`dba_ref.gram.gram`
-4   mean_variance          ``mean_variance(T, Q, k)``                        :func:`dba_ref.metrics.mean_variance`
-5   metrics                ``metrics(T, Q, k)``                              :mod:`dba_ref.metrics`
-6   greedy_search          ``greedy_removals(K, min_size)``                  :func:`dba_ref.search.greedy_path`
-7   prefix_search          ``prefix_search(K, min_size)``                    :func:`dba_ref.search.prefix_path`
-8   exhaustive_search      ``exhaustive_search(K, min_size)``                :func:`dba_ref.search.exhaustive_search`
-9   greedy_not_optimal     ``greedy_not_optimal(B, min_size)``               greedy vs exhaustive on the batch
-10  dba_update             ``dba_update(A, D, keep)``                        :func:`dba_ref.backprop.mean_grad`
-11  adam                   ``adam(learning_rate, b1, b2, eps)``              :func:`dba_ref.optimizers.adam`
-12  norm_test              ``norm_test(G, eta)``                             :func:`dba_ref.optimizers.norm_test`
-==  =====================  ================================================  ======================================
+==  ==================  =========================================  ======================================
+N   name                the student writes                         reference
+==  ==================  =========================================  ======================================
+1   forward_loss        ``forward``, ``cross_entropy``,            :class:`dba_ref.MLP`,
+                        ``cross_entropy_grad``,                    :func:`dba_ref.model.cross_entropy`
+                        ``numerical_gradient``
+2   error_signals       ``error_signals(weights, biases, X, y)``   :func:`dba_ref.backprop.backprop`
+3   gram_identity       ``gram(A, D)``                             :func:`dba_ref.gram.gram`
+4   mean_variance       ``mean_variance(T, Q, k)``                 :func:`dba_ref.metrics.mean_variance`
+5   metrics             ``metrics(T, Q, k)``                       :mod:`dba_ref.metrics`
+6   greedy_search       ``greedy_removals(K, min_size)``           :func:`dba_ref.search.greedy_path`
+7   prefix_search       ``prefix_search(K, min_size)``             :func:`dba_ref.search.prefix_path`
+8   exhaustive_search   ``exhaustive_search(K, min_size)``         :func:`dba_ref.search.exhaustive_search`
+9   greedy_not_optimal  ``greedy_not_optimal(B, min_size)``        greedy vs exhaustive on the batch
+10  dba_update          ``dba_update(A, D, keep)``                 :func:`dba_ref.backprop.mean_grad`
+11  adam                ``adam(learning_rate, b1, b2, eps)``       :func:`dba_ref.optimizers.adam`
+12  norm_test           ``norm_test(G, eta)``                      :func:`~dba_ref.optimizers.adaptive_batch.norm_test`
+==  ==================  =========================================  ======================================
 
 Grading. :func:`check_file` (``dba-ref exercises check N FILE``) grades a
 ``.py`` file or a notebook: the student's code runs in a process of its own,

@@ -74,7 +74,7 @@ def _grade_one(student: str, path: Path, cases, limits: Limits) -> Report:
 def grade_folder(exercise, folder, seed: int | None = None, n_random: int | None = None, limits: Limits = Limits(),
                  jobs: int | None = None, progress: bool = False) -> ClassResults:
     """Grade every submission in ``folder`` for ``exercise``; ``jobs`` submissions at a time (default: the
-    number of CPU cores). Nothing is written (see :func:`write_results`)."""
+    number of CPU cores). Nothing is written (see :func:`write_csv`, :func:`write_feedback`, :func:`plot_class`)."""
     ex = get_exercise(exercise)
     found = submissions_in(folder)
     if not found:

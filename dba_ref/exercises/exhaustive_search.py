@@ -17,7 +17,12 @@ from .definitions import Exercise
 from .differences import with_cause
 from .subset_answers import METRIC, batch_case, kept_by, read_subset, subset_message
 
-reference_exhaustive_search = kept_by("exhaustive")
+
+def reference_exhaustive_search(K, min_size) -> list:
+    """The samples the exhaustive search keeps (:func:`dba_ref.search.exhaustive_search`, mean_variance), sorted."""
+    return kept_by("exhaustive", K, min_size)
+
+
 #: Largest batch of the cases (2^10 subsets: quick even for a loop in Python).
 MAX_B = 10
 

@@ -36,6 +36,8 @@ from .sandbox import Limits, NotRun, Raised, Returned, run_submission
 
 #: How many failing cases a feedback file lists in full.
 MAX_LISTED = 10
+#: The message of a case that could not run because the submission as a whole could not.
+NOT_RUN = "not run"
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ class Report:
         elif self.passed:
             lines.append(f"PASSED all {self.n_cases} cases ({self.n_edge} edge cases + {self.n_random} random, "
                          f"seed {self.seed}).")
+        elif self.problem and all(f.message == NOT_RUN for f in self.failures):
+            lines += [f"PROBLEM: {self.problem}", f"FAILED all {self.n_cases} cases: none could run."]
         else:
             if self.problem:
                 lines.append(f"PROBLEM: {self.problem}")
@@ -319,7 +323,7 @@ def grade_submission(submission: Submission, cases: CaseSet, limits: Limits = Li
     base = dict(exercise=ex, seed=cases.seed, n_edge=cases.n_edge, n_random=cases.n_random, sandboxed=True,
                 rerun=f"dba-ref exercises check {ex.number} {submission.path.name} --seed {cases.seed}"
                       + (f" --random {cases.n_random}" if cases.n_random != ex.n_random else ""))
-    every = tuple(Failure(case, "not run") for case in cases.cases)
+    every = tuple(Failure(case, NOT_RUN) for case in cases.cases)
     if submission.problem:
         return Report(**base, failures=every, problem=submission.problem)
     forbidden = list(submission.forbidden)
@@ -398,7 +402,7 @@ def check(exercise, functions: Callable | dict, seed: int | None = None, n_rando
                       f"seed={cases.seed})")
     outcomes = [_run_here(ex, namespace, case) for case in cases.cases]
     if _all_not_implemented(outcomes):
-        return Report(**base, failures=tuple(Failure(c, "not run") for c in cases.cases), not_attempted=True)
+        return Report(**base, failures=tuple(Failure(c, NOT_RUN) for c in cases.cases), not_attempted=True)
     missing = [name for name in ex.function_names if not callable(namespace.get(name))]
     problem = f"no function {', '.join(missing)} given" if missing else None
     return Report(**base, failures=_failures(cases, outcomes), problem=problem)

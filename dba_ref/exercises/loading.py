@@ -65,7 +65,7 @@ def _is_main_guard(node) -> bool:
             and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == "__main__")
 
 
-def forbidden_imports(tree: ast.AST, source: str, modules=FORBIDDEN_MODULES) -> tuple:
+def forbidden_imports(tree, source: str, modules=FORBIDDEN_MODULES) -> tuple:
     """Every statement of ``tree`` that imports one of ``modules``: ``import m``, ``from m... import``, and
     ``__import__("m")`` / ``importlib.import_module("m")`` with a literal name; top-level
     ``if __name__ == "__main__":`` blocks (the stub's own quick check) are not run when graded and not counted."""

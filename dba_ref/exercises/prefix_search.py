@@ -20,7 +20,10 @@ from .definitions import Exercise
 from .differences import with_cause
 from .subset_answers import METRIC, batch_case, kept_by, read_subset, subset_message
 
-reference_prefix_search = kept_by("prefix")
+
+def reference_prefix_search(K, min_size) -> list:
+    """The samples the prefix search keeps (:func:`dba_ref.search.prefix_path`, mean_variance), sorted."""
+    return kept_by("prefix", K, min_size)
 
 
 def prefix_variant(K, min_size, scores=None, longest=True) -> list:

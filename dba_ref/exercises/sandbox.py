@@ -239,6 +239,9 @@ def run_submission(source: str, filename: str, functions, cases, inputs: dict, l
     its arrays; ``functions`` the names the exercise asks for. ``filename``
     is how tracebacks name the student's file.
     """
+    if os.name != "posix":
+        raise OSError("the grader runs submissions on Linux or macOS only: it needs POSIX process groups and "
+                      "resource limits")
     with tempfile.TemporaryDirectory(prefix="dba-ref-grade-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         io, work = tmp / "io", tmp / "work"

@@ -23,15 +23,9 @@ def batch_case(name, G, min_size, function=None) -> Case:
     return Case(f"{name} (B = {G.shape[0]}, min_size = {min_size})", (G @ G.T, int(min_size)), function)
 
 
-def kept_by(strategy: str):
-    """The reference for a search exercise: the sorted indices ``strategy`` keeps (mean_variance)."""
-    def reference(K, min_size) -> list:
-        K = np.asarray(K, np.float64)
-        return [int(i) for i in search(K, METRIC, strategy, int(min_size), 0.0).indices]
-
-    reference.__name__ = reference.__qualname__ = f"reference_{strategy}_search"
-    reference.__doc__ = f"The samples the {strategy} search keeps (mean_variance), sorted."
-    return reference
+def kept_by(strategy: str, K, min_size) -> list:
+    """The sorted indices of the samples the reference's ``strategy`` keeps on ``K`` (mean_variance)."""
+    return [int(i) for i in search(np.asarray(K, np.float64), METRIC, strategy, int(min_size), 0.0).indices]
 
 
 def read_subset(got, B: int):
