@@ -275,6 +275,8 @@ def judge(ex: Exercise, case: Case, expected, outcome) -> str | None:
     if isinstance(outcome, Raised):
         if outcome.kind == "NotImplementedError":
             return f"{function} is not written yet: it still raises NotImplementedError"
+        if outcome.kind == "AnswerNotWritten":              # the harness's own word: the answer was too large
+            return outcome.message
         if outcome.kind == "SystemExit":
             return f"your code called {outcome.message}{outcome.where}: a function must return its answer"
         if outcome.kind == "MemoryError":

@@ -445,7 +445,13 @@ def main(io_dir: str) -> int:
         args = tuple(decode(spec["args"], _Copies(inputs)))      # every case gets fresh copies of its inputs
         outcome, arrays = run_case(namespace, spec["protocol"], spec["function"], args)
         outcome["forbidden_imports"] = list(watch.attempts)
-        _save_outcome(io / case_file(i), outcome, arrays, savez, np)
+        try:
+            _save_outcome(io / case_file(i), outcome, arrays, savez, np)
+        except BaseException as exc:  # noqa: BLE001 — e.g. an answer larger than the file-size limit
+            too_big = {"status": "raised", "kind": "AnswerNotWritten", "where": "", "forbidden_imports": [],
+                       "message": f"your answer could not be sent back to the grader ({type(exc).__name__}); "
+                                  "is it far larger than the answer asked for?"}
+            _save_outcome(io / case_file(i), too_big, {}, savez, np)
     (io / DONE).write_text("done")
     return 0
 
