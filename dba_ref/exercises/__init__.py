@@ -1,53 +1,71 @@
-"""Classroom exercises and their autograder.
+"""Classroom exercises, their hand-outs and a grader that runs students' code apart from itself.
 
-Each exercise asks a student for one function. Its stub (the task, the
-equations, hints, and the function to fill in) ships with the package; a
-student gets it with ``dba-ref exercises start N`` (:func:`write_stub`). The
-reference answers are the package's own functions:
+Twelve exercises that rebuild one DBA step, in course order, then an
+optimizer and AdAdaGrad's batch test. Each asks for one or a few functions,
+written with NumPy alone; its stub (the task, the equations, hints and the
+functions to fill in) comes as a ``.py`` file (``dba-ref exercises start N``,
+:func:`write_stub`) or a notebook (``--notebook``, :func:`write_notebook`).
 
-==  ======================  ============================================  =======================================
-N   topic                   the student writes                            reference
-==  ======================  ============================================  =======================================
-1   per-sample error        ``error_signals(weights, biases, X, y)``      :func:`dba_ref.backprop.backprop`
-    signals                 ``-> [Δ_1, ..., Δ_L]``
-2   the Gram identity       ``gram(A, D) -> K``                           :func:`dba_ref.gram.gram`
-3   a metric from T, Q, k   ``mean_variance(T, Q, k)``                    :func:`dba_ref.metrics.mean_variance`
-4   the greedy search       ``greedy_removals(K, min_size)``              :func:`dba_ref.search.greedy_path`
-==  ======================  ============================================  =======================================
+==  ==================  =========================================  ======================================
+N   name                the student writes                         reference
+==  ==================  =========================================  ======================================
+1   forward_loss        ``forward``, ``cross_entropy``,            :class:`dba_ref.MLP`,
+                        ``cross_entropy_grad``,                    :func:`dba_ref.model.cross_entropy`
+                        ``numerical_gradient``
+2   error_signals       ``error_signals(weights, biases, X, y)``   :func:`dba_ref.backprop.backprop`
+3   gram_identity       ``gram(A, D)``                             :func:`dba_ref.gram.gram`
+4   mean_variance       ``mean_variance(T, Q, k)``                 :func:`dba_ref.metrics.mean_variance`
+5   metrics             ``metrics(T, Q, k)``                       :mod:`dba_ref.metrics`
+6   greedy_search       ``greedy_removals(K, min_size)``           :func:`dba_ref.search.greedy_path`
+7   prefix_search       ``prefix_search(K, min_size)``             :func:`dba_ref.search.prefix_path`
+8   exhaustive_search   ``exhaustive_search(K, min_size)``         :func:`dba_ref.search.exhaustive_search`
+9   greedy_not_optimal  ``greedy_not_optimal(B, min_size)``        greedy vs exhaustive on the batch
+10  dba_update          ``dba_update(A, D, keep)``                 :func:`dba_ref.backprop.mean_grad`
+11  adam                ``adam(learning_rate, b1, b2, eps)``       :func:`dba_ref.optimizers.adam`
+12  norm_test           ``norm_test(G, eta)``                      :func:`~dba_ref.optimizers.adaptive_batch.norm_test`
+==  ==================  =========================================  ======================================
 
-:func:`check` runs a student's function on fixed edge cases and on fresh
-random cases, compares every answer with the reference and returns a
-:class:`Report` that says, in words, what is wrong: the shape, which entry and
-by how much, and, where the answer matches a common mistake (a transposed
-product, a missing bias term, an off-by-one in the greedy stop, the unbiased
-variance instead of the biased one, ...), which mistake::
+Grading. :func:`check_file` (``dba-ref exercises check N FILE``) grades a
+``.py`` file or a notebook: the student's code runs in a process of its own,
+in an empty folder, without ``dba_ref``, under a time and a memory limit
+(:mod:`~dba_ref.exercises.sandbox`); only plain arrays come back, and they
+are judged here against the reference on fixed edge cases and fresh random
+cases (:mod:`~dba_ref.exercises.grading`). The report says what is wrong: the
+shape, which entry and by how much, and, where the answer matches a classic
+mistake (a transposed product, a missing bias term, the unbiased variance,
+an off-by-one in the greedy stop, ...), which mistake.
+:func:`~dba_ref.exercises.classroom.grade_folder` (``dba-ref exercises grade``)
+does it for a whole class, and :func:`~dba_ref.exercises.course.export_course`
+(``dba-ref exercises export-course``) writes the set for otter-grader.
+:func:`check` runs the same cases on a function of the caller's own session,
+a quick self-check in a notebook, not a grade::
 
     >>> from dba_ref.exercises import check
     >>> from dba_ref.gram import gram
-    >>> check(2, gram, seed=0).passed
+    >>> check("gram_identity", gram, seed=0).passed
     True
 
-From a shell, ``dba-ref exercises check 2 ex2_gram.py`` loads the function from
-a ``.py`` file or a notebook (:func:`load_student_function`) and prints the
-same report; running a stub, ``python ex2_gram.py``, does the same for the
-function in it. Both exit with status 0 only when every case passes.
-Loading a file runs it: grade only files you are willing to run.
-
-The modules: :mod:`~dba_ref.exercises.grading` (:func:`check`, :class:`Report`),
-:mod:`~dba_ref.exercises.differences` (a wrong answer described in words),
-:mod:`~dba_ref.exercises.loading` (a student's file or notebook),
-:mod:`~dba_ref.exercises.catalogue` (the exercises and their stubs), and one
-module per exercise with its cases and its catalogue of mistakes:
-:mod:`~dba_ref.exercises.error_signals`, :mod:`~dba_ref.exercises.gram_identity`,
-:mod:`~dba_ref.exercises.mean_variance`, :mod:`~dba_ref.exercises.greedy_search`.
+The modules: :mod:`~dba_ref.exercises.catalogue` (the exercises),
+:mod:`~dba_ref.exercises.definitions` (what an exercise is),
+:mod:`~dba_ref.exercises.handouts` (stubs and notebooks from one source),
+:mod:`~dba_ref.exercises.loading` (a submission read as text),
+:mod:`~dba_ref.exercises.harness` (the student's side of a run),
+:mod:`~dba_ref.exercises.sandbox` (the process and its limits),
+:mod:`~dba_ref.exercises.grading` (the judge and the report),
+:mod:`~dba_ref.exercises.differences` and :mod:`~dba_ref.exercises.tolerances`
+(a wrong answer in words, and how far a right one may be off),
+:mod:`~dba_ref.exercises.classroom` (a class at once),
+:mod:`~dba_ref.exercises.course` (the otter-grader export), and one module
+per exercise with its cases and its catalogue of mistakes.
 """
-from .catalogue import EXERCISES, get_exercise, write_stub
+from .catalogue import EXERCISES, get_exercise, write_notebook, write_stub
 from .definitions import Case, Exercise
 from .differences import describe_difference
 from .error_signals import reference_error_signals
-from .grading import N_RANDOM, Report, check
+from .grading import Report, check, check_case, check_file, make_cases
 from .greedy_search import reference_greedy_removals
-from .loading import load_student_function
+from .sandbox import Limits
 
-__all__ = ["check", "Report", "Exercise", "Case", "EXERCISES", "N_RANDOM", "get_exercise", "write_stub",
-           "load_student_function", "describe_difference", "reference_error_signals", "reference_greedy_removals"]
+__all__ = ["check", "check_file", "check_case", "make_cases", "Report", "Limits", "Exercise", "Case", "EXERCISES",
+           "get_exercise", "write_stub", "write_notebook", "describe_difference", "reference_error_signals",
+           "reference_greedy_removals"]

@@ -1,19 +1,17 @@
 """A student's answer against the expected one, in words: what differs, where, by how much, and why.
 
-An entry is right when ``|got − expected| <= ATOL_SCALE · scale + RTOL · |expected|``,
-``scale`` being the largest expected magnitude (at least 1); infinities and NaN
-must match exactly. :func:`likely_cause` names a classic mistake by computing
-what that mistake would have returned and comparing.
+An entry is right when ``|got − expected| <= tolerance``, entry by entry,
+the tolerance being what rounding alone can do to that quantity
+(:mod:`~dba_ref.exercises.tolerances`, the package's one rule
+:func:`dba_ref.agreement.rounding_tolerance`); infinities and NaN must match
+exactly. :func:`likely_cause` names a classic mistake by computing what that
+mistake would have returned and comparing.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..agreement import entry_errors
-
-#: Grading tolerances (see the module docstring).
-RTOL = 1e-8
-ATOL_SCALE = 1e-10
 
 
 def fmt(x) -> str:
@@ -41,27 +39,25 @@ def as_float_array(got, what: str):
     return arr.astype(np.float64), None
 
 
-def mismatch(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Boolean mask of the wrong entries (shapes equal); infinities and NaN must match exactly.
+def mismatch(got: np.ndarray, expected: np.ndarray, tolerance) -> np.ndarray:
+    """Boolean mask of the wrong entries (shapes equal): ``|got − expected| > tolerance`` (an array broadcast
+    against ``expected``, or a number); infinities and NaN must match exactly.
 
     The comparison is the package's one comparator, :func:`dba_ref.agreement.entry_errors`,
-    with each entry's allowance ``ATOL_SCALE · scale + RTOL · |expected|`` as its scale.
+    with each entry's tolerance as its scale.
     """
-    finite = np.isfinite(expected)
-    scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
-    with np.errstate(invalid="ignore"):
-        allowance = ATOL_SCALE * scale + RTOL * np.abs(expected)
-    return entry_errors(got, expected, np.where(finite, allowance, 1.0)) > 1.0
+    tolerance = np.broadcast_to(np.asarray(tolerance, np.float64), np.shape(expected))
+    return entry_errors(got, expected, np.where(np.isfinite(expected), tolerance, 1.0)) > 1.0
 
 
-def close_to(got: np.ndarray, candidate: np.ndarray) -> bool:
-    """Whether ``got`` equals ``candidate`` within the grading tolerance (used to name mistakes)."""
+def close_to(got: np.ndarray, candidate, tolerance) -> bool:
+    """Whether ``got`` equals ``candidate`` within ``tolerance`` (used to name mistakes)."""
     candidate = np.asarray(candidate, np.float64)
-    return got.shape == candidate.shape and not mismatch(got, candidate).any()
+    return got.shape == candidate.shape and not mismatch(got, candidate, tolerance).any()
 
 
-def describe_difference(got, expected, name: str, axes=()) -> str | None:
-    """``None`` when ``got`` equals ``expected`` to tolerance, else a sentence saying what differs.
+def describe_difference(got, expected, name: str, tolerance, axes=()) -> str | None:
+    """``None`` when ``got`` equals ``expected`` within ``tolerance``, else a sentence saying what differs.
 
     ``axes`` names what each index means, e.g. ``("sample", "unit")``.
     """
@@ -71,7 +67,7 @@ def describe_difference(got, expected, name: str, axes=()) -> str | None:
     expected = np.asarray(expected, np.float64)
     if arr.shape != expected.shape:
         return f"{name} has shape {arr.shape}, expected {expected.shape}"
-    bad = mismatch(arr, expected)
+    bad = mismatch(arr, expected, tolerance)
     if not bad.any():
         return None
     err = np.where(bad, np.abs(np.nan_to_num(arr - expected, nan=np.inf, posinf=np.inf, neginf=np.inf)), -1.0)
@@ -89,8 +85,9 @@ def describe_difference(got, expected, name: str, axes=()) -> str | None:
     return sentence
 
 
-def likely_cause(got: np.ndarray, mistakes) -> str | None:
-    """The explanation of the first ``(wrong_answer, explanation)`` of ``mistakes`` that ``got`` matches.
+def likely_cause(got: np.ndarray, mistakes, tolerance) -> str | None:
+    """The explanation of the first ``(wrong_answer, explanation)`` of ``mistakes`` that ``got`` matches
+    within ``tolerance``.
 
     ``wrong_answer`` is an array, ``None`` (the mistake cannot be told apart
     on this case) or a function computing the array, called only when reached.
@@ -98,7 +95,7 @@ def likely_cause(got: np.ndarray, mistakes) -> str | None:
     for candidate, explanation in mistakes:
         with np.errstate(all="ignore"):
             value = candidate() if callable(candidate) else candidate
-        if value is not None and close_to(got, value):
+        if value is not None and close_to(got, value, tolerance):
             return explanation
     return None
 
@@ -108,7 +105,8 @@ def with_cause(message: str, cause: str | None) -> str:
     return message if not cause else f"{message}.\nLikely cause: {cause}"
 
 
-def is_shape_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is NumPy's complaint about incompatible shapes."""
-    text = str(exc)
-    return isinstance(exc, ValueError) and any(w in text for w in ("mismatch", "broadcast", "shapes", "aligned"))
+def is_shape_error(error) -> bool:
+    """Whether ``error`` (a :class:`~dba_ref.exercises.sandbox.Raised`) is NumPy's complaint about incompatible
+    shapes."""
+    return error.kind == "ValueError" and any(w in error.message for w in ("mismatch", "broadcast", "shapes",
+                                                                              "aligned"))

@@ -1,4 +1,4 @@
-"""Exercise 1: the per-sample error signals ``[Δ_1, ..., Δ_L]`` of a ReLU MLP (spec §2).
+"""Exercise 2: the per-sample error signals ``[Δ_1, ..., Δ_L]`` of a ReLU MLP (spec §2).
 
 The student writes ``error_signals(weights, biases, X, y)``; the reference is
 :func:`dba_ref.backprop.backprop`. Mistakes named: a missing bias, a
@@ -15,9 +15,10 @@ from ..backprop import backprop
 from ..model import MLP, softmax
 from .definitions import Case, Exercise
 from .differences import as_float_array, describe_difference, is_shape_error, likely_cause, with_cause
+from .tolerances import error_signal_tolerances
 
 
-def _model_from(weights, biases) -> MLP:
+def model_from(weights, biases) -> MLP:
     model = MLP([weights[0].shape[1]] + [W.shape[0] for W in weights])
     model.set_params(zip(weights, biases))
     return model
@@ -25,10 +26,10 @@ def _model_from(weights, biases) -> MLP:
 
 def reference_error_signals(weights, biases, X, y) -> list:
     """``[Δ_1, ..., Δ_L]`` of a ReLU MLP with softmax cross-entropy (spec §2), via :func:`backprop`."""
-    return list(backprop(_model_from(weights, biases), X, y).deltas)
+    return list(backprop(model_from(weights, biases), X, y).deltas)
 
 
-def _random_network(rng, sizes, B, bias_scale=0.5):
+def random_network(rng, sizes, B, bias_scale=0.5):
     weights = [rng.normal(size=(o, i)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:])]
     biases = [bias_scale * rng.normal(size=o) for o in sizes[1:]]
     X = rng.normal(size=(B, sizes[0]))
@@ -36,34 +37,34 @@ def _random_network(rng, sizes, B, bias_scale=0.5):
     return [weights, biases, X, y]
 
 
-def _network_case(name, args) -> Case:
+def network_case(name, args) -> Case:
     return Case(f"{name} (layer widths {[args[0][0].shape[1]] + [W.shape[0] for W in args[0]]}, "
                 f"B = {args[2].shape[0]})", tuple(args))
 
 
 def _error_signals_edges(rng) -> list:
-    one = _random_network(rng, [3, 4, 2], 1)
-    softmax_regression = _random_network(rng, [4, 3], 5)
-    square = _random_network(rng, [3, 4, 4, 4], 6)
-    dead = _random_network(rng, [3, 5, 3], 4)
+    one = random_network(rng, [3, 4, 2], 1)
+    softmax_regression = random_network(rng, [4, 3], 5)
+    square = random_network(rng, [3, 4, 4, 4], 6)
+    dead = random_network(rng, [3, 5, 3], 4)
     dead[1][0][[0, 2]] = -50.0                        # hidden units 0 and 2 never fire
-    huge = _random_network(rng, [3, 4, 3], 4)
+    huge = random_network(rng, [3, 4, 3], 4)
     huge[1][1] = np.array([900.0, 0.0, -900.0])       # logits near ±900: exp overflows
-    one_class = _random_network(rng, [3, 3, 2], 5)
+    one_class = random_network(rng, [3, 3, 2], 5)
     one_class[3][:] = 1
-    return [_network_case("one sample", one),
-            _network_case("no hidden layer (softmax regression, L = 1)", softmax_regression),
-            _network_case("two hidden layers, W_2 and W_3 square (a transposed product has the right shape)",
+    return [network_case("one sample", one),
+            network_case("no hidden layer (softmax regression, L = 1)", softmax_regression),
+            network_case("two hidden layers, W_2 and W_3 square (a transposed product has the right shape)",
                           square),
-            _network_case("dead ReLU units (hidden units 0 and 2 are never active)", dead),
-            _network_case("huge logits (a naive softmax overflows)", huge),
-            _network_case("every sample of the same class", one_class)]
+            network_case("dead ReLU units (hidden units 0 and 2 are never active)", dead),
+            network_case("huge logits (a naive softmax overflows)", huge),
+            network_case("every sample of the same class", one_class)]
 
 
 def _error_signals_random(rng) -> Case:
     hidden = [int(w) for w in rng.integers(1, 7, size=int(rng.integers(0, 3)))]
     sizes = [int(rng.integers(1, 7)), *hidden, int(rng.integers(2, 6))]
-    return _network_case("random network", _random_network(rng, sizes, int(rng.integers(1, 9))))
+    return network_case("random network", random_network(rng, sizes, int(rng.integers(1, 9))))
 
 
 def _grade_error_signals(got, expected, case) -> str | None:
@@ -75,13 +76,14 @@ def _grade_error_signals(got, expected, case) -> str | None:
     if len(got) != L:
         return (f"the network has L = {plural(L, 'layer')} but you returned {plural(len(got), 'array')}: "
                 f"{want}, in layer order")
-    model = _model_from(weights, biases)
+    model = model_from(weights, biases)
     pre, _ = model.forward_all(X)
     onehot = np.eye(model.n_classes)[y]
+    tolerances = error_signal_tolerances(weights, biases, X)
     # The error flows backwards: the highest wrong layer is where the mistake is.
     for l in range(L - 1, -1, -1):
         name = f"Δ_{l + 1}"
-        problem = describe_difference(got[l], expected[l], name, ("sample", "unit"))
+        problem = describe_difference(got[l], expected[l], name, tolerances[l], ("sample", "unit"))
         if problem is None:
             continue
         arr, _ = as_float_array(got[l], name)
@@ -108,12 +110,12 @@ def _grade_error_signals(got, expected, case) -> str | None:
                        else None,
                        "a transposed product: Δ_l = (Δ_{l+1} W_{l+1}) ⊙ φ'(Z_l) with W_{l+1} of shape "
                        "(out_{l+1}, out_l); you used W_{l+1}ᵀ")]
-        return with_cause(problem, likely_cause(arr, wrong))
+        return with_cause(problem, likely_cause(arr, wrong, tolerances[l]))
     return None
 
 
-def _explain_error_signals_error(exc, case) -> str | None:
-    if not is_shape_error(exc):
+def _explain_error_signals_error(error, case) -> str | None:
+    if not is_shape_error(error):
         return None
     weights = case.args[0]
     shapes = ", ".join(f"W_{l + 1} {W.shape}" for l, W in enumerate(weights))
@@ -122,6 +124,7 @@ def _explain_error_signals_error(exc, case) -> str | None:
             "(B, out_{l+1}) @ (out_{l+1}, out_l)")
 
 
-EXERCISE = Exercise(1, "error_signals", ("weights", "biases", "X", "y"), "the per-sample error signals",
-                    "ex1_error_signals.py", reference_error_signals, _error_signals_edges, _error_signals_random,
-                    _grade_error_signals, _explain_error_signals_error)
+EXERCISE = Exercise(2, "error_signals", "the per-sample error signals",
+                    (("error_signals", ("weights", "biases", "X", "y")),), reference_error_signals,
+                    _error_signals_edges, _error_signals_random, _grade_error_signals, _explain_error_signals_error,
+                    reads_first="01_per_sample_backprop.ipynb", minutes=45, builds_on=(1,))

@@ -1,4 +1,4 @@
-"""Exercise 2: the Gram identity ``K = (D Dᵀ) ⊙ (A Aᵀ + 1)`` (spec §3).
+"""Exercise 3: the Gram identity ``K = (D Dᵀ) ⊙ (A Aᵀ + 1)`` (spec §3).
 
 The student writes ``gram(A, D)``; the reference is :func:`dba_ref.gram.gram`.
 Mistakes named: the missing bias term, a matrix product for the elementwise
@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..gram import gram
 from .definitions import Case, Exercise
 from .differences import as_float_array, describe_difference, is_shape_error, likely_cause, with_cause
+from .tolerances import gram_tolerance
 
 
 def _gram_case(name, rng, B, n_in, n_out) -> Case:
@@ -35,7 +36,8 @@ def _gram_random(rng) -> Case:
 def _grade_gram(got, expected, case) -> str | None:
     A, D = case.args
     B = A.shape[0]
-    problem = describe_difference(got, expected, "K", ("sample", "sample"))
+    tolerance = gram_tolerance(A, D)
+    problem = describe_difference(got, expected, "K", tolerance, ("sample", "sample"))
     if problem is None:
         return None
     arr, _ = as_float_array(got, "K")
@@ -56,11 +58,11 @@ def _grade_gram(got, expected, case) -> str | None:
                            "K = (D Dᵀ) ⊙ (A Aᵀ + 1)"),
              ((lambda: (D.T @ D) * (A.T @ A + 1)) if A.shape == D.shape == (B, B) else None,
               "a transposed product: D.T @ D and A.T @ A sum over samples; K needs D @ D.T and A @ A.T")]
-    return with_cause(problem, likely_cause(arr, wrong))
+    return with_cause(problem, likely_cause(arr, wrong, tolerance))
 
 
-def _explain_gram_error(exc, case) -> str | None:
-    if not is_shape_error(exc):
+def _explain_gram_error(error, case) -> str | None:
+    if not is_shape_error(error):
         return None
     A, D = case.args
     B, n_in, n_out = A.shape[0], A.shape[1], D.shape[1]
@@ -69,5 +71,6 @@ def _explain_gram_error(exc, case) -> str | None:
             "(a transposed product)")
 
 
-EXERCISE = Exercise(2, "gram", ("A", "D"), "the Gram identity", "ex2_gram.py", gram, _gram_edges, _gram_random,
-                    _grade_gram, _explain_gram_error)
+EXERCISE = Exercise(3, "gram_identity", "the Gram identity", (("gram", ("A", "D")),), gram, _gram_edges,
+                    _gram_random, _grade_gram, _explain_gram_error, reads_first="02_gram_identity.ipynb", minutes=30,
+                    builds_on=(2,))

@@ -1,4 +1,4 @@
-"""Exercise 4: the greedy search, ``greedy_removals(K, min_size)`` (spec §5).
+"""Exercise 6: the greedy search, ``greedy_removals(K, min_size)`` (spec §5).
 
 The reference is :func:`dba_ref.search.greedy_path` with ``mean_variance``
 and ``tol = 0``. Mistakes named: an off-by-one in the stop (either way), a
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._text import plural
+from ..agreement import AMBIGUITY, decisive_steps, greedy_margins, scaled_gap, value_scale
 from ..metrics import metric_value, subset_stats
-from ..agreement import greedy_margins
 from ..search import greedy_path
 from .definitions import Case, Exercise
-from .._text import plural
 from .differences import fmt, with_cause
 
 
@@ -29,6 +29,22 @@ def reference_greedy_removals(K, min_size) -> list:
 def _value_without(K, removed) -> float:
     keep = np.setdiff1d(np.arange(K.shape[0]), removed)
     return float(metric_value(METRIC, *subset_stats(K, keep)))
+
+
+def near_tie(K, removed_a, removed_b) -> bool:
+    """Whether the subsets left after ``removed_a`` and after ``removed_b`` score the same up to rounding: a gap of
+    at most :data:`~dba_ref.agreement.AMBIGUITY` in units of their rounding scale (the agreement rule's near-tie)."""
+    stats = [subset_stats(K, np.setdiff1d(np.arange(K.shape[0]), r)) for r in (removed_a, removed_b)]
+    values = [float(metric_value(METRIC, *s)) for s in stats]
+    scale = max(float(value_scale(METRIC, *s)) for s in stats)
+    return scaled_gap(values[0], values[1], scale) <= AMBIGUITY["float64"]
+
+
+def clear_decisions(K, min_size) -> bool:
+    """Whether every decision greedy makes on ``K`` is clear (margin above :data:`~dba_ref.agreement.AMBIGUITY`),
+    so that any correct order of arithmetic takes the same path."""
+    margins = greedy_margins(K, METRIC, min_size, 0.0)
+    return decisive_steps(margins) == len(margins)
 
 
 def _greedy_case(name, G, min_size) -> Case:
@@ -59,15 +75,12 @@ def _greedy_edges(rng) -> list:
 
 
 def _greedy_random(rng) -> Case:
-    """A random batch whose every greedy decision is clear (margin > 1e-6), so that any correct
-    order of arithmetic gives the same answer."""
+    """A random batch whose every greedy decision is clear (:func:`clear_decisions`)."""
     while True:
         B, P = int(rng.integers(3, 13)), int(rng.integers(2, 6))
         G = rng.normal(size=P) + rng.uniform(0.2, 2.0) * rng.normal(size=(B, P))
         min_size = int(rng.integers(2, min(B, 4) + 1))
-        K = G @ G.T
-        margins = greedy_margins(K, METRIC, greedy_path(K, METRIC, min_size, 0.0)[0], min_size, 0.0)
-        if margins.size == 0 or margins.min() > 1e-6:
+        if clear_decisions(G @ G.T, min_size):
             return _greedy_case("random batch", G, min_size)
 
 
@@ -102,7 +115,7 @@ def _grade_greedy(got, expected, case) -> str | None:
             cause = (f"you went on to keep {plural(B - n, 'sample')}, below min_size = {m}"
                      + (" (an off-by-one in the stop)" if n == n_ref + 1 else "")
                      + ". Remove a sample only while |S| > min_size")
-        elif after == current:
+        elif near_tie(K, expected, order[:n_ref + 1]):
             cause = (f"removing sample {extra} leaves the metric unchanged ({fmt(current)}), yet you removed it: "
                      "a tie is not an improvement. Remove the best candidate only if its value is strictly "
                      "lower, best < current (not best <= current), and stop otherwise")
@@ -121,7 +134,7 @@ def _grade_greedy(got, expected, case) -> str | None:
         return with_cause(message, cause)
     step = next(t for t, (a, b) in enumerate(zip(order, expected)) if a != b)
     mine, theirs = _value_without(K, order[:step + 1]), _value_without(K, expected[:step + 1])
-    if abs(mine - theirs) <= 1e-12 * max(abs(mine), abs(theirs)):
+    if near_tie(K, order[:step + 1], expected[:step + 1]):
         cause = (f"at step {step + 1} (|S| = {B - step}) removing sample {order[step]} or {expected[step]} gives "
                  f"the same metric {fmt(mine)}: a tie, and ties go to the lowest original index")
     else:
@@ -131,5 +144,6 @@ def _grade_greedy(got, expected, case) -> str | None:
     return with_cause(message, cause)
 
 
-EXERCISE = Exercise(4, "greedy_removals", ("K", "min_size"), "the greedy search", "ex4_greedy.py",
-                    reference_greedy_removals, _greedy_edges, _greedy_random, _grade_greedy)
+EXERCISE = Exercise(6, "greedy_search", "the greedy search", (("greedy_removals", ("K", "min_size")),),
+                    reference_greedy_removals, _greedy_edges, _greedy_random, _grade_greedy,
+                    reads_first="03_metrics_and_search.ipynb", minutes=45, builds_on=(4,))

@@ -1,57 +1,120 @@
-"""Loading a student's function from a ``.py`` file or a Jupyter notebook (which runs it)."""
+"""A student's submission read as text: a ``.py`` file or a notebook's code cells, and what it imports.
+
+Nothing here runs the submission (:mod:`~dba_ref.exercises.sandbox` does,
+in another process). :func:`read_submission` gives its source, a syntax error
+found by parsing it, and every statement that imports a module the task
+forbids (:func:`forbidden_imports`), so that a report can name it even when
+the import never ran.
+"""
 from __future__ import annotations
 
-import importlib.util
+import ast
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from .catalogue import get_exercise
-from .grading import where_raised
+#: Modules a submission may not import: the package holds the reference answers.
+FORBIDDEN_MODULES = ("dba_ref",)
+#: Largest submission read (bytes); a larger file is reported, not graded.
+MAX_SUBMISSION_BYTES = 2 * 2 ** 20
+SUFFIXES = (".py", ".ipynb")
 
 
-def _notebook_source(path: Path) -> str:
-    """The code cells of a notebook, joined; IPython-only lines (``%magic``, ``!shell``) are dropped."""
+@dataclass(frozen=True)
+class Submission:
+    """One student's file: ``student`` (the file's stem), the ``source`` to run, and what is wrong with it
+    before it runs: ``problem`` (unreadable, a syntax error) and ``forbidden`` (import statements the task
+    forbids, e.g. ``"line 3: from dba_ref.gram import gram"``)."""
+
+    path: Path
+    student: str
+    source: str
+    problem: str | None = None
+    forbidden: tuple = ()
+
+
+def notebook_source(path: Path, text: str) -> str:
+    """The code cells of a notebook, joined, each after a ``# cell N`` line.
+
+    IPython-only lines (``%magic``, ``!shell``) are dropped, and so are the
+    cells the hand-out marks as not editable (``"editable": false`` in the
+    cell's metadata): its own self-check cell, which imports ``dba_ref``, and
+    otter-grader's cells. Marking one's own cell so only hides it from the grader.
+    """
     try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
+        nb = json.loads(text)
         cells = [c for c in nb["cells"] if c.get("cell_type") == "code"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a readable Jupyter notebook ({exc})") from exc
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise ValueError(f"{path} is not a readable Jupyter notebook ({type(exc).__name__}: {exc})") from exc
     lines = []
-    for cell in cells:
+    for n, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict) or (cell.get("metadata") or {}).get("editable") is False:
+            continue
         source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else source
+        source = "".join(map(str, source)) if isinstance(source, list) else str(source)
+        lines.append(f"# cell {n}")
         lines += [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
     return "\n".join(lines) + "\n"
 
 
-def load_student_function(path, exercise) -> Callable:
-    """Run the ``.py`` file or ``.ipynb`` notebook at ``path`` and return the function the exercise asks for.
+def _is_main_guard(node) -> bool:
+    """``if __name__ == "__main__":``: code that a graded submission never runs."""
+    test = getattr(node, "test", None)
+    return (isinstance(node, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__" and len(test.comparators) == 1
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == "__main__")
 
-    A ``.py`` file is imported as a module (its ``if __name__ == "__main__"``
-    block does not run); a notebook's code cells run in order in one namespace.
+
+def forbidden_imports(tree, source: str, modules=FORBIDDEN_MODULES) -> tuple:
+    """Every statement of ``tree`` that imports one of ``modules``: ``import m``, ``from m... import``, and
+    ``__import__("m")`` / ``importlib.import_module("m")`` with a literal name; top-level
+    ``if __name__ == "__main__":`` blocks (the stub's own quick check) are not run when graded and not counted."""
+    def named(name) -> bool:
+        return isinstance(name, str) and name.split(".")[0] in modules
+
+    found = []
+    body = [n for n in getattr(tree, "body", []) if not _is_main_guard(n)]
+    for node in (n for top in body for n in ast.walk(top)):
+        hit = False
+        if isinstance(node, ast.Import):
+            hit = any(named(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            hit = node.level == 0 and named(node.module)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            callee = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            hit = callee in ("__import__", "import_module") and named(node.args[0].value)
+        if hit:
+            line = (ast.get_source_segment(source, node) or "").splitlines()[0:1]
+            found.append(f"line {node.lineno}: {line[0].strip() if line else type(node).__name__}")
+    return tuple(found)
+
+
+def read_submission(path, student: str | None = None) -> Submission:
+    """Read the ``.py`` file or ``.ipynb`` notebook at ``path`` as a :class:`Submission` (never running it).
+
+    A missing file or a wrong suffix raises (the caller chose the file); a
+    file that cannot be read or parsed is a submission with a ``problem``.
     """
-    ex = get_exercise(exercise)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no file {path}")
-    if path.suffix not in (".py", ".ipynb"):
+    if path.suffix not in SUFFIXES:
         raise ValueError(f"{path}: give a .py file or a .ipynb notebook")
+    student = student or path.stem
+    if path.stat().st_size > MAX_SUBMISSION_BYTES:
+        return Submission(path, student, "", f"the file is larger than {MAX_SUBMISSION_BYTES // 2 ** 20} MB")
     try:
-        if path.suffix == ".py":
-            spec = importlib.util.spec_from_file_location(f"student_exercise_{ex.number}", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            namespace = vars(module)
-        else:
-            namespace = {"__name__": f"student_exercise_{ex.number}", "__file__": str(path)}
-            exec(compile(_notebook_source(path), str(path), "exec"), namespace)  # noqa: S102 — grading runs it
+        text = path.read_text(encoding="utf-8")
+        source = notebook_source(path, text) if path.suffix == ".ipynb" else text
+    except UnicodeDecodeError:
+        return Submission(path, student, "", "the file is not UTF-8 text")
+    except ValueError as exc:
+        return Submission(path, student, "", str(exc))
+    try:
+        tree = ast.parse(source, filename=path.name)
     except SyntaxError as exc:
-        raise ValueError(f"{path}, line {exc.lineno}: syntax error: {exc.msg}") from exc
-    except Exception as exc:  # noqa: BLE001 — report any failure of the student's file in one line
-        raise ValueError(f"running {path} raised {type(exc).__name__}: {exc}{where_raised(exc)}") from exc
-    function = namespace.get(ex.function)
-    if not callable(function):
-        raise ValueError(f"{path} defines no function {ex.function}; exercise {ex.number} asks for "
-                         f"def {ex.signature}:")
-    return function
+        return Submission(path, student, source, f"syntax error at line {exc.lineno}: {exc.msg}")
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return Submission(path, student, source, f"the file cannot be parsed as Python ({type(exc).__name__})")
+    return Submission(path, student, source, None, forbidden_imports(tree, source))

@@ -1,4 +1,4 @@
-"""Exercise 3: the metric ``mean_variance(T, Q, k) = T/Q − 1/k``, +inf where ``Q <= Q_EPS·k·T`` (spec §4).
+"""Exercise 4: the metric ``mean_variance(T, Q, k) = T/Q − 1/k``, +inf where ``Q <= Q_EPS·k·T`` (spec §4).
 
 The reference is :func:`dba_ref.metrics.mean_variance`. Mistakes named: the
 unbiased variance, ``normalized_variance`` or the variance itself, the
@@ -11,6 +11,7 @@ import numpy as np
 from ..metrics import Q_EPS, mean_variance, subset_stats, variance
 from .definitions import Case, Exercise
 from .differences import as_float_array, fmt, how_many_wrong, likely_cause, mismatch, with_cause
+from .tolerances import metric_tolerance
 
 
 def _stats_of_subsets(rng, B, P, n):
@@ -23,7 +24,7 @@ def _stats_of_subsets(rng, B, P, n):
     return T, Q, k.astype(np.int64)
 
 
-def _metric_edges(rng) -> list:
+def metric_edge_cases(rng) -> list:
     T, Q, k = _stats_of_subsets(rng, 8, 3, 30)
     T1, Q1, _ = _stats_of_subsets(rng, 6, 4, 10)
     return [Case("one sample (k = 1, so T = Q), Python scalars", (2.5, 2.5, 1)),
@@ -37,7 +38,7 @@ def _metric_edges(rng) -> list:
                  (np.array([1.5, 2.0, 0.0, 6.0]), np.array([1.5, 0.0, 0.0, 9.0]), np.array([1, 2, 3, 3])))]
 
 
-def _metric_random(rng) -> Case:
+def metric_random_case(rng) -> Case:
     B = int(rng.integers(2, 12))
     return Case(f"12 random subsets of a batch of {B}", _stats_of_subsets(rng, B, int(rng.integers(1, 6)), 12))
 
@@ -55,7 +56,8 @@ def _grade_mean_variance(got, expected, case) -> str | None:
     if arr.shape != expected.shape:
         return (f"your result has shape {arr.shape}, expected {expected.shape}: one value per entry of "
                 "T, Q and k (broadcast together), a 0-d array or a float for scalars")
-    bad = mismatch(arr, expected)
+    tolerance = metric_tolerance("mean_variance", T, Q, k)
+    bad = mismatch(arr, expected, tolerance)
     if not bad.any():
         return None
     Tb, Qb, kb = np.broadcast_arrays(T, Q, k)
@@ -83,11 +85,11 @@ def _grade_mean_variance(got, expected, case) -> str | None:
                  (np.where(~guarded, variance(T, Q, k), expected),
                   "that is the variance V = T/k − Q/k² itself; mean_variance divides V/k by ‖ḡ‖² = Q/k²"),
                  (np.where(~guarded, Tb / Qb, expected), "the − 1/k term is missing: mean_variance = T/Q − 1/k")]
-    return with_cause(message, likely_cause(arr, wrong))
+    return with_cause(message, likely_cause(arr, wrong, tolerance))
 
 
-def _explain_metric_error(exc, case) -> str | None:
-    if not isinstance(exc, ZeroDivisionError):
+def _explain_metric_error(error, case) -> str | None:
+    if error.kind != "ZeroDivisionError":
         return None
     T, Q, k = (np.asarray(a, np.float64) for a in case.args)
     if np.any(k == 1):
@@ -98,5 +100,6 @@ def _explain_metric_error(exc, case) -> str | None:
     return None
 
 
-EXERCISE = Exercise(3, "mean_variance", ("T", "Q", "k"), "a metric from T, Q and k", "ex3_mean_variance.py",
-                    mean_variance, _metric_edges, _metric_random, _grade_mean_variance, _explain_metric_error)
+EXERCISE = Exercise(4, "mean_variance", "a metric from T, Q and k", (("mean_variance", ("T", "Q", "k")),),
+                    mean_variance, metric_edge_cases, metric_random_case, _grade_mean_variance, _explain_metric_error,
+                    reads_first="03_metrics_and_search.ipynb", minutes=20, builds_on=(3,))

@@ -1,18 +1,18 @@
-"""``.. exercise-tasks::``: the classroom exercises, each with the task its stub states.
+"""``.. exercise-sequence::`` and ``.. exercise-tasks::``: the classroom exercises, from their registry and sources.
 
-For every exercise of ``dba_ref.exercises.EXERCISES`` it shows the number and
-title, the function the student writes, the reference it is graded against
-(linked to the API), the stub (a download) and the "Task" section of its
-docstring as the student reads it in the file (plain text, the stub's own
-layout). Nothing is retyped: a new exercise or an edited task appears in the
-site at the next build, and a stub that cannot be found fails it.
+``exercise-sequence`` is the course as a table: number, name, the functions
+to write, the notebook to read first, the exercises it builds on, the
+expected time. ``exercise-tasks`` shows, for every exercise of
+``dba_ref.exercises.EXERCISES``, its title, the functions the student writes,
+the reference they are graded against (linked to the API), the command that
+hands it out, and the "Task" section of the stub as the student reads it
+(plain text, the stub's own layout). Nothing is retyped: a new exercise or an
+edited task appears in the site at the next build, and a source that cannot
+be read fails it. The stub's model solution is never shown.
 """
 from __future__ import annotations
 
-import ast
-import os
 import re
-from pathlib import Path
 
 from sphinx.util.docutils import SphinxDirective
 
@@ -31,28 +31,51 @@ def docstring_section(doc: str, title: str) -> str:
     raise ValueError(f"the docstring has no {title!r} section")
 
 
-class ExerciseTasksDirective(SphinxDirective):
+def _references(exercise) -> list:
+    refs = exercise.reference.values() if isinstance(exercise.reference, dict) else [exercise.reference]
+    return [f":py:func:`{ref.__module__}.{ref.__qualname__}`" for ref in refs]
+
+
+class ExerciseSequenceDirective(SphinxDirective):
     def run(self):
         from dba_ref.exercises import EXERCISES
 
-        page_dir = (Path(self.env.srcdir) / self.env.doc2path(self.env.docname, base=False)).parent
+        lines = [".. list-table::", "   :header-rows: 1", "",
+                 "   * - N", "     - name", "     - write", "     - read first", "     - builds on", "     - time"]
+        for ex in EXERCISES.values():
+            lines += [f"   * - {ex.number}", f"     - ``{ex.slug}``",
+                      "     - " + ", ".join(f"``{name}``" for name in ex.function_names),
+                      f"     - ``{ex.reads_first}``",
+                      "     - " + (", ".join(str(n) for n in ex.builds_on) or "—"),
+                      f"     - {ex.minutes} min"]
+        total = sum(ex.minutes for ex in EXERCISES.values())
+        lines += ["", f"About {total // 60} h {total % 60:02d} min for the twelve, besides the notebooks.", ""]
+        return parse_rst(self, lines, "<exercise-sequence>")
+
+
+class ExerciseTasksDirective(SphinxDirective):
+    def run(self):
+        from dba_ref.exercises import EXERCISES
+        from dba_ref.exercises.handouts import task_and_code
+
         lines = []
         for exercise in EXERCISES.values():
-            path = exercise.stub_path
+            path = exercise.source_path
             if not path.is_file():
-                raise self.error(f"exercise {exercise.number}: its stub {path} does not exist")
+                raise self.error(f"exercise {exercise.number}: its source {path} does not exist")
             self.env.note_dependency(str(path))
-            task = docstring_section(ast.get_docstring(ast.parse(path.read_text())) or "", "Task")
-            reference = f"{exercise.reference.__module__}.{exercise.reference.__qualname__}"
+            task = docstring_section(task_and_code(exercise)[0], "Task")
             lines += [f".. rubric:: Exercise {exercise.number} · {exercise.title}", "",
-                      f"Write ``{exercise.signature}``; graded against :py:func:`{reference}`. "
-                      f"The task, from the stub :download:`{path.name} <{os.path.relpath(path, page_dir)}>` "
-                      f"(``dba-ref exercises start {exercise.number}`` writes it into the current folder):",
+                      f"Write {', '.join(f'``{name}``' for name in exercise.function_names)}; graded against "
+                      f"{', '.join(_references(exercise))}. ``dba-ref exercises start {exercise.number}`` writes "
+                      f"the stub (``{exercise.stub}``; ``--notebook`` for the notebook) into the current folder. "
+                      "The task, as the stub states it:",
                       "", "::", "",
                       *[f"    {line}" for line in task.splitlines()], ""]
         return parse_rst(self, lines, "<exercise-tasks>")
 
 
 def setup(app):
+    app.add_directive("exercise-sequence", ExerciseSequenceDirective)
     app.add_directive("exercise-tasks", ExerciseTasksDirective)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return {"version": "2", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,6 +1,4 @@
-"""Exercise 1 — the per-sample error signals of every layer.
-
-Read first: notebook 01_per_sample_backprop.ipynb.
+"""Exercise 2 — the per-sample error signals of every layer.
 
 Task
 ----
@@ -39,34 +37,26 @@ Hints
    product is ``D_next @ W_next`` — no transpose.
 5. The error signal of a sample is not divided by B: that division belongs to
    the mean loss of the usual training loop, not to a per-sample gradient.
-
-Check your answer
------------------
-Run this file: ``python ex1_error_signals.py`` grades ``error_signals`` on
-edge cases and fresh random cases, says what is wrong, and exits with status 0
-only when every case passes. Or, from a shell::
-
-    dba-ref exercises check 1 ex1_error_signals.py
-
-or, in a notebook, after defining the function::
-
-    from dba_ref.exercises import check
-    check(1, error_signals)
 """
 import numpy as np
 
 
 def error_signals(weights, biases, X, y):
     """The error signals ``[Δ_1, ..., Δ_L]`` of a ReLU MLP with softmax cross-entropy, one (B, out_l) array each."""
-    # Your code here.
-    raise NotImplementedError("write error_signals")
+    # BEGIN SOLUTION
+    A, pre = X, []
+    for W, b in zip(weights, biases):
+        Z = A @ W.T + b
+        pre.append(Z)
+        A = np.maximum(Z, 0.0)
+    Z = pre[-1]
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    D = E / E.sum(axis=1, keepdims=True)
+    D[np.arange(len(y)), y] -= 1.0
+    deltas = [D]
+    for l in range(len(weights) - 2, -1, -1):
+        D = (D @ weights[l + 1]) * (pre[l] > 0)
+        deltas.append(D)
+    return deltas[::-1]
+    # END SOLUTION
 
-
-if __name__ == "__main__":      # grade error_signals; exit status 0 only if every case passes
-    import sys
-
-    from dba_ref.exercises import check
-
-    report = check(1, error_signals)
-    print(report)
-    sys.exit(report.exit_status)

@@ -1,0 +1,96 @@
+"""Exercise 8: the exhaustive search, ``exhaustive_search(K, min_size)`` (spec §5).
+
+Every subset of at least ``min_size`` samples, the one with the lowest
+metric kept; among equal values the largest subset, then the
+lexicographically smallest sorted index list. The reference is
+:func:`dba_ref.search.exhaustive_search`. Mistakes named: subsets smaller
+than ``min_size``, only subsets of exactly ``min_size``, a tie given to the
+smallest subset, the samples removed instead of kept.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..agreement import decisive_steps, exhaustive_margins
+from ..search import mask_indices, subset_values
+from .definitions import Exercise
+from .differences import with_cause
+from .subset_answers import METRIC, batch_case, kept_by, read_subset, subset_message
+
+
+def reference_exhaustive_search(K, min_size) -> list:
+    """The samples the exhaustive search keeps (:func:`dba_ref.search.exhaustive_search`, mean_variance), sorted."""
+    return kept_by("exhaustive", K, min_size)
+
+
+#: Largest batch of the cases (2^10 subsets: quick even for a loop in Python).
+MAX_B = 10
+
+
+def exhaustive_variant(K, min_size, sizes=None, largest=True) -> list:
+    """The exhaustive search with a student's variation: only subsets of the given ``sizes``, or a tie given
+    to the smallest subset. The exact reference is :func:`reference_exhaustive_search`."""
+    best = None
+    for masks, k, values in subset_values(K, METRIC, min_size):
+        for mask, size, value in zip(masks, k, values):
+            if sizes is not None and int(size) not in sizes:
+                continue
+            key = (value, -size if largest else size, mask_indices(int(mask), K.shape[0]))
+            if best is None or key < best:
+                best = key
+    return list(best[2]) if best is not None else []
+
+
+def _edges(rng) -> list:
+    cluster = np.array([1.0, 0.5, -0.2]) + 0.1 * rng.normal(size=(5, 3))
+    return [batch_case("one gradient points against the others (sample 5)",
+                       np.vstack([cluster, [[-1.0, -0.3, 0.4]]]), 2),
+            batch_case("min_size = B: every sample is kept", cluster, 5),
+            batch_case("a single sample", cluster[:1], 1),
+            batch_case("identical gradients (every subset scores 0: the largest, all of them, is kept)",
+                       [[0.5, -1.0, 2.0]] * 5, 2),
+            batch_case("two pairs of opposite gradients (Q = 0 for some subsets: their metric is +inf)",
+                       [[1, 0], [-1, 0], [0, 2], [0, -2]], 2),
+            batch_case("min_size = 1 (a single sample scores 0, the lowest possible)",
+                       [[1, 0.2], [0.8, -0.1], [-0.3, 1.0], [1.1, 0.0]], 1),
+            batch_case("the best subset is larger than min_size", [[1, 0], [1.1, 0.1], [0.9, -0.1], [1, 0.05],
+                                                                   [-0.4, 1.2], [0.2, -1.5]], 2)]
+
+
+def _random(rng):
+    """A random batch whose best subset is clear (the gap to the second best above the agreement rule's AMBIGUITY)."""
+    while True:
+        B, P = int(rng.integers(3, MAX_B + 1)), int(rng.integers(2, 6))
+        G = rng.normal(size=P) + rng.uniform(0.2, 2.0) * rng.normal(size=(B, P))
+        min_size = int(rng.integers(2, min(B, 4) + 1))
+        margins = exhaustive_margins(G @ G.T, METRIC, min_size)
+        if decisive_steps(margins) == len(margins):
+            return batch_case("random batch", G, min_size)
+
+
+def _grade(got, expected, case) -> str | None:
+    K, m = case.args
+    B = K.shape[0]
+    kept, problem = read_subset(got, B)
+    if problem:
+        return problem
+    if kept == expected:
+        return None
+    message = subset_message(K, kept, expected)
+    wrong = [(lambda: sorted(set(range(B)) - set(expected)), "you returned the samples removed; return the ones kept"),
+             (lambda: exhaustive_variant(K, 1), f"your search includes subsets smaller than min_size = {m}"),
+             (lambda: exhaustive_variant(K, m, largest=False),
+              "on a tie, keep the largest subset (a removal must strictly improve the metric), then the "
+              "lexicographically smallest"),
+             (lambda: exhaustive_variant(K, m, sizes={m}),
+              f"you searched only the subsets of exactly min_size = {m} samples: every size from min_size to B "
+              "counts")]
+    cause = next((why for candidate, why in wrong if candidate() == kept), None)
+    if cause is None and len(kept) < m:
+        cause = f"you kept {len(kept)} samples, fewer than min_size = {m}"
+    return with_cause(message, cause)
+
+
+EXERCISE = Exercise(8, "exhaustive_search", "the exhaustive search", (("exhaustive_search", ("K", "min_size")),),
+                    reference_exhaustive_search, _edges, _random, _grade, reads_first="03_metrics_and_search.ipynb",
+                    minutes=30, builds_on=(4,))

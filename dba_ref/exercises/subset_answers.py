@@ -1,0 +1,61 @@
+"""What the search exercises share: batches of gradients as cases, and a returned subset read and described.
+
+A search exercise's answer is the set of samples it keeps, returned as a
+list of ints (any order). :func:`read_subset` checks the form,
+:func:`subset_value` scores a subset, and :func:`subset_message` states a
+wrong one with both values, so that each exercise only adds its likely cause.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..metrics import metric_value, subset_stats
+from ..search import search
+from .definitions import Case
+from .differences import fmt
+
+METRIC = "mean_variance"
+
+
+def batch_case(name, G, min_size, function=None) -> Case:
+    """A case ``(K, min_size)`` from the gradients ``G`` (B, P): ``K = G Gᵀ``."""
+    G = np.asarray(G, np.float64)
+    return Case(f"{name} (B = {G.shape[0]}, min_size = {min_size})", (G @ G.T, int(min_size)), function)
+
+
+def kept_by(strategy: str, K, min_size) -> list:
+    """The sorted indices of the samples the reference's ``strategy`` keeps on ``K`` (mean_variance)."""
+    return [int(i) for i in search(np.asarray(K, np.float64), METRIC, strategy, int(min_size), 0.0).indices]
+
+
+def read_subset(got, B: int):
+    """``(sorted indices, None)``, or ``(None, message)`` when ``got`` is not a list of distinct sample indices."""
+    if got is None:
+        return None, "your function returned None; did you forget the `return`?"
+    try:
+        arr = np.asarray(got)
+    except Exception:  # noqa: BLE001 — ragged lists and the like
+        arr = np.asarray([None], dtype=object)
+    if arr.dtype == bool and arr.shape == (B,):
+        return None, ("you returned a boolean mask; return the indices of the samples kept, e.g. "
+                      "np.flatnonzero(mask).tolist()")
+    if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+        return None, (f"return the indices of the samples kept as a list of ints; you returned {type(got).__name__}"
+                      + (f" of dtype {arr.dtype}" if arr.dtype != object else ""))
+    indices = [int(i) for i in arr]
+    if any(not 0 <= i < B for i in indices):
+        return None, f"you returned {indices}: indices must lie in 0..{B - 1} (B = {B})"
+    if len(set(indices)) != len(indices):
+        return None, f"you returned {indices}: each sample at most once"
+    return sorted(indices), None
+
+
+def subset_value(K, indices) -> float:
+    """The metric of the subset ``indices`` of ``K``."""
+    return float(metric_value(METRIC, *subset_stats(K, list(indices)))) if len(indices) else np.inf
+
+
+def subset_message(K, got, expected) -> str:
+    """``you kept [...] (mean_variance v); the search keeps [...] (v')``."""
+    return (f"you kept {got} ({METRIC} {fmt(subset_value(K, got))}); the search keeps {expected} "
+            f"({METRIC} {fmt(subset_value(K, expected))})")

@@ -1,0 +1,4 @@
+# expect: fail: SystemExit
+import sys
+
+sys.exit(0)

@@ -1,0 +1,2 @@
+# expect: forbidden
+from dba_ref.gram import gram

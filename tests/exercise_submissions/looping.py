@@ -1,0 +1,4 @@
+# expect: fail: time limit
+def gram(A, D):
+    while True:
+        pass
