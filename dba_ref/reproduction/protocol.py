@@ -73,6 +73,8 @@ READINGS = {
                  "the same fair tuning",
 }
 
+#: The abstract's first claim (the paper's summary speaks of "significant speed-ups").
+CONVERGENCE_CLAIM = "We present results showing DBA significantly improves the speed of model convergence"
 #: The cells whose final runs measure the convergence-speed claim.
 CONVERGENCE_READINGS = ("main", "full-data")
 #: The convergence targets, from the cell's best baseline (chosen on validation) over its final seeds:
