@@ -9,10 +9,10 @@ Three parts (each prints its own table):
    average before and after (the cores may be shared: a speed-up measured on busy cores is low).
 2. **projection**: the full protocol's schedule (the cells with runs in ``docs/reproduction``) replayed
    on 1, 2, 4, 8, 16 and 32 workers by :class:`dba_ref.reproduction.runner.Schedule`, each run taking the
-   wall time its committed file records plus the per-run overhead measured in part 1 (worker start-up,
+   wall time its committed file records plus the per-run CPU overhead measured in part 1 (worker start-up,
    sending the record back); it says how far the schedule itself (finals wait for their tuning) limits
-   the speed-up. The recorded times were measured on shared cores, so the hours are upper bounds; the
-   speed-ups are what to read.
+   the speed-up, not what memory bandwidth or a busy machine would take off. The recorded times were
+   measured on shared cores, so the hours are upper bounds; the speed-ups are what to read.
 3. **cost**: for each cell of the full protocol with no run in ``docs/reproduction`` yet (the full-data
    cells), each method trained for 2 epochs to time an epoch, and the cell's cost projected: runs × (epochs
    + 1) × the CPU seconds of an epoch (the steady measure on shared cores: with one BLAS thread it is the
@@ -40,7 +40,7 @@ from _common import header, load
 from dba_ref.data import Split, load_dataset
 from dba_ref.reproduction import full_protocol, run_protocol
 from dba_ref.reproduction.protocol import Protocol, core_methods
-from dba_ref.reproduction.runner import WALL_TIME_FIELDS, Schedule, execute_run, load_record
+from dba_ref.reproduction.runner import Schedule, execute_run, load_record, without_wall_times
 from dba_ref.reproduction.workers import InProcess, Processes
 
 COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "reproduction"
@@ -58,13 +58,8 @@ def loads() -> str:
 
 
 def run_files(out: Path) -> dict:
-    records = {}
-    for path in sorted((out / "runs").rglob("*.json")):
-        record = json.loads(path.read_text())
-        for section, field in WALL_TIME_FIELDS:
-            record.get(section, {}).pop(field, None)
-        records[path.relative_to(out).as_posix()] = record
-    return records
+    return {path.relative_to(out): without_wall_times(json.loads(path.read_text()))
+            for path in (out / "runs").rglob("*.json")}
 
 
 def cpu_seconds() -> float:
@@ -103,11 +98,13 @@ def scaling(jobs: int) -> dict:
               f"{serial / parallel:.2f} | {parallel_load} |")
         assert run_files(serial_out) == run_files(parallel_out), "the run files differ beyond their wall times"
     n = protocol.n_runs()
-    overhead = max(0.0, (parallel * jobs - parallel_runs) / n)
-    print(f"\nRun files equal but for their wall times. Efficiency {serial / parallel / jobs:.0%} of {jobs} cores; "
-          f"per-run overhead with --jobs {jobs} (worker wall time not spent training): {overhead:.2f} s; "
-          f"serial per run: {serial / n:.2f} s.")
-    return {"efficiency": serial / parallel / jobs, "overhead": overhead}
+    overhead = max(0.0, parallel_cpu - serial_cpu) / n
+    print(f"\nRun files equal but for their wall times. Measured: {serial / parallel:.2f}× ({serial / parallel / jobs:.0%} "
+          f"of {jobs} cores). CPU time of --jobs {jobs} over the serial run: {parallel_cpu - serial_cpu:+.1f} s "
+          f"({overhead:.2f} s per run: worker start-up, records sent back), so on {jobs} idle cores the work "
+          f"allows at most {jobs * serial_cpu / parallel_cpu:.2f}×. Serial: {serial_cpu / n:.2f} CPU s and "
+          f"{serial / n:.2f} wall s per run.")
+    return {"efficiency": min(1.0, serial / parallel / jobs), "overhead": overhead}
 
 
 def committed_protocol() -> Protocol:

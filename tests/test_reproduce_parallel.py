@@ -16,19 +16,14 @@ from dba_ref.cli import main
 from dba_ref.reproduction import Method, quick_protocol, run_protocol
 from dba_ref.reproduction.protocol import Cell, Protocol, Setting
 from dba_ref.reproduction.report import write_report
-from dba_ref.reproduction.runner import WALL_TIME_FIELDS, Schedule, write_json
+from dba_ref.reproduction.runner import Schedule, without_wall_times, write_json
 from dba_ref.reproduction.workers import InProcess, Processes, available_cores, make_pool
 
 
 def run_files(out) -> dict:
     """Every run record under ``out``, by path relative to it, without its wall-time fields."""
-    records = {}
-    for path in sorted((out / "runs").rglob("*.json")):
-        record = json.loads(path.read_text())
-        for section, field in WALL_TIME_FIELDS:
-            record.get(section, {}).pop(field, None)
-        records[path.relative_to(out).as_posix()] = record
-    return records
+    return {path.relative_to(out).as_posix(): without_wall_times(json.loads(path.read_text()))
+            for path in sorted((out / "runs").rglob("*.json"))}
 
 
 def assert_same_runs(out, reference):

@@ -247,6 +247,13 @@ def final_runs(protocol: Protocol, cell: Cell, method: Method, out):
 WALL_TIME_FIELDS = (("result", "train_seconds"), ("curves", "seconds"), ("environment", "load_average_before"),
                     ("environment", "load_average_after"), ("environment", "finished"))
 
+
+def without_wall_times(record: dict) -> dict:
+    """``record`` less its ``WALL_TIME_FIELDS``: what two trainings of the same run agree on, to the bit."""
+    return {key: ({k: v for k, v in value.items() if (key, k) not in WALL_TIME_FIELDS}
+                  if isinstance(value, dict) else value) for key, value in record.items()}
+
+
 _DATA: dict = {}        # data folder -> DataCache: a process keeps its data sets and splits between runs
 
 
