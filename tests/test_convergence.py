@@ -84,6 +84,10 @@ def test_a_run_that_never_reaches_a_target_is_censored_at_its_budget_not_dropped
     assert not never.reached and never.time == {"epochs": EPOCHS, "steps": 20, "gradients": 1000, "seconds": 7.0}
     nan = record(4, rising(2), [math.nan] * (EPOCHS + 1))
     assert not time_to_target(nan, target).reached                  # a diverged curve never meets a target
+    diverged = record(5, rising(2), falling(1), total_seconds=3.0)
+    del diverged["curves"]                                          # a run that raised keeps no curve
+    assert time_to_target(diverged, target) == time_to_target(
+        record(5, rising(2), falling(None), total_seconds=3.0), target)
     m = method(Method("sgd"), [2] * 3, [3, 5, None])
     speed = Speed.of(m, target)
     assert speed.reached == 2 and len(speed.hits) == 3

@@ -79,7 +79,8 @@ class Target:
 
 
 def targets(c: CellResult) -> list[Target]:
-    """The ``CONVERGENCE_TARGETS`` of a cell, from its best baseline's final runs (none before it has one)."""
+    """The ``CONVERGENCE_TARGETS`` of a cell, from its best baseline's final runs that kept their curves (none
+    before it has one)."""
     base = c.best_baseline()
     if c.cell.reading not in CONVERGENCE_READINGS or base is None:
         return []
@@ -101,10 +102,11 @@ class Hit:
 
 
 def time_to_target(record: dict, target: Target) -> Hit:
-    """When the run of ``record`` first met ``target`` (its budget's end, censored, if it never did)."""
-    curves, budget = record["curves"], record["budget"]
+    """When the run of ``record`` first met ``target`` (its budget's end, censored, if it never did, or if it
+    diverged and kept no curve)."""
+    curves, budget = record.get("curves", {}), record["budget"]
     epochs, n = budget["epochs"], record["n_train"]
-    i = target.first(curves[target.curve])
+    i = target.first(curves[target.curve]) if target.curve in curves else None
     reached = i is not None
     e = curves["epoch"][i] if reached else epochs
     if "step" in curves:
@@ -115,6 +117,8 @@ def time_to_target(record: dict, target: Target) -> Hit:
         steps = math.nan
     if "seconds" in curves:
         seconds = curves["seconds"][i] if reached else curves["seconds"][-1]
+    elif not reached:
+        seconds = record["result"]["train_seconds"]
     else:
         seconds = record["result"]["train_seconds"] * e / epochs
     return Hit(record["seed"], reached, {"epochs": e, "steps": steps, "gradients": e * n, "seconds": seconds})
@@ -130,7 +134,8 @@ class Speed:
 
     @classmethod
     def of(cls, m: MethodResult, target: Target) -> "Speed":
-        return cls(m, target, [time_to_target(r, target) for r in m.finals if target.curve in r.get("curves", {})])
+        """The times of every final run of ``m`` (a diverged one, which keeps no curve, is censored)."""
+        return cls(m, target, [time_to_target(r, target) for r in m.finals])
 
     @property
     def reached(self) -> int:
