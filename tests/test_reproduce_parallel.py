@@ -139,6 +139,9 @@ def test_a_dask_cluster_on_loopback_gives_the_serial_files_when_a_worker_dies_mi
                      "--scheduler", cluster.scheduler_address]) == 0
         assert "20 runs trained" in capsys.readouterr().out
         assert_same_runs(quick, serial_quick)
+        assert main(["reproduce", "--quick", "--out", str(quick), "--quiet",       # resumes: nothing to train
+                     "--scheduler", cluster.scheduler_address]) == 0
+        assert "0 runs trained, 20 found finished on disk" in capsys.readouterr().out
 
         slow, logs, counts = tmp_path / "slow", [], {}
         with Dask(cluster.scheduler_address) as pool:
