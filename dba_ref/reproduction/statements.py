@@ -293,7 +293,7 @@ def convergence_statements(cells) -> list[str]:
         verdicts = {u: unit_verdict(k["sooner"], k["later"], k["sooner"] + k["later"] + k["no significant difference"])
                     for u, k in counts.items()}
         tested = {v for v in verdicts.values() if v != "untested"}
-        overall = tested.pop() if len(tested) == 1 else "mixed"
+        overall = tested.pop() if len(tested) == 1 else "mixed" if tested else "untested"
         names = ", ".join(c.cell.name for c in measured)
         incomplete = " ".join(note for c in measured if (note := incomplete_note(c)))
         lines.append(f"**In short: the convergence-speed claim is {overall}** on the {len(measured)} cells measured "
