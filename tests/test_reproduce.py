@@ -42,6 +42,15 @@ def quick_out(tmp_path_factory):
     return out
 
 
+def test_quick_in_an_empty_folder_says_which_runs_it_did_not_train(tmp_path, capsys):
+    """The Σ/B cell asks again for the main cell's SGD runs: trained once, and said so (not "already finished")."""
+    assert main(["reproduce", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    shared = quick_protocol().n_runs(scheduled=True) - len(_unique_runs(quick_protocol()))
+    assert shared == 4
+    assert (f"{len(_unique_runs(quick_protocol()))} runs trained, 0 found finished on disk (not redone), "
+            f"{shared} asked for by a second cell too (trained once), 0 failed") in capsys.readouterr().out
+
+
 def test_quick_writes_every_run_and_the_report(quick_out, capsys):
     files = _run_files(quick_out)
     assert len(files) == len(_unique_runs(quick_protocol()))
@@ -98,8 +107,8 @@ def test_the_committed_report_is_rederived_byte_for_byte(tmp_path, monkeypatch):
     out.mkdir()
     (out / "runs").symlink_to(docs / "reproduction" / "runs")
     shutil.copy(docs / "reproduction" / "provenance.json", out)
-    monkeypatch.setattr(report_module, "plot_accuracy", lambda cell, path: path)    # drawing takes long; every
-    monkeypatch.setattr(report_module, "plot_selected", lambda cell, path: path)    # committed cell has both
+    for plot in ("plot_accuracy", "plot_selected", "plot_convergence"):   # drawing takes long; every committed
+        monkeypatch.setattr(report_module, plot, lambda cell, path: path)   # cell has its figures
     command = "dba-ref reproduce --full --out docs/reproduction --report docs/reproduction.md"
     write_report(full_protocol(), out, tmp_path / "reproduction.md", command=command)
     assert (tmp_path / "reproduction.md").read_bytes() == (docs / "reproduction.md").read_bytes()
@@ -131,7 +140,7 @@ def test_resume_redoes_nothing_and_retrains_only_what_is_missing(quick_out, caps
 def test_a_stopped_reproduction_reports_what_was_not_run(tmp_path):
     protocol = quick_protocol()
     counts = run_protocol(protocol, tmp_path, progress=False, deadline=0.0)
-    assert counts == {"done": 0, "skipped": 0, "failed": 0, "stopped": "time limit reached"}
+    assert counts == {"done": 0, "skipped": 0, "shared": 0, "failed": 0, "stopped": "time limit reached"}
     report = write_report(protocol, tmp_path, tmp_path / "report.md", counts=counts).read_text()
     assert "**Not run.**" in report and "stopped early: time limit reached" in report
     assert "nothing: every run" not in report
@@ -219,6 +228,10 @@ def test_relative_error_reduction_matches_the_paper_arithmetic():
 def test_cli_rejects_bad_options(capsys):
     assert main(["reproduce", "--quick", "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err
+    assert main(["reproduce", "--quick", "--jobs", "-1"]) == 2
+    assert "--jobs must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--quick", "--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"])
     with pytest.raises(SystemExit):
         main(["reproduce", "--quick", "--full"])
 

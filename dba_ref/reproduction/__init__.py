@@ -5,14 +5,16 @@ What is run:
 - :mod:`~dba_ref.reproduction.protocol`    settings, methods, cells, the fair tuning budget, and their description
 - :mod:`~dba_ref.reproduction.readings`    readings of the paper other than the reference (Σ/B update)
 - :mod:`~dba_ref.reproduction.runner`      running it, one JSON file per finished run, resumable
+- :mod:`~dba_ref.reproduction.workers`     where the runs train: here, worker processes, a Dask cluster
 - :mod:`~dba_ref.reproduction.provenance`  the machine that trained the runs, and the notes about them
 
 What is reported, from whatever has finished:
 
 - :mod:`~dba_ref.reproduction.collect`     the finished runs, per cell and method
+- :mod:`~dba_ref.reproduction.convergence` how soon each method reaches the convergence targets
 - :mod:`~dba_ref.reproduction.statistics`  relative error reduction and the paired t-test
 - :mod:`~dba_ref.reproduction.tables`      the cell tables, the headline table, ``summary.json``
-- :mod:`~dba_ref.reproduction.figures`     accuracy per method; the batch DBA kept over training
+- :mod:`~dba_ref.reproduction.figures`     accuracy per method; the batch DBA kept over training; the curves
 - :mod:`~dba_ref.reproduction.statements`  the plain statement of which claims are reproduced
 - :mod:`~dba_ref.reproduction.report`      the page that puts them together
 """

@@ -1,6 +1,7 @@
-"""The report's two figures per cell: test accuracy per method, and the batch DBA kept over training.
+"""The report's figures per cell: test accuracy per method, the batch DBA kept over training, and the curves of
+the convergence claim.
 
-Both are written as PNG (Agg backend, 110 dpi) and return their path, or
+All are written as PNG (Agg backend, 110 dpi) and return their path, or
 None when the cell has nothing to draw yet.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .collect import CellResult
+from .convergence import pairings, targets
 from .protocol import PAPER
 from .tables import cell_title
 
@@ -104,5 +106,74 @@ def plot_selected(c: CellResult, path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(cell_title(c), fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def seed_band(runs, curve: str, x=None, log: bool = False):
+    """Mean, lower and upper edge over seeds of ``curves[curve]`` at each epoch, or at the wall seconds ``x`` (each
+    seed's curve interpolated to them). The edges are mean ± std, of log10 of the values when ``log``."""
+    if x is None:
+        values = np.array([r["curves"][curve] for r in runs], dtype=float)
+    else:
+        values = np.array([np.interp(x, run_seconds(r), r["curves"][curve]) for r in runs])
+    if log:
+        values = np.log10(values)
+    mean = values.mean(axis=0)
+    std = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(mean)
+    edges = (mean, mean - std, mean + std)
+    return tuple(10 ** e for e in edges) if log else edges
+
+
+def run_seconds(record: dict) -> np.ndarray:
+    """Wall seconds at each evaluation: recorded, or the run's total spread evenly over its epochs."""
+    curves = record["curves"]
+    if "seconds" in curves:
+        return np.asarray(curves["seconds"], dtype=float)
+    return record["result"]["train_seconds"] * np.asarray(curves["epoch"], dtype=float) / record["budget"]["epochs"]
+
+
+def plot_convergence(c: CellResult, path: Path) -> Path | None:
+    """The compared methods' validation accuracy per epoch and per wall second, and training loss per epoch.
+
+    Lines: the mean over final seeds; bands: ± one standard deviation (of
+    log10 of the loss: a geometric mean and spread); dashed: the cell's
+    convergence targets. DBA methods are drawn dashed-dotted.
+    """
+    goals = {t.curve: t for t in targets(c)}
+    by_key = {m.method.key: m for _, d, b in pairings(c) for m in (b, d)}
+    methods = [m for m in by_key.values() if all("val_acc" in r.get("curves", {}) for r in m.finals)]
+    if not goals or not methods:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    horizon = min(run_seconds(r)[-1] for m in methods for r in m.finals)
+    seconds = np.linspace(0, horizon, 200)
+    for colour, m in zip(colours, methods):
+        epochs = np.asarray(m.finals[0]["curves"]["epoch"])
+        style = dict(color=colour, ls="-." if m.method.dba else "-", lw=1.5, label=f"{m.method.label} (lr {m.lr:g})")
+        for ax, curve, x, grid in ((axes[0], "val_acc", epochs, None), (axes[1], "train_loss", epochs, None),
+                                   (axes[2], "val_acc", seconds, seconds)):
+            mean, low, high = seed_band(m.finals, curve, grid, log=curve == "train_loss")
+            scale = 100 if curve == "val_acc" else 1
+            ax.plot(x, scale * mean, **style)
+            ax.fill_between(x, scale * low, scale * high, color=colour, alpha=0.15, lw=0)
+    for ax, curve, xlabel in ((axes[0], "val_acc", "epoch"), (axes[1], "train_loss", "epoch"),
+                              (axes[2], "val_acc", "wall seconds (to the shortest run's end)")):
+        target = goals.get(curve)
+        if target is not None:
+            scale = 100 if curve == "val_acc" else 1
+            ax.axhline(scale * target.level, color="0.3", ls="--", lw=1, label=f"target: {target.describe()}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation accuracy %" if curve == "val_acc" else "training loss (geometric mean)")
+        ax.grid(alpha=0.3)
+    axes[1].set_yscale("log")
+    low = min(100 * seed_band(m.finals, "val_acc")[0][-1] for m in methods)
+    for ax in (axes[0], axes[2]):
+        ax.set_ylim(max(0.0, low - 15), 100)
+    axes[0].legend(fontsize=7, loc="lower right")
+    axes[1].legend(handles=axes[1].get_legend_handles_labels()[0][-1:], fontsize=7)
+    fig.suptitle(f"{cell_title(c)}: mean ± std over final seeds", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)

@@ -3,15 +3,17 @@
 ``write_report`` writes, from the runs under the results folder:
 
 - the report page: the protocol, the headline table with the paper's numbers
-  beside ours, the plain statement of which claims are reproduced, what was
-  not run, and per cell its table and figures;
+  beside ours, the plain statement of which claims are reproduced, the
+  convergence-speed claim (its rules, verdict, comparisons and curves), what
+  was not run, and per cell its tables and figures;
 - ``table.md`` (the tables alone), ``summary.json`` (the same numbers,
   machine-readable) and ``figures/`` beside the runs.
 
 Each part is made by its own module: :mod:`~dba_ref.reproduction.collect`
-(reading the runs), :mod:`~dba_ref.reproduction.statistics`,
-:mod:`~dba_ref.reproduction.tables`, :mod:`~dba_ref.reproduction.figures`
-and :mod:`~dba_ref.reproduction.statements`; this one puts them on a page.
+(reading the runs), :mod:`~dba_ref.reproduction.convergence`,
+:mod:`~dba_ref.reproduction.statistics`, :mod:`~dba_ref.reproduction.tables`,
+:mod:`~dba_ref.reproduction.figures` and :mod:`~dba_ref.reproduction.statements`;
+this one puts them on a page.
 """
 from __future__ import annotations
 
@@ -20,13 +22,14 @@ from pathlib import Path
 
 from ..checkpoint import atomic_write
 from .collect import CellResult, collect
-from .figures import plot_accuracy, plot_selected
-from .protocol import READINGS, Protocol
+from .convergence import measured_cells, rules
+from .figures import plot_accuracy, plot_convergence, plot_selected
+from .protocol import CONVERGENCE_CLAIM, READINGS, Protocol
 from .provenance import read_provenance
 from .runner import unresolved_failures, write_json
-from .statements import (claim_statements, other_dataset_statements, reading_statements, summary_statement,
-                         variant_statement)
-from .tables import cell_table, cell_title, headline_table, summary
+from .statements import (claim_statements, convergence_statements, other_dataset_statements, reading_statements,
+                         summary_statement, variant_statement)
+from .tables import cell_table, cell_title, comparison_table, convergence_table, headline_table, summary
 
 
 def write_report(protocol: Protocol, out, report_path, *, notes=(), command: str | None = None,
@@ -52,6 +55,8 @@ def write_report(protocol: Protocol, out, report_path, *, notes=(), command: str
               "(600 / 100 training images out of 60,000, official 10k test set); here MNIST-5k stands in for it.",
               "", "## Plain statement", ""]
     lines += plain_statement(cells)
+    lines += ["", "## Convergence speed", ""]
+    lines += convergence_section(cells, out / "figures", link)
     lines += ["", "## What was not run", ""]
     lines += not_run(cells, out, counts)
     seconds = sum(m.tuning_seconds + m.final_values("train_seconds").sum() for c in cells for m in c.methods)
@@ -60,10 +65,45 @@ def write_report(protocol: Protocol, out, report_path, *, notes=(), command: str
     lines += [cell_section(c, protocol.tuning_budget, out / "figures", link) for c in cells]
     atomic_write(report_path, ("\n".join(lines) + "\n").encode())
 
-    tables = [f"## {cell_title(c)}\n\n{cell_table(c, protocol.tuning_budget)}" for c in cells if c.finished]
-    atomic_write(out / "table.md", "\n\n".join(["# Headline", headline_table(cells), *tables]).encode() + b"\n")
+    atomic_write(out / "table.md", tables_page(cells, protocol.tuning_budget).encode())
     write_json(out / "summary.json", summary(protocol, cells))
     return report_path
+
+
+#: How to spread the runs over cores and machines (the page's "Running it" section; ``{command}``: the report's).
+RUNNING_IT = """Each run is independent of the others but for a method's final runs, which wait for its tuning runs. \
+Where they train changes nothing in their files but the wall times (a run depends on its seed alone, and trains \
+with one BLAS thread everywhere), and the process that runs the command writes every file, so an interrupted \
+or time-limited invocation resumes where it stopped, however the runs were spread.
+
+- On every core of one machine: `{command} --jobs 0` (or `--jobs N`: N worker processes).
+- On a Dask cluster (`pip install "dba-ref[cluster]"` on every machine, the same dba-ref everywhere):
+
+  ```
+  # on one machine:
+  dask scheduler --port 8786
+  # on each machine: one worker process per core (--nworkers -1), one thread each
+  dask worker tcp://SCHEDULER:8786 --nworkers -1 --nthreads 1
+  # anywhere that reaches the scheduler:
+  {command} --scheduler tcp://SCHEDULER:8786
+  ```
+
+  Each run is a task; its record comes back to the command, which writes the file. A worker that dies takes \
+nothing with it: the scheduler gives its run to another worker (up to Dask's `distributed.scheduler.allowed-failures`, \
+then the run is listed as failed and retried by the next invocation). Fashion-MNIST must be at the same \
+`--data-dir` on every worker (`apt-get install dataset-fashion-mnist`); the command skips its cells when it cannot \
+load it itself."""
+
+
+def tables_page(cells, budget: int) -> str:
+    """``table.md``: the headline table, the convergence comparisons, and every cell's tables."""
+    parts = ["# Headline", headline_table(cells)]
+    if measured_cells(cells):
+        parts += ["# Convergence speed", comparison_table(measured_cells(cells))]
+    for c in cells:
+        if c.finished:
+            parts += [f"## {cell_title(c)}", cell_table(c, budget)] + [t for t in [convergence_table(c)] if t]
+    return "\n\n".join(parts) + "\n"
 
 
 def header(protocol: Protocol, cells, out: Path, command: str, link, notes=()) -> list[str]:
@@ -88,7 +128,8 @@ def header(protocol: Protocol, cells, out: Path, command: str, link, notes=()) -
             *(f"- {sentence}" for sentence in protocol.describe()),
             "- RER = (err_baseline − err_DBA) / err_baseline. `(edge)` marks a learning rate at the end of its grid.",
             f"- {protocol.choices()}",
-            *(f"- {note}" for note in (*protocol.notes, *provenance["notes"], *notes))]
+            *(f"- {note}" for note in (*protocol.notes, *provenance["notes"], *notes)),
+            "", "## Running it", "", RUNNING_IT.format(command=command)]
 
 
 def plain_statement(cells) -> list[str]:
@@ -104,6 +145,24 @@ def plain_statement(cells) -> list[str]:
     others = other_dataset_statements(cells)
     if others:
         lines += ["", "Other data:", ""] + [f"- {s}" for s in others]
+    return lines
+
+
+def convergence_section(cells, figures: Path, link) -> list[str]:
+    """The claim, how it is measured, the verdict, the comparisons and the curves (drawn here)."""
+    lines = [f"The abstract: \"{CONVERGENCE_CLAIM}\". Measured from the curves of the final runs (evaluated after "
+             "every epoch):", ""]
+    lines += [f"- {rule}" for rule in rules()]
+    lines += ["", *convergence_statements(cells)]
+    measured = measured_cells(cells)
+    if measured:
+        lines += ["", "DBA against the baseline per cell, target and comparison: the mean time to the target of each "
+                  "over the seeds that decide, the verdict and the paired t-test (each method's own times are in its "
+                  "cell's section below):", "", comparison_table(measured)]
+    for c in measured:
+        path = plot_convergence(c, figures / f"convergence-{c.cell.reading}-{c.cell.setting.key}.png")
+        if path:
+            lines += ["", f"![convergence: {cell_title(c)}]({link(path)})"]
     return lines
 
 
@@ -128,6 +187,9 @@ def cell_section(c: CellResult, budget: int, figures: Path, link) -> str:
     if not c.finished:
         return title + " **Not run.**\n"
     body = [title, cell_table(c, budget)]
+    speed = convergence_table(c)
+    if speed:
+        body.append(speed)
     stem = f"{c.cell.reading}-{c.cell.setting.key}"
     for plot, kind in ((plot_accuracy, "accuracy"), (plot_selected, "selected")):
         path = plot(c, figures / f"{kind}-{stem}.png")

@@ -13,9 +13,12 @@ results folder. Roles:
     ``peek`` reading only; never used for the headline numbers).
 
 A file is written atomically when its run has finished, so an interrupted
-reproduction loses at most the run in progress; a run whose file exists is
-never redone. Two cells that ask for the same run share its file. The machine
-that trains runs is added to ``provenance.json`` beside them
+reproduction loses at most the runs in progress; a run whose file exists is
+never redone. Two cells that ask for the same run share its file. Runs train
+in this process, in worker processes or on a Dask cluster
+(:mod:`~dba_ref.reproduction.workers`); wherever they train, one writer, the
+process that runs :func:`run_protocol`, writes every file. The machines that
+trained runs are added to ``provenance.json`` beside them
 (:mod:`~dba_ref.reproduction.provenance`).
 """
 from __future__ import annotations
@@ -25,8 +28,10 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict
+from collections import deque
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,6 +103,10 @@ def execute_run(setting: Setting, role: str, seed: int, method: Method, lr: floa
     The model, the slices and the shuffling all use ``seed``. The validation
     slice is evaluated after every epoch; the test set only in the final
     roles (after the last epoch, or after every epoch for ``final-peek``).
+    ``curves`` holds, per evaluation (epoch 0 = before training), the
+    optimizer steps taken, the wall seconds since training started (the
+    evaluations included), and the losses and accuracies. Records written
+    before issue 21 lack ``step`` and ``seconds``.
     A run whose parameters become NaN or inf is recorded as diverged, with the
     accuracies of its last finite parameters.
     """
@@ -147,6 +156,8 @@ def execute_run(setting: Setting, role: str, seed: int, method: Method, lr: floa
         watch = "test" if peek else "val"
         record["curves"] = {
             "epoch": [row["epoch"] for row in history.epochs],
+            "step": [row["step"] for row in history.epochs],
+            "seconds": _round((row["seconds"] for row in history.epochs), 4),
             "train_loss": _round(row["train_loss"] for row in history.epochs),
             "train_acc": _round(row["train_acc"] for row in history.epochs),
             f"{watch}_loss": _round(row["test_loss"] for row in history.epochs),
@@ -204,11 +215,24 @@ def choose_from_records(grid) -> tuple[float | None, dict]:
     return best, scores
 
 
+class Run(NamedTuple):
+    """One training run: a setting, a role, a seed, a method and a learning rate (its file: :func:`run_path`)."""
+
+    setting: Setting
+    role: str
+    seed: int
+    method: Method
+    lr: float
+
+    def path(self, out) -> Path:
+        return run_path(out, *self)
+
+
 def tuning_runs(protocol: Protocol, cell: Cell, method: Method):
-    """The tuning runs of one method of a cell, ``(role, seed, method, lr)``: every learning rate × tuning seed."""
+    """The tuning runs of one method of a cell: every learning rate × tuning seed."""
     for lr in method.learning_rates(protocol.lr_multipliers):
         for seed in protocol.tune_seeds:
-            yield "tune", seed, method, lr
+            yield Run(cell.setting, "tune", seed, method, lr)
 
 
 def final_runs(protocol: Protocol, cell: Cell, method: Method, out):
@@ -216,71 +240,222 @@ def final_runs(protocol: Protocol, cell: Cell, method: Method, out):
     lr, _ = choose_learning_rate(protocol, cell.setting, method, out)
     if lr is not None:
         for seed in protocol.final_seeds:
-            yield cell.final_role, seed, method, lr
+            yield Run(cell.setting, cell.final_role, seed, method, lr)
 
 
-class _Stop(Exception):
-    """The time limit was reached."""
+#: Fields of a record that differ between two trainings of the same run (wall-clock times, and the load
+#: they ran under): everything else is the same bytes whether a run trained here, in a worker process or on
+#: a Dask worker (of the same software).
+WALL_TIME_FIELDS = (("result", "train_seconds"), ("curves", "seconds"), ("environment", "load_average_before"),
+                    ("environment", "load_average_after"), ("environment", "finished"))
+
+
+def without_wall_times(record: dict) -> dict:
+    """``record`` less its ``WALL_TIME_FIELDS``: what two trainings of the same run agree on, to the bit."""
+    return {key: ({k: v for k, v in value.items() if (key, k) not in WALL_TIME_FIELDS}
+                  if isinstance(value, dict) else value) for key, value in record.items()}
+
+
+_DATA: dict = {}        # data folder -> DataCache: a process keeps its data sets and splits between runs
+
+
+def train_run(run: Run, backend: str = "numpy", data_dir=None, threads: int = 1) -> tuple[dict, str]:
+    """:func:`execute_run` with ``threads`` BLAS threads, in whichever process runs it; returns the record and
+    :func:`~dba_ref.reproduction.provenance.this_machine`.
+
+    This is what a pool's worker runs (:mod:`~dba_ref.reproduction.workers`): it writes nothing, the
+    process that called :func:`run_protocol` writes the file.
+    """
+    from threadpoolctl import threadpool_limits
+
+    data = _DATA.setdefault(None if data_dir is None else str(data_dir), DataCache(data_dir))
+    with threadpool_limits(threads):
+        record = execute_run(*run, data, backend)
+    return record, this_machine()
+
+
+#: Errors of a run itself (bad numbers, a refused configuration, no memory): recorded in ``failures.json``.
+RUN_ERRORS = (ArithmeticError, ValueError, TypeError, MemoryError)
+#: How many times a run lost with its worker process is handed out again in one invocation.
+MAX_LOST = 3
+
+
+@dataclass
+class _Entry:
+    """One method of one schedule entry: its runs still to hand out, and its tuning runs not yet settled."""
+
+    cell: Cell
+    method: Method
+    todo: deque
+    unsettled: set
+    finals_queued: bool = False
+
+
+class Schedule:
+    """Which run trains next: the schedule's cells in order, each method's tuning runs, then its final runs.
+
+    A method's final runs are queued once each of its tuning runs is *settled*
+    (its file written, or the run failed): they need the learning rate the
+    tuning chose. Runs are handed out in that order, so with several workers
+    the earliest entries still finish first. A run whose file is on disk is
+    counted as ``skipped``; one an earlier entry of this invocation already
+    handed out (two cells share it) as ``shared``; neither is handed out.
+    ``advance(n)`` is told of every run counted without training (a progress bar).
+
+    ``on_disk(path)`` says whether a run has finished (default: its file
+    exists); ``out`` is where the tuning runs are read to choose a learning rate.
+    """
+
+    def __init__(self, protocol: Protocol, out, skip_datasets=(), on_disk=Path.is_file, advance=lambda n: None):
+        self.protocol, self.out, self.on_disk, self.advance = protocol, Path(out), on_disk, advance
+        self.counts = {"skipped": 0, "shared": 0}
+        self.entries = []
+        for cell in protocol.schedule:
+            if cell.setting.dataset in skip_datasets:
+                advance(protocol.cell_runs(cell))
+                continue
+            for method in cell.methods:
+                tuning = list(tuning_runs(protocol, cell, method))
+                self.entries.append(_Entry(cell, method, deque(tuning), {r.path(out) for r in tuning}))
+        self._handed: set = set()           # paths handed out by this invocation
+        self._owner: dict = {}              # path handed out -> the entry that handed it out
+        self._waiting: dict = {}            # path not yet settled -> the entries waiting for it
+
+    def next(self) -> Run | None:
+        """The next run to train, or None when every run handed out so far must settle first (or all are done)."""
+        for entry in self.entries:
+            while True:
+                while entry.todo:
+                    run = entry.todo.popleft()
+                    path = run.path(self.out)
+                    if path in self._handed:
+                        self.counts["shared"] += 1
+                        self.advance(1)
+                        if path in self._waiting:
+                            self._waiting[path].append(entry)
+                        else:
+                            entry.unsettled.discard(path)
+                    elif self.on_disk(path):
+                        self._handed.add(path)
+                        self.counts["skipped"] += 1
+                        self.advance(1)
+                        entry.unsettled.discard(path)
+                    else:
+                        self._handed.add(path)
+                        self._owner[path] = entry
+                        waiting = self._waiting.setdefault(path, [])
+                        if entry not in waiting:
+                            waiting.append(entry)
+                        return run
+                if entry.unsettled or entry.finals_queued:
+                    break
+                entry.finals_queued = True
+                entry.todo.extend(final_runs(self.protocol, entry.cell, entry.method, self.out))
+        return None
+
+    def settle(self, run: Run) -> None:
+        """``run`` has finished (its file is written) or failed: the entries waiting for it may go on."""
+        path = run.path(self.out)
+        for entry in self._waiting.pop(path):
+            entry.unsettled.discard(path)
+
+    def hand_back(self, run: Run) -> None:
+        """``run`` was not trained after all (its worker died, or time ran out): it is handed out again, first
+        of its entry; the entries waiting for it go on waiting."""
+        path = run.path(self.out)
+        self._handed.discard(path)
+        self._owner.pop(path).todo.appendleft(run)
 
 
 def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=None, progress: bool = True,
-                 deadline: float | None = None, skip_datasets=(), log=print) -> dict:
+                 deadline: float | None = None, skip_datasets=(), pool=None, threads: int = 1, log=print) -> dict:
     """Run every unfinished run of ``protocol`` (resumable); return counts of what happened.
 
-    The cells of ``protocol.schedule`` run in order, and within a cell one
-    method after the other, its tuning runs and then its final runs, so that
-    a stopped reproduction leaves whole methods behind.
-    ``deadline`` (a ``time.time()`` value) stops before starting a run after
-    it. Cells on a data set in ``skip_datasets`` are not started. A run that
-    raises is recorded in ``failures.json`` and retried by the next
-    invocation. Ctrl-C stops, keeping every finished run.
+    The runs train in ``pool`` (:mod:`~dba_ref.reproduction.workers`; default:
+    one at a time in this process; the caller closes it), at most
+    ``pool.capacity()`` at once, each with ``threads`` BLAS threads, in the
+    order of :class:`Schedule`. This process alone writes the run files, as
+    their records come back, so a worker that dies loses nothing but its run
+    in flight, which is handed out again (at most ``MAX_LOST`` times, then
+    recorded as failed).
+    ``deadline`` (a ``time.time()`` value) stops handing out runs after it;
+    the runs in flight finish. Cells on a data set in ``skip_datasets`` are
+    not started. A run that raises is recorded in ``failures.json`` and
+    retried by the next invocation. Ctrl-C stops, keeping every finished run.
 
-    Returns ``{"done", "skipped", "failed", "stopped"}``: runs trained now,
-    runs found finished on disk (not redone), runs that raised, and why the
-    reproduction stopped early (None when it completed).
+    Returns ``{"done", "skipped", "shared", "failed", "stopped"}``: runs
+    trained now, runs found finished on disk (not redone), runs a second
+    cell asks for too (trained once, counted once), runs that failed, and why
+    the reproduction stopped early (None when it completed).
     """
-    out = Path(out)
-    data = DataCache(data_dir)
-    counts = {"done": 0, "skipped": 0, "failed": 0, "stopped": None}
-    failures = []
-    bar = Progress(protocol.n_runs(scheduled=True), desc=f"reproduce --{protocol.name}", unit="run", enabled=progress)
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    def do(cell, role, seed, method, lr):
-        path = run_path(out, cell.setting, role, seed, method, lr)
-        if path.is_file():
-            counts["skipped"] += 1
-        elif deadline is not None and time.time() > deadline:
-            raise _Stop
+    from .workers import InProcess
+
+    pool = InProcess() if pool is None else pool
+    out = Path(out)
+    counts = {"done": 0, "skipped": 0, "shared": 0, "failed": 0, "stopped": None}
+    failures, machines, lost = [], set(), {}
+    bar = Progress(protocol.n_runs(scheduled=True), desc=f"reproduce --{protocol.name}", unit="run", enabled=progress)
+    schedule = Schedule(protocol, out, skip_datasets, advance=bar.update)
+    in_flight = {}                          # future -> run
+
+    def record(run: Run, result: tuple[dict, str]) -> None:
+        record, machine = result
+        write_json(run.path(out), record)
+        if machine not in machines:
+            add_provenance(out, machines=[machine])
+            machines.add(machine)
+        counts["done"] += 1
+
+    def fail(run: Run, error: str) -> None:
+        relative = run.path(out).relative_to(out).as_posix()
+        failures.append({"run": relative, "error": error})
+        write_json(out / FAILURES, failures)
+        counts["failed"] += 1
+        log(f"run failed (retried next time): {relative}: {error}")
+
+    def settle(future) -> None:
+        run = in_flight.pop(future)
+        exc = future.exception()
+        if exc is None:
+            record(run, future.result())
+        elif isinstance(exc, pool.lost_errors) and lost.get(run, 0) + 1 < MAX_LOST:
+            lost[run] = lost.get(run, 0) + 1
+            log(f"run lost with its worker, handed out again: {run.path(out).relative_to(out)}: {exc}")
+            schedule.hand_back(run)
+            return
+        elif isinstance(exc, RUN_ERRORS + pool.lost_errors + pool.failed_errors):
+            fail(run, f"{type(exc).__name__}: {exc}")
         else:
-            try:
-                record = execute_run(cell.setting, role, seed, method, lr, data, backend)
-            except (ArithmeticError, ValueError, TypeError, MemoryError) as exc:
-                failures.append({"run": path.relative_to(out).as_posix(), "error": f"{type(exc).__name__}: {exc}"})
-                write_json(out / FAILURES, failures)
-                counts["failed"] += 1
-                log(f"run failed (retried next time): {path.relative_to(out)}: {exc}")
-            else:
-                write_json(path, record)
-                if not counts["done"]:
-                    add_provenance(out, machines=[this_machine()])
-                counts["done"] += 1
+            raise exc
         bar.update(1)
+        schedule.settle(run)
 
     try:
-        for cell in protocol.schedule:
-            if cell.setting.dataset in skip_datasets:
-                bar.update(protocol.cell_runs(cell), skipped=cell.name)
-                continue
-            bar.update(0, cell=cell.name)
-            for method in cell.methods:
-                for run in tuning_runs(protocol, cell, method):
-                    do(cell, *run)
-                for run in final_runs(protocol, cell, method, out):
-                    do(cell, *run)
-    except _Stop:
-        counts["stopped"] = "time limit reached"
+        stopping = False
+        while True:
+            while not stopping and len(in_flight) < pool.capacity():
+                run = schedule.next()
+                if run is None:
+                    break
+                if deadline is not None and time.time() > deadline:
+                    schedule.hand_back(run)
+                    counts["stopped"], stopping = "time limit reached", True
+                    break
+                in_flight[pool.submit(train_run, run, backend, data_dir, threads)] = run
+            if not in_flight:
+                break
+            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            for future in done:
+                settle(future)
     except KeyboardInterrupt:
         counts["stopped"] = "interrupted (Ctrl-C)"
+        for future in [f for f in in_flight if f.done() and not f.cancelled() and f.exception() is None]:
+            record(in_flight.pop(future), future.result())
     finally:
+        for future in in_flight:            # queued runs never start (a run already training finishes or dies)
+            future.cancel()
         bar.close()
+    counts.update(schedule.counts)
     return counts

@@ -13,6 +13,13 @@ baseline, both chosen on validation (:mod:`~dba_ref.reproduction.collect`):
 
 Then what each reading of the paper changed against its regime's main cell,
 the spread of the DBA variants, and the other data sets (no claim to check).
+
+The convergence-speed claim is judged per unit over every comparison of
+:mod:`~dba_ref.reproduction.convergence` (cell × target × pairing), counting
+those where DBA reaches the target sooner or later (p < 0.05): reproduced in
+a unit when it is sooner in more than half of the comparisons tested and later
+in none, not reproduced when it is sooner in no more of them than it is later,
+mixed otherwise.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import math
 from dataclasses import replace
 
 from .collect import CellResult, MethodResult, main_cell
+from .convergence import UNITS, Speed, compare, convergence_cells, measured_cells, pairings, targets
 from .protocol import PAPER, READINGS
 from .statistics import paired_p, rer
 from .tables import flagged_label, format_accuracy
@@ -193,7 +201,7 @@ def reading_statements(cells) -> list[str]:
     """What each reading of the paper changed, against the main cell of the same regime."""
     out = []
     for c in cells:
-        if c.cell.reading == "main" or c.cell.setting.dataset != "mnist5k":
+        if c.cell.reading in ("main", "full-data") or c.cell.setting.dataset != "mnist5k":
             continue
         s = c.cell.setting
         main = main_cell(cells, s.dataset, s.per_class)
@@ -240,15 +248,88 @@ def variant_statement(c: CellResult | None) -> str | None:
 
 
 def other_dataset_statements(cells) -> list[str]:
+    """Best DBA against best baseline where the abstract gives no number: other data sets, all the training data."""
     out = []
     for c in cells:
-        if c.cell.reading != "main" or c.cell.setting.dataset == "mnist5k":
+        if not (c.cell.reading == "full-data" or (c.cell.reading == "main" and c.cell.setting.dataset != "mnist5k")):
             continue
         best_dba, best_base = c.best_dba(), c.best_baseline()
-        what = f"{c.cell.setting.dataset}, {c.cell.setting.per_class} per class (the paper gives no number)"
+        every = "all " if c.cell.reading == "full-data" else ""
+        what = f"{c.cell.setting.dataset}, {every}{c.cell.setting.per_class} per class (the paper gives no number)"
         if best_dba is None or best_base is None:
             out.append(f"{what}: not run to the end ({c.finished} of {c.planned} runs finished).")
         else:
             out.append(f"{what}: best DBA {flagged_label(best_dba)} {format_accuracy(best_dba)}, best baseline "
                        f"{flagged_label(best_base)} {format_accuracy(best_base)}: DBA {versus(best_dba, best_base)}.")
     return out
+
+
+def unit_verdict(sooner: int, later: int, tested: int) -> str:
+    """``reproduced`` (DBA sooner in more than half of the ``tested`` comparisons, later in none), ``not reproduced``
+    (sooner in no more than later), ``mixed``, or ``untested``."""
+    if not tested:
+        return "untested"
+    if sooner <= later:
+        return "not reproduced"
+    return "reproduced" if 2 * sooner > tested and not later else "mixed"
+
+
+def convergence_statements(cells) -> list[str]:
+    """The convergence-speed claim: the verdict in one paragraph, then one line per unit and the cells not measured."""
+    measured = measured_cells(cells)
+    waiting = [c for c in convergence_cells(cells) if c not in measured]
+    counts = {u: {"sooner": 0, "later": 0, "no significant difference": 0, "untested": 0} for u in UNITS}
+    runs = []
+    for c in measured:
+        for t in targets(c):
+            for _, d, b in pairings(c):
+                dba, base = Speed.of(d, t), Speed.of(b, t)
+                for u in UNITS:
+                    counts[u][compare(dba, base, u).verdict] += 1
+        runs += [r for _, d, b in pairings(c) for m in (d, b) for r in m.finals]
+    runs = list({id(r): r for r in runs}.values())         # a method in two pairings counts once
+    lines = []
+    if measured:
+        verdicts = {u: unit_verdict(k["sooner"], k["later"], k["sooner"] + k["later"] + k["no significant difference"])
+                    for u, k in counts.items()}
+        tested = {v for v in verdicts.values() if v != "untested"}
+        overall = tested.pop() if len(tested) == 1 else "mixed" if tested else "untested"
+        names = ", ".join(c.cell.name for c in measured)
+        incomplete = " ".join(note for c in measured if (note := incomplete_note(c)))
+        lines.append(f"**In short: the convergence-speed claim is {overall}** on the {len(measured)} cells measured "
+                     f"({names}): " + "; ".join(f"in {UNITS[u]} {verdicts[u]}" for u in UNITS) + "."
+                     + (f" {incomplete}" if incomplete else ""))
+        lines.append("")
+        for u in UNITS:
+            k = counts[u]
+            lines.append(f"- In {UNITS[u]}: DBA reaches the target sooner in {k['sooner']}, later in {k['later']}, "
+                         f"with no significant difference in {k['no significant difference']} of "
+                         f"{sum(k.values())} comparisons"
+                         + (f" ({k['untested']} untested: fewer than 2 seeds decide)" if k["untested"] else "")
+                         + f": **{verdicts[u]}**.")
+        same = verdicts["epochs"] == verdicts["seconds"]
+        lines.append(f"- Per epoch and per wall second the verdicts {'agree' if same else 'differ'}"
+                     + ("." if same else f" ({verdicts['epochs']} in epochs, {verdicts['seconds']} in seconds): "
+                        "what DBA computes beyond the per-sample gradients (their Gram matrix, the search) costs "
+                        "seconds, not epochs."))
+        lines.append(wall_time_note(runs))
+    lines += [f"- Not measured: {c.cell.name} ({c.finished} of {c.planned} runs finished)." for c in waiting]
+    return lines
+
+
+def wall_time_note(runs) -> str:
+    """Where the wall seconds of the compared runs come from, and how loaded the cores were."""
+    recorded = sum("seconds" in r["curves"] for r in runs)
+    loads = [r["environment"][k] for r in runs for k in ("load_average_before", "load_average_after")]
+    if recorded == len(runs):
+        text = f"- Wall seconds: recorded after every epoch by all {len(runs)} final runs compared."
+    else:
+        text = (f"- Wall seconds: {recorded} of the {len(runs)} final runs compared recorded them after every epoch; "
+                f"for {'the others' if recorded else 'all of them'} they are the run's total spread evenly over its "
+                "epochs.")
+    if loads:
+        text += f" The 1-minute load average during them was {min(loads):.1f}–{max(loads):.1f}"
+        cores = min(r["environment"]["cpus"] for r in runs)
+        text += (f" on {cores} cores: they shared the cores with other jobs, which slows runs unevenly, so the "
+                 "per-second comparisons are the least certain of the four." if max(loads) > cores else ".")
+    return text

@@ -6,6 +6,8 @@ validation accuracy, the test accuracy of the final runs (mean ± std over
 seeds), the RER of a DBA method against the cell's best baseline, steps,
 samples processed, the samples DBA kept per update, and wall time. The
 headline table puts the paper's numbers (spec §1) beside the main cells'.
+The convergence tables give each method's time to the cell's targets, and
+the paired comparisons (:mod:`~dba_ref.reproduction.convergence`).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import math
 import numpy as np
 
 from .collect import CellResult, MethodResult
+from .convergence import UNITS, Speed, compare, pairings, targets
 from .protocol import PAPER, Protocol
 from .statistics import rer
 
@@ -122,11 +125,85 @@ def summary(protocol: Protocol, cells) -> dict:
     for c in cells:
         entry = {"reading": c.cell.reading, "setting": c.cell.setting.key, "planned_runs": c.planned,
                  "finished_runs": c.finished, "methods": []}
+        goals = targets(c)
+        if goals:
+            entry["convergence_targets"] = {t.name: {"curve": t.curve, "level": t.level} for t in goals}
         for m in c.methods:
             entry["methods"].append({
                 "method": m.method.to_dict(), "tuning_runs": m.tuned,
                 "scores": {f"{k:g}": v[0] for k, v in m.scores.items()},
                 "learning_rate": m.lr, "test_acc": m.test_acc.tolist(), "mean": m.mean, "std": m.std,
                 "diverged": m.n_diverged})
+            if goals and m.finals:
+                entry["methods"][-1]["time_to_target"] = {t.name: time_record(Speed.of(m, t)) for t in goals}
         doc["cells"].append(entry)
     return doc
+
+
+def time_record(speed: Speed) -> dict:
+    """Per final seed: whether it reached the target, and when in epochs, steps and per-sample gradients (censored
+    seeds: their budget's end; steps None where unknown). Wall seconds are left to the run files: they differ
+    between two trainings of the same run, and nothing else in ``summary.json`` does."""
+    return {"seed": [h.seed for h in speed.hits], "reached": [h.reached for h in speed.hits],
+            **{u: [None if math.isnan(h.time[u]) else h.time[u] for h in speed.hits] for u in UNITS if u != "seconds"}}
+
+
+#: How a time to target is printed, per unit.
+TIME_FORMATS = {"epochs": ".1f", "steps": ",.0f", "gradients": ",.0f", "seconds": ".1f"}
+UNIT_HEADERS = {"epochs": "epochs", "steps": "steps", "gradients": "per-sample gradients", "seconds": "wall s"}
+
+
+def format_time(speed: Speed, unit: str) -> str:
+    """``45.4 ± 31.8`` (mean ± std over seeds), ``≥`` in front when a seed is censored, ``—`` when unknown."""
+    mean, std = speed.mean_std(unit)
+    if math.isnan(mean):
+        return "—"
+    spec = TIME_FORMATS[unit]
+    censored = "≥ " if speed.reached < len(speed.hits) else ""
+    return censored + f"{mean:{spec}}" + ("" if math.isnan(std) else f" ± {std:{spec}}")
+
+
+def convergence_table(c: CellResult) -> str:
+    """Each method's time to each target of the cell (mean ± std over final seeds), and how many seeds reached it."""
+    goals = targets(c)
+    if not goals:
+        return ""
+    header = ["method"] + [f"{t.name}: {UNIT_HEADERS[u]}" for t in goals for u in UNITS] + ["reached"]
+    order = sorted((m for m in c.methods if m.finals), key=lambda m: (m.method.dba, -m.mean))
+    rows = []
+    for m in order:
+        row = [m.method.label]
+        speeds = [Speed.of(m, t) for t in goals]
+        for speed in speeds:
+            row += [format_time(speed, u) for u in UNITS]
+        rows.append(row + [" / ".join(f"{s.reached}/{len(s.hits)}" for s in speeds)])
+    lines = [f"Time to the convergence targets ({'; '.join(f'*{t.name}*: {t.describe()}' for t in goals)}), "
+             "mean ± std over final seeds; `≥`: some seeds never reached it (counted at the end of their budget):"]
+    return "\n\n".join(lines + [markdown_table(header, rows)])
+
+
+def format_comparison(dba: Speed, base: Speed, unit: str) -> str:
+    """``**sooner** 67.4 vs 97.8 (p = 0.00018, 5 seeds)``: DBA's mean time against the baseline's, over the
+    seeds that decide (:func:`~dba_ref.reproduction.convergence.informative_seeds`)."""
+    cmp = compare(dba, base, unit)
+    if cmp.n == 0:
+        return "untested (no seed decides)"
+    spec = TIME_FORMATS[unit]
+    verdict = {"sooner": "**sooner**", "later": "**later**", "no significant difference": "n.s.",
+               "untested": "untested"}[cmp.verdict]
+    p = "" if math.isnan(cmp.p) else f"p = {cmp.p:.2g}, "
+    return f"{verdict} {cmp.dba:{spec}} vs {cmp.base:{spec}} ({p}{cmp.n} seeds)"
+
+
+def comparison_table(cells) -> str:
+    """One row per cell, target and pairing: DBA against the baseline in each unit, and the seeds that reached."""
+    header = ["cell", "target", "comparison"] + [UNIT_HEADERS[u] for u in UNITS] + ["reached (DBA / baseline)"]
+    rows = []
+    for c in cells:
+        for t in targets(c):
+            for label, d, b in pairings(c):
+                dba, base = Speed.of(d, t), Speed.of(b, t)
+                rows.append([c.cell.name, t.describe(), f"{label}: {d.method.label} vs {b.method.label}"]
+                            + [format_comparison(dba, base, u) for u in UNITS]
+                            + [f"{dba.reached}/{len(dba.hits)} / {base.reached}/{len(base.hits)}"])
+    return markdown_table(header, rows) if rows else ""
