@@ -42,13 +42,9 @@ def batches(rng):
     return make
 
 
-@pytest.mark.parametrize("options", [{}, "variant"], ids=["defaults", "variant"])
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("name, options", [(name, {}) for name in OPTIMIZERS] + list(VARIANTS.items()),
+                         ids=list(OPTIMIZERS) + [f"{name}-variant" for name in VARIANTS])
 def test_every_optimizer_fused_gives_the_vectorised_update(name, options, batches, monkeypatch):
-    if options == "variant":
-        if name not in VARIANTS:
-            pytest.skip("no other branch")
-        options = VARIANTS[name]
     model, signals = batches(np.float64)
     run_fused, calls = ew.run_fused, []
     monkeypatch.setattr(ew, "run_fused", lambda *args: calls.append(args[0]) or run_fused(*args))
