@@ -7,7 +7,6 @@ run's results file, the JSON of the whole :class:`History`, is written once, whe
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,12 +82,17 @@ class HistoryLog:
     (``results.json`` → ``results.jsonl``). Its first line holds the run's
     ``config`` and whatever the history holds already (a resumed run's past);
     every :meth:`append` then writes one line, ``{"epochs": [...], "steps":
-    {...}}``, with only the rows and step entries added since the line before,
-    flushed and ``fsync``-ed: what one evaluation writes does not grow with the
-    epochs done. A crash at any moment leaves every evaluation logged before it
-    (a line cut short by the crash is ignored when read). :meth:`finish` writes
-    the results file itself, ``History.save`` of the history up to the last
-    logged evaluation, and removes the log.
+    {...}}``, with only the rows and step entries added since the line before:
+    what one evaluation writes does not grow with the epochs done. Each line is
+    flushed to the operating system, so a process killed at any moment leaves
+    every evaluation logged before it (a line cut short is ignored when read);
+    it is not ``fsync``-ed (a wait for the disk of milliseconds, every epoch),
+    so an operating-system crash or power cut may cost the last lines, those
+    not yet written back to disk. (The checkpoint, which
+    ``resume`` restores a run from, is written atomically and ``fsync``-ed; a
+    resumed run rewrites the log from it.) :meth:`finish` writes the results
+    file itself, ``History.save`` of the history up to the last logged
+    evaluation (atomically, ``fsync``-ed), and removes the log.
     """
 
     SUFFIX = ".jsonl"
@@ -121,8 +125,6 @@ class HistoryLog:
     @staticmethod
     def _write(fh, record: dict) -> None:
         fh.write(json.dumps(record, default=json_default, allow_nan=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
 
     def append(self) -> None:
         """Write the evaluation rows and step entries added since the last write, as one line."""
