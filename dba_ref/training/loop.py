@@ -159,8 +159,8 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
         the run ends, normally or by an exception. While it runs, every evaluation
         appends to its log, ``results_path`` with the suffix ``.jsonl``
         (:class:`~dba_ref.training.history.HistoryLog`; removed once the JSON is
-        written), so saving costs the same after every epoch; after a hard crash
-        the log holds every evaluation done (``History.load`` reads it).
+        written), so saving costs the same after every epoch; a process killed
+        leaves the log of every evaluation done (``History.load`` reads it).
     config : dict, optional
         Extra entries stored in ``history.config``.
     checkpoint_dir : path, optional
