@@ -97,3 +97,9 @@ def test_fused_outputs_are_new_arrays_of_the_inputs_shape(rng):
     # non-contiguous inputs (a transposed view) are read as they are laid out logically
     outs_t = ew.run_fused(adam_step, (g.T, m.T, v.T), (0.1, 0.9, 0.999, 0.1, 0.001, 1e-8, False))
     assert all(np.array_equal(o, e.T) for o, e in zip(outs_t, expected))
+
+
+def test_the_module_example_runs():
+    import doctest
+
+    assert doctest.testmod(ew, optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0

@@ -188,3 +188,13 @@ def test_train_validates_its_inputs(digits):
         train(model, sgd(), digits.X_train, digits.y_train, X_test=digits.X_test)
     with pytest.raises(ValueError, match="expects 64"):
         train(model, sgd(), digits.X_train[:, :10], digits.y_train)
+
+
+def test_a_run_resumes_with_another_test_every(tmp_path, digits):
+    model = MLP([64, 24, 10], seed=0)
+    kwargs = dict(batch_size=32, progress=False, checkpoint_dir=tmp_path / "ck", resume=True)
+    train(model, sgd(0.1), digits.X_train, digits.y_train, digits.X_test, digits.y_test, epochs=2, **kwargs)
+    history = train(model, sgd(0.1), digits.X_train, digits.y_train, digits.X_test, digits.y_test, epochs=6,
+                    test_every=4, **kwargs)
+    assert history.config["test_every"] == 4
+    assert [row["epoch"] for row in history.epochs if "test_acc" in row] == [0, 1, 2, 4, 6]
