@@ -137,8 +137,10 @@ def main_job(epochs: int, quiet_out: Path, record: dict) -> None:
         return history
 
     argv = ["train", "--quiet", "--epochs", str(epochs)]
+    warm_up = time.perf_counter()
     with contextlib.redirect_stdout(open(os.devnull, "w")), contextlib.redirect_stderr(open(os.devnull, "w")):
         cli(["train", "--quiet", "--epochs", "1", "--no-plot", "--out", str(quiet_out / "warm-up")])
+    warm_up = time.perf_counter() - warm_up
     before = load()
     training.train = each_train
     try:
@@ -147,7 +149,8 @@ def main_job(epochs: int, quiet_out: Path, record: dict) -> None:
     finally:
         training.train = train
     assert code == 0, f"dba-ref train exited with {code}"
-    print(f"\n## The main job: `dba-ref {' '.join(argv)}` (defaults; in this process, after a 1-epoch warm-up)\n")
+    print(f"\n## The main job: `dba-ref {' '.join(argv)}` (defaults; in this process, after a 1-epoch warm-up "
+          f"of {warm_up:.2f} s: loading, first-use compilation)\n")
     table_header("what")
     for name, run_wall, run_cpu, run_split in runs:
         print(row(f"train() of {name}", run_wall, run_cpu, run_split, before))
