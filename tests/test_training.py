@@ -190,6 +190,12 @@ def test_train_validates_its_inputs(digits):
         train(model, sgd(), digits.X_train[:, :10], digits.y_train)
 
 
+def test_a_results_path_with_the_log_suffix_is_refused(tmp_path, digits):
+    with pytest.raises(ValueError, match="suffix of the log"):
+        run(digits, sgd(0.1), results_path=tmp_path / "results.jsonl")
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_run_resumes_with_another_test_every(tmp_path, digits):
     model = MLP([64, 24, 10], seed=0)
     kwargs = dict(batch_size=32, progress=False, checkpoint_dir=tmp_path / "ck", resume=True)

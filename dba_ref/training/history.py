@@ -99,6 +99,9 @@ class HistoryLog:
 
     def __init__(self, path, history: History):
         self.path = Path(path)
+        if self.path.suffix == self.SUFFIX:
+            raise ValueError(f"results_path {self.path} ends in {self.SUFFIX}, the suffix of the log written beside "
+                             "it: give the results file another name, e.g. results.json")
         self.log = self.path.with_suffix(self.SUFFIX)
         self.history = history
         self._epochs = 0           # rows of history.epochs already written
