@@ -155,9 +155,10 @@ class MLP:
         X, y = self.check_batch(X, y)
         return cross_entropy(self.forward_all(X)[0][-1], y)
 
-    def evaluate(self, X, y) -> tuple[float, float]:
-        """Mean loss and accuracy on ``(X, y)``."""
-        X, y = self.check_batch(X, y)
+    def evaluate(self, X, y, check_input: bool = True) -> tuple[float, float]:
+        """Mean loss and accuracy on ``(X, y)``; ``check_input=False`` for data already validated (:meth:`check_batch`)."""
+        if check_input:
+            X, y = self.check_batch(X, y)
         Z = self.forward_all(X)[0][-1]
         return float(cross_entropy(Z, y).mean()), float((Z.argmax(axis=1) == y).mean())
 

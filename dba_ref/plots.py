@@ -86,6 +86,8 @@ def plot_selected(ax, history, colors=None) -> None:
 def plot_runs(runs: dict, path=None, title: str | None = None):
     """Runs side by side: loss and accuracy per epoch (train solid, test dashed, one colour per run);
     for a DBA run also the samples it kept per layer, for an adaptive-batch run (AdAdaGrad) its batch size.
+    A run that evaluated its test set every few epochs (``config["test_every"]``) has its test curve
+    drawn through those epochs, marked, and says so in the legend.
 
     ``runs`` maps a label to a :class:`~dba_ref.training.History`; every run shares the two first
     panels. One legend under the panels names every line. Returns the matplotlib ``Figure``; writes it to ``path``
@@ -102,13 +104,15 @@ def plot_runs(runs: dict, path=None, title: str | None = None):
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, what in zip(axes, ("loss", "acc")):
         for (label, history), color in zip(runs.items(), palette):
-            epochs = [row["epoch"] for row in history.epochs]
-            marker = "o" if len(epochs) <= 30 else None
             for part, style in (("train", "-"), ("test", "--")):
                 key = f"{part}_{what}"
-                if key in history.epochs[0]:
-                    ax.plot(epochs, [row[key] for row in history.epochs], style, color=color, marker=marker, ms=3,
-                            lw=1.2, label=f"{label}: {part}" if named else part)
+                rows = [row for row in history.epochs if key in row]
+                every = history.config.get("test_every", 1) if part == "test" else 1
+                if rows:
+                    name = part if every == 1 else f"{part} (every {every} epochs)"
+                    ax.plot([row["epoch"] for row in rows], [row[key] for row in rows], style, color=color,
+                            marker="o" if len(rows) <= 30 else None, ms=3, lw=1.2,
+                            label=f"{label}: {name}" if named else name)
         _epoch_ticks(ax)
         ax.set_xlim(0, max(row["epoch"] for h in runs.values() for row in h.epochs))
         ax.set_xlabel("epoch")

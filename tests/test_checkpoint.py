@@ -292,7 +292,7 @@ def test_divergence_names_step_and_layer_and_keeps_the_last_good_state(tmp_path,
 def test_an_update_that_breaks_one_layer_is_named(digits):
     from dba_ref.optimizers import gradient_optimizer
 
-    def update(grads, state, params):            # finite for layer 1, inf in layer 2's bias on the third step
+    def update(grads, state, params, elementwise):   # finite for layer 1, inf in layer 2's bias on the third step
         bad = state == 2
         return [(-0.1 * gW, -0.1 * gb + (np.inf if bad and l == 1 else 0.0)) for l, (gW, gb) in enumerate(grads)], state + 1
     broken = gradient_optimizer(lambda params: 0, update, "broken", {})

@@ -365,3 +365,41 @@ def test_the_figure_explains_every_line_and_counts_epochs_in_integers(tmp_path, 
                for t in fig.legends[0].get_texts())
     kept_panel = fig.axes[2]
     assert kept_panel.get_yscale() == "log" and np.isclose(kept_panel.get_xlim()[1], 2)
+
+
+def test_the_test_set_is_evaluated_about_ten_times_a_run_and_the_figure_says_so(tmp_path, capsys):
+    from dba_ref.plots import plot_runs
+    from dba_ref.training import History
+
+    assert train_cli.test_every(build_parser().parse_args(["train"])) == 10               # the main job: 100 epochs
+    assert train_cli.test_every(build_parser().parse_args(["train", "--epochs", "25"])) == 3
+    assert train_cli.test_every(build_parser().parse_args(["train", "--epochs", "5"])) == 1
+    assert train_cli.test_every(build_parser().parse_args(["train", "--test-every", "4"])) == 4
+    run = replaced(SMALL, "--epochs", "7") + ["--test-every", "3", "--no-compare", "--no-plot"]
+    code, out, err = cli(["train", *run, "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["config"]["test_every"] == 3
+    assert [row["epoch"] for row in results["epochs"] if "test_acc" in row] == [0, 3, 6, 7]
+    assert f"{100 * results['epochs'][-1]['test_acc']:.2f}%" in out                        # the summary's final test
+    fig = plot_runs({"dba(adam)": History.load(tmp_path / "run" / "results.json")})
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert {"train", "test (every 3 epochs)"} <= legend
+    test_line = next(line for line in fig.axes[1].get_lines() if line.get_label() == "test (every 3 epochs)")
+    assert list(test_line.get_xdata()) == [0, 3, 6, 7] and test_line.get_marker() == "o"
+    assert "test-every" not in str(tmp_path / "run") and "test_every" in _run_folder.NOT_IN_NAME
+    code, _, err = cli(["train", *run, "--out", str(tmp_path / "run"), "--test-every", "0"], capsys)
+    assert code == 2 and "--test-every" in err
+
+
+def test_a_run_killed_while_training_leaves_its_log_which_the_folder_rule_protects(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "results.jsonl").write_text('{"config": {}, "epochs": [], "steps": {}}\n')       # what a kill leaves
+    code, _, err = cli(["train", *SMALL, "--no-compare", "--no-plot", "--out", str(out)], capsys)
+    assert code == 2 and "results.jsonl" in err and "--overwrite" in err
+    code, _, err = cli(["train", *SMALL, "--no-compare", "--no-plot", "--out", str(out), "--resume"], capsys)
+    assert code == 2 and "no checkpoint to resume from" in err
+    code, _, err = cli(["train", *SMALL, "--no-compare", "--no-plot", "--out", str(out), "--overwrite"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]

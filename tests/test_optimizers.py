@@ -221,12 +221,12 @@ def test_raw_eps_placement_is_corrected_placement_with_rescaled_eps(rng):
     """(√c2/c1) m/(√v + ε) = (m/c1)/(√(v/c2) + ε/√c2): the two forms differ only through ε."""
     m, v = rng.normal(size=7), rng.random(7) * 1e-4
     for t in (1, 5, 100):
-        c2 = 1 - 0.999 ** t
-        raw = adam_direction(m, v, t, 0.9, 0.999, 1e-3, "raw")
-        corrected = adam_direction(m, v, t, 0.9, 0.999, 1e-3 / math.sqrt(c2), "corrected")
+        c1, c2 = 1 - 0.9 ** t, 1 - 0.999 ** t
+        raw = adam_direction(m, v, c1, c2, 1e-3, True)
+        corrected = adam_direction(m, v, c1, c2, 1e-3 / math.sqrt(c2), False)
         # c1, c2 (a power each), roots, divisions, a sum: a handful of roundings relative to the result
         assert_within_rounding(raw, corrected, np.abs(raw), 8, what=f"t={t}")
-        other = adam_direction(m, v, t, 0.9, 0.999, 1e-3, "corrected")       # the same ε in the other place
+        other = adam_direction(m, v, c1, c2, 1e-3, False)                   # the same ε in the other place
         assert np.any(np.abs(raw - other) > rounding_tolerance(np.abs(raw), 8)), f"t={t}: the placements must differ"
 
 

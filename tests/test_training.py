@@ -7,7 +7,8 @@ from helpers import assert_within, assert_within_rounding, replay_training
 
 from dba_ref import MLP, adam, dba, sgd
 from dba_ref.data import load_dataset, make_split
-from dba_ref.training import History, train
+from dba_ref.training import History, Trainer, train
+from dba_ref.training.history import HistoryLog
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +54,109 @@ def test_plain_optimizer_history_has_no_dba_records(digits):
     assert [row["epoch"] for row in history.epochs] == [0, 1, 2, 3]
 
 
-def test_results_json_is_written_every_epoch_and_round_trips(tmp_path, digits):
+def test_results_json_is_written_at_the_end_and_round_trips(tmp_path, digits):
     path = tmp_path / "out" / "results.json"
     _, history = run(digits, dba(sgd(0.1)), results_path=path, config={"note": "test"})
     data = json.loads(path.read_text())
     assert len(data["epochs"]) == 4 and data["config"]["note"] == "test"
     assert data["config"]["optimizer"]["name"] == "dba(sgd)"
     assert History.load(path).to_dict() == json.loads(json.dumps(history.to_dict()))
-    assert not list(path.parent.glob("*.tmp"))
+    assert path.read_bytes() == History.from_dict(history.to_dict()).save(tmp_path / "again.json").read_bytes()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]      # the log is gone, no .tmp left
+
+
+class LogSpy:
+    """Records what every HistoryLog write puts on disk: bytes per line, and the whole files written."""
+
+    def __init__(self, monkeypatch):
+        self.lines, self.saves = [], []
+        write, save = HistoryLog._write, History.save
+
+        def spy_write(fh, record):
+            start = fh.tell()
+            write(fh, record)
+            self.lines.append(fh.tell() - start)
+
+        def spy_save(history, path):
+            self.saves.append(path)
+            return save(history, path)
+
+        monkeypatch.setattr(HistoryLog, "_write", staticmethod(spy_write))
+        monkeypatch.setattr(History, "save", spy_save)
+
+
+def test_saving_after_epoch_n_writes_bytes_independent_of_n(tmp_path, digits, monkeypatch):
+    spy = LogSpy(monkeypatch)
+    epochs = 40
+    _, history = run(digits, dba(sgd(0.1)), epochs=epochs, results_path=tmp_path / "results.json")
+    per_epoch = spy.lines[2:]                     # line 0: the config; line 1: epoch 0 (no steps yet)
+    assert len(per_epoch) == epochs
+    # every epoch appends its own rows and steps (4 steps here): the 40th writes no more than the 2nd, up to the
+    # varying lengths of printed numbers (±25%), where rewriting the whole history would write ~20 times more
+    assert max(per_epoch[-5:]) < 1.25 * min(per_epoch[:5])
+    assert spy.saves == [tmp_path / "results.json"]                # the whole JSON once, at the end
+    assert (tmp_path / "results.json").stat().st_size > 20 * max(per_epoch)
+
+
+def test_a_crashed_run_leaves_a_log_of_every_evaluation(tmp_path, digits, monkeypatch):
+    _, history = run(digits, dba(sgd(0.1)))
+    per_epoch = len(history.steps["loss"]) // 3
+    # a hard crash (no Python exception reaches train: SIGKILL, power loss) while epoch 2 is being logged
+    append, calls = HistoryLog.append, []
+
+    def crash_at_epoch_2(self):
+        calls.append(self)
+        if len(calls) == 3:
+            with open(self.log, "a") as fh:
+                fh.write('{"epochs": [{"epoch": 2, "st')                # the line the crash cut short
+            raise SystemExit("killed")
+        append(self)
+
+    monkeypatch.setattr(HistoryLog, "append", crash_at_epoch_2)
+    monkeypatch.setattr(HistoryLog, "finish", lambda self: None)        # the process is gone: nothing more runs
+    with pytest.raises(SystemExit):
+        run(digits, dba(sgd(0.1)), results_path=tmp_path / "results.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]
+    logged = History.load(tmp_path / "results.jsonl")
+    assert [row["epoch"] for row in logged.epochs] == [0, 1]
+    assert [{**row, "seconds": 0} for row in logged.epochs] == [{**row, "seconds": 0} for row in history.epochs[:2]]
+    assert logged.steps["loss"] == history.steps["loss"][:per_epoch]
+    assert logged.steps["selected"] == [layer[:per_epoch] for layer in history.steps["selected"]]
+    assert logged.config == json.loads(json.dumps(history.config))
+
+
+def test_a_run_ended_by_an_exception_writes_its_results_up_to_the_last_evaluation(tmp_path, digits, monkeypatch):
+    _, history = run(digits, dba(sgd(0.1)))
+    per_epoch = len(history.steps["loss"]) // 3
+    fit_batch, steps = Trainer.fit_batch, []
+
+    def interrupted(self, X, y):
+        steps.append(1)
+        if len(steps) == per_epoch + 2:                                   # the 2nd step of epoch 2
+            raise KeyboardInterrupt
+        return fit_batch(self, X, y)
+
+    monkeypatch.setattr(Trainer, "fit_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(digits, dba(sgd(0.1)), results_path=tmp_path / "results.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    saved = History.load(tmp_path / "results.json")
+    assert [row["epoch"] for row in saved.epochs] == [0, 1]
+    assert saved.steps["loss"] == history.steps["loss"][:per_epoch]        # not the step of epoch 2 it took
+    assert saved.steps["selected"] == [layer[:per_epoch] for layer in history.steps["selected"]]
+
+
+def test_the_test_set_is_evaluated_every_test_every_epochs_and_after_the_last(digits):
+    _, every = run(digits, dba(sgd(0.1)), epochs=7)
+    _, sampled = run(digits, dba(sgd(0.1)), epochs=7, test_every=3)
+    assert sampled.config["test_every"] == 3 and every.config["test_every"] == 1
+    assert [row["epoch"] for row in sampled.epochs if "test_acc" in row] == [0, 3, 6, 7]
+    assert [row["epoch"] for row in sampled.epochs] == list(range(8))
+    for a, b in zip(every.epochs, sampled.epochs):                      # sampling changes no number
+        assert {k: v for k, v in a.items() if k in b and k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    assert sampled.steps == every.steps
+    with pytest.raises(ValueError, match="test_every"):
+        run(digits, sgd(0.1), test_every=0)
 
 
 def test_full_batch_training(digits):
@@ -92,3 +188,19 @@ def test_train_validates_its_inputs(digits):
         train(model, sgd(), digits.X_train, digits.y_train, X_test=digits.X_test)
     with pytest.raises(ValueError, match="expects 64"):
         train(model, sgd(), digits.X_train[:, :10], digits.y_train)
+
+
+def test_a_results_path_with_the_log_suffix_is_refused(tmp_path, digits):
+    with pytest.raises(ValueError, match="suffix of the log"):
+        run(digits, sgd(0.1), results_path=tmp_path / "results.jsonl")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_run_resumes_with_another_test_every(tmp_path, digits):
+    model = MLP([64, 24, 10], seed=0)
+    kwargs = dict(batch_size=32, progress=False, checkpoint_dir=tmp_path / "ck", resume=True)
+    train(model, sgd(0.1), digits.X_train, digits.y_train, digits.X_test, digits.y_test, epochs=2, **kwargs)
+    history = train(model, sgd(0.1), digits.X_train, digits.y_train, digits.X_test, digits.y_test, epochs=6,
+                    test_every=4, **kwargs)
+    assert history.config["test_every"] == 4
+    assert [row["epoch"] for row in history.epochs if "test_acc" in row] == [0, 1, 2, 4, 6]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 #: Options that change nothing the runs compute (or already name the folder): left out of its name.
 NOT_IN_NAME = frozenset({"dataset", "optimizer", "base", "seed", "data_dir", "out", "quiet", "no_plot", "overwrite",
-                         "resume", "checkpoint_dir", "checkpoint_every"})
+                         "resume", "checkpoint_dir", "checkpoint_every", "test_every"})
 
 
 def _text(value) -> str:
@@ -61,7 +61,8 @@ def check_folder(out: Path, results: list[Path], other_files: list[Path], checkp
         return
     if resume:
         for result, checkpoint in zip(results, checkpoints):
-            if result.exists() and (checkpoint is None or not checkpoint.exists()):
+            started = result.exists() or result.with_suffix(".jsonl").exists()      # finished, or killed
+            if started and (checkpoint is None or not checkpoint.exists()):
                 raise FileExistsError(f"{result} has no checkpoint to resume from (that run was trained without "
                                       "--checkpoint-every or --resume): pass --overwrite to train it again, or "
                                       "--out to write elsewhere")

@@ -25,7 +25,11 @@ cell's and no --hparam is given; otherwise --lr is the optimizer's own default a
 The summary says which rate came from where.
 
 Output: OUT/results.json (the run the options describe), OUT/base/results.json (its base optimizer
-alone), OUT/training.png (both). OUT defaults to runs/DATASET-OPTIMIZER-sSEED with OPTION=VALUE added
+alone), OUT/training.png (both). The training set is evaluated after every epoch; the test set, seven
+times larger on MNIST-5k (4,400 images), before training, every --test-every epochs (about ten times a
+run by default) and after the last: those are its points in the results and the figure.
+While a run trains, its results go to OUT/results.jsonl, one line per epoch, and results.json is
+written when it ends. OUT defaults to runs/DATASET-OPTIMIZER-sSEED with OPTION=VALUE added
 for every option that changes the results and is not at its default. A folder that holds a run is
 never replaced without --overwrite (or continued, with --resume).
 """
@@ -108,6 +112,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=positive_int, default=100, help="epochs (default: %(default)s)")
     g.add_argument("--batch-size", type=batch_size, default=64,
                    help="batch size, or 'full'; for adadagrad/adadagrad_norm the initial size (default: %(default)s)")
+    g.add_argument("--test-every", type=positive_int, default=None, metavar="N",
+                   help="evaluate the test set every N epochs and after the last (default: epochs/10 rounded up, "
+                        "10 for 100 epochs; 1 for every epoch, as the training set always is)")
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the data draw, initialisation and shuffling (default: %(default)s)")
     g.add_argument("--out", default=None,
@@ -172,6 +179,11 @@ def plan_runs(args, out: Path) -> list[Run]:
     return runs
 
 
+def test_every(args) -> int:
+    """Epochs between two evaluations of the test set: ``--test-every``, or about ten evaluations a run."""
+    return args.test_every if args.test_every is not None else -(-args.epochs // 10)
+
+
 def _check_options(args, defaults: argparse.Namespace, n_train: int) -> None:
     """Refuse option combinations that would do something other than what they say."""
     if args.optimizer != "dba":
@@ -210,10 +222,11 @@ def run(args) -> int:
     checkpoints = [None if k["checkpoint_dir"] is None else Path(k["checkpoint_dir"]) / CHECKPOINT_FILE
                    for k in kwargs]
     results = [r.out / "results.json" for r in runs]
+    logs = [p.with_suffix(".jsonl") for p in results]         # what a run killed while training leaves
     figure = out / "training.png"
-    _run_folder.check_folder(out, results, [figure], checkpoints, args.overwrite, args.resume)
+    _run_folder.check_folder(out, results, [figure, *logs], checkpoints, args.overwrite, args.resume)
     if args.overwrite:
-        _run_folder.clear([*results, figure, *checkpoints])
+        _run_folder.clear([*results, *logs, figure, *checkpoints])
 
     # --resume of a run that has trained every epoch: train() checks that its checkpoints are of these options
     # and trains nothing; the command says so and writes nothing (the figure only if it is missing).
@@ -231,7 +244,7 @@ def run(args) -> int:
                                progress=not (args.quiet or complete), results_path=r.out / "results.json",
                                config={"dataset": args.dataset, "per_class": None if args.fraction else args.per_class,
                                        "fraction": args.fraction},
-                               backend=args.backend, **extra))
+                               backend=args.backend, test_every=test_every(args), **extra))
     if complete:
         print(f"{out}: complete, {'each run has' if len(runs) > 1 else 'the run has'} trained all "
               f"{plural(args.epochs, 'epoch')} already; nothing to train, nothing rewritten (a larger --epochs "

@@ -20,8 +20,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .._validation import check_positive
-from .adam import adam_direction
-from .base import Optimizer, check_decay, gradient_optimizer, tree_map, tree_zeros_like, update_moment
+from .adam import adam_direction, first_moment, second_moment
+from .base import Optimizer, check_decay, gradient_optimizer, tree_zeros_like
+from .elementwise import element_rule
 
 
 class AdaBeliefState(NamedTuple):
@@ -30,6 +31,14 @@ class AdaBeliefState(NamedTuple):
     count: int
     m: list
     s: list
+
+
+@element_rule(n_out=3)
+def adabelief_step(g, m, s, lr, beta1, beta2, c1, c2, eps):
+    """One coordinate of AdaBelief's step: ``Δθ`` and the new ``m``, ``s`` (``c1 = 1 − β1^t``, ``c2 = 1 − β2^t``)."""
+    m = first_moment(m, g, beta1)
+    s = second_moment(s, g - m, beta2) + eps
+    return -lr * adam_direction(m, s, c1, c2, eps, False), m, s
 
 
 def adabelief(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-16) -> Optimizer:
@@ -41,12 +50,10 @@ def adabelief(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.
     def init(params):
         return AdaBeliefState(0, tree_zeros_like(params), tree_zeros_like(params))
 
-    def update(grads, state, params=None):
+    def update(grads, state, params, elementwise):
         t = state.count + 1
-        m = update_moment(grads, state.m, beta1, 1)
-        surprise = tree_map(lambda g, m_: g - m_, grads, m)
-        s = tree_map(lambda s_: s_ + eps, update_moment(surprise, state.s, beta2, 2))
-        updates = tree_map(lambda m_, s_: -lr * adam_direction(m_, s_, t, beta1, beta2, eps, "corrected"), m, s)
+        updates, m, s = elementwise(adabelief_step, (grads, state.m, state.s),
+                                    (lr, beta1, beta2, 1 - beta1 ** t, 1 - beta2 ** t, eps))
         return updates, AdaBeliefState(t, m, s)
 
     return gradient_optimizer(init, update, "adabelief", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps})

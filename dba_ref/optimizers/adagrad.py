@@ -28,6 +28,8 @@ import numpy as np
 
 from .._validation import check_positive
 from .base import Optimizer, gradient_optimizer, tree_leaves, tree_map
+from .elementwise import element_rule
+from .sgd import sgd_step
 
 
 class AdaGradState(NamedTuple):
@@ -40,6 +42,13 @@ class AdaGradNormState(NamedTuple):
     """``b2``: the accumulated squared gradient norm b², one float."""
 
     b2: float
+
+
+@element_rule(n_out=2)
+def adagrad_step(g, s, lr, eps):
+    """One coordinate of AdaGrad's step: ``Δθ`` and the new sum of squares ``s``."""
+    s = s + g * g
+    return -lr * g / (np.sqrt(s) + eps), s
 
 
 def adagrad(learning_rate: float = 1e-2, eps: float = 1e-10, initial_accumulator_value: float = 0.0) -> Optimizer:
@@ -57,9 +66,8 @@ def adagrad(learning_rate: float = 1e-2, eps: float = 1e-10, initial_accumulator
     def init(params):
         return AdaGradState(tree_map(lambda p: np.full_like(p, s0), params))
 
-    def update(grads, state, params=None):
-        sums = tree_map(lambda s, g: s + g * g, state.sums, grads)
-        updates = tree_map(lambda g, s: -lr * g / (np.sqrt(s) + eps), grads, sums)
+    def update(grads, state, params, elementwise):
+        updates, sums = elementwise(adagrad_step, (grads, state.sums), (lr, eps))
         return updates, AdaGradState(sums)
 
     return gradient_optimizer(init, update, "adagrad",
@@ -78,9 +86,8 @@ def adagrad_norm(learning_rate: float = 1.0, b0: float = 0.1) -> Optimizer:
     def init(params):
         return AdaGradNormState(b0 * b0)
 
-    def update(grads, state, params=None):
+    def update(grads, state, params, elementwise):
         b2 = state.b2 + sum(float(np.sum(np.square(leaf, dtype=np.float64))) for leaf in tree_leaves(grads))
-        step = lr / math.sqrt(b2)
-        return tree_map(lambda g: -step * g, grads), AdaGradNormState(b2)
+        return elementwise(sgd_step, (grads,), (lr / math.sqrt(b2),)), AdaGradNormState(b2)
 
     return gradient_optimizer(init, update, "adagrad_norm", {"learning_rate": lr, "b0": b0})

@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_choice, check_positive
-from .base import Optimizer, bias_correction, check_decay, gradient_optimizer, tree_map, tree_zeros_like, update_moment
+from .base import Optimizer, check_decay, gradient_optimizer, tree_zeros_like
+from .elementwise import element_function, element_rule
 
 #: Where ε enters the denominator of an Adam-type step (see the module docstring).
 EPS_PLACEMENTS = ("corrected", "raw")
@@ -41,13 +42,36 @@ class AdamState(NamedTuple):
     v: list
 
 
-def adam_direction(m: np.ndarray, v: np.ndarray, t: int, beta1: float, beta2: float, eps: float,
-                   eps_placement: str) -> np.ndarray:
-    """The bias-corrected Adam direction ``m̂ / (√v̂ + ε)`` (or its ``"raw"`` form); the step is ``−η ×`` it."""
-    if eps_placement == "corrected":
-        return bias_correction(m, beta1, t) / (np.sqrt(bias_correction(v, beta2, t)) + eps)
-    c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
-    return (np.sqrt(c2) / c1) * m / (np.sqrt(v) + eps)
+@element_function
+def first_moment(m, g, decay):
+    """``β m + (1 − β) g``: the exponential moving average of the gradient, one step."""
+    return decay * m + (1 - decay) * g
+
+
+@element_function
+def second_moment(v, g, decay):
+    """``β v + (1 − β) g²``: the exponential moving average of the squared gradient, one step."""
+    return decay * v + (1 - decay) * g * g
+
+
+@element_function
+def adam_direction(m, v, c1, c2, eps, raw):
+    """The bias-corrected Adam direction ``m̂ / (√v̂ + ε) = (m / c1) / (√(v / c2) + ε)``; the step is ``−η ×`` it.
+
+    ``c1 = 1 − β1^t`` and ``c2 = 1 − β2^t`` remove the bias of moments that started at 0,
+    after t updates. ``raw``: the ``"raw"`` placement of ε, ``(√c2 / c1) m / (√v + ε)``.
+    """
+    if raw:
+        return (np.sqrt(c2) / c1) * m / (np.sqrt(v) + eps)
+    return (m / c1) / (np.sqrt(v / c2) + eps)
+
+
+@element_rule(n_out=3)
+def adam_step(g, m, v, lr, beta1, beta2, c1, c2, eps, raw):
+    """One coordinate of Adam's step: ``Δθ`` and the new moments ``m``, ``v``."""
+    m = first_moment(m, g, beta1)
+    v = second_moment(v, g, beta2)
+    return -lr * adam_direction(m, v, c1, c2, eps, raw), m, v
 
 
 def check_eps_placement(eps_placement) -> str:
@@ -62,15 +86,15 @@ def adam(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, 
     beta1, beta2 = check_decay(beta1, "beta1"), check_decay(beta2, "beta2")
     eps = check_positive(eps, "eps")
     eps_placement = check_eps_placement(eps_placement)
+    raw = eps_placement == "raw"
 
     def init(params):
         return AdamState(0, tree_zeros_like(params), tree_zeros_like(params))
 
-    def update(grads, state, params=None):
+    def update(grads, state, params, elementwise):
         t = state.count + 1
-        m = update_moment(grads, state.m, beta1, 1)
-        v = update_moment(grads, state.v, beta2, 2)
-        updates = tree_map(lambda m_, v_: -lr * adam_direction(m_, v_, t, beta1, beta2, eps, eps_placement), m, v)
+        updates, m, v = elementwise(adam_step, (grads, state.m, state.v),
+                                    (lr, beta1, beta2, 1 - beta1 ** t, 1 - beta2 ** t, eps, raw))
         return updates, AdamState(t, m, v)
 
     return gradient_optimizer(init, update, "adam", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,

@@ -39,9 +39,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .adam import AdamState, adam_direction, check_eps_placement
-from .base import Optimizer, check_decay, check_flag, gradient_optimizer, tree_map, tree_zeros_like, update_moment
-from .sgd import MomentumState, momentum_direction
+from .adam import AdamState, adam_direction, check_eps_placement, first_moment, second_moment
+from .base import Optimizer, check_decay, check_flag, gradient_optimizer, tree_leaves, tree_unflatten, tree_zeros_like
+from .elementwise import ElementRule, element_rule
+from .sgd import MomentumState, momentum_direction, sgd_step
 
 #: The views of a weight the scale-invariance test tries, in order.
 VIEWS = ("channel", "layer")
@@ -87,21 +88,40 @@ class ProjectedState(NamedTuple):
     views: tuple = ()
 
 
+@element_rule(n_out=3)
+def adamp_direction(g, m, v, beta1, beta2, c1, c2, eps, raw, nesterov):
+    """One coordinate of AdamP's direction before the projection: Adam's (with ``β1 m + (1 − β1) g`` in place of
+    m for ``nesterov``), and the new moments ``m``, ``v``."""
+    m = first_moment(m, g, beta1)
+    v = second_moment(v, g, beta2)
+    return adam_direction(first_moment(m, g, beta1) if nesterov else m, v, c1, c2, eps, raw), m, v
+
+
+#: One coordinate of SGDP's direction before the projection, and the new velocity: momentum SGD's.
+sgdp_direction = ElementRule(momentum_direction, n_out=2)
+
+
+@element_rule(n_out=1)
+def decayed_step(u, p, lr, decay):
+    """One coordinate of a step with decoupled weight decay: ``Δθ = −η u − decay · θ``."""
+    return -lr * u - decay * p
+
+
 def _projected_updates(params, grads, directions, lr: float, delta: float, eps: float, weight_decay: float,
-                       wd_ratio: float, decay_scale: float):
+                       wd_ratio: float, decay_scale: float, elementwise):
     """``−η Π(u) − η λ r θ`` leaf by leaf, and the view each leaf was projected in."""
     if params is None:
         raise ValueError("AdamP/SGDP need the parameters for the projection: call update(grads, state, params)")
-    views = []
-
-    def step(p, g, u):
+    updates, views = [], []
+    for p, g, u in zip(tree_leaves(params), tree_leaves(grads), tree_leaves(directions)):
         u, view = project_radial(p, g, u, delta, eps)
         views.append(view)
         r = wd_ratio if view is not None else 1.0
-        return -lr * u - (lr * weight_decay * r * decay_scale) * p if weight_decay else -lr * u
-
-    updates = tree_map(step, params, grads, directions)
-    return updates, tuple(views)
+        if weight_decay:
+            updates.append(elementwise.leaf(decayed_step, (u, p), (lr, lr * weight_decay * r * decay_scale)))
+        else:
+            updates.append(elementwise.leaf(sgd_step, (u,), (lr,)))
+    return tree_unflatten(params, updates), tuple(views)
 
 
 def _check_projection(delta, wd_ratio, weight_decay):
@@ -125,17 +145,16 @@ def adamp(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
     delta, wd_ratio, wd = _check_projection(delta, wd_ratio, weight_decay)
     nesterov = check_flag(nesterov, "nesterov")
     eps_placement = check_eps_placement(eps_placement)
+    raw = eps_placement == "raw"
 
     def init(params):
         return ProjectedState(AdamState(0, tree_zeros_like(params), tree_zeros_like(params)))
 
-    def update(grads, state, params=None):
+    def update(grads, state, params, elementwise):
         t = state.inner.count + 1
-        m = update_moment(grads, state.inner.m, beta1, 1)
-        v = update_moment(grads, state.inner.v, beta2, 2)
-        first = update_moment(grads, m, beta1, 1) if nesterov else m
-        directions = tree_map(lambda f, v_: adam_direction(f, v_, t, beta1, beta2, eps, eps_placement), first, v)
-        updates, views = _projected_updates(params, grads, directions, lr, delta, eps, wd, wd_ratio, 1.0)
+        directions, m, v = elementwise(adamp_direction, (grads, state.inner.m, state.inner.v),
+                                       (beta1, beta2, 1 - beta1 ** t, 1 - beta2 ** t, eps, raw, nesterov))
+        updates, views = _projected_updates(params, grads, directions, lr, delta, eps, wd, wd_ratio, 1.0, elementwise)
         return updates, ProjectedState(AdamState(t, m, v), views)
 
     return gradient_optimizer(init, update, "adamp", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
@@ -155,9 +174,10 @@ def sgdp(learning_rate: float = 0.1, momentum: float = 0.9, nesterov: bool = Fal
     def init(params):
         return ProjectedState(MomentumState(tree_zeros_like(params)))
 
-    def update(grads, state, params=None):
-        directions, velocity = momentum_direction(grads, state.inner.velocity, mu, nesterov)
-        updates, views = _projected_updates(params, grads, directions, lr, delta, eps, wd, wd_ratio, 1.0 / (1.0 - mu))
+    def update(grads, state, params, elementwise):
+        directions, velocity = elementwise(sgdp_direction, (grads, state.inner.velocity), (mu, nesterov))
+        updates, views = _projected_updates(params, grads, directions, lr, delta, eps, wd, wd_ratio, 1.0 / (1.0 - mu),
+                                            elementwise)
         return updates, ProjectedState(MomentumState(velocity), views)
 
     return gradient_optimizer(init, update, "sgdp", {"learning_rate": lr, "momentum": mu, "nesterov": nesterov, "eps": eps,

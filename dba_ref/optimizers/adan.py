@@ -34,6 +34,7 @@ import numpy as np
 
 from .._validation import check_positive
 from .base import Optimizer, check_flag, gradient_optimizer, tree_map, tree_zeros_like
+from .elementwise import element_function, element_rule
 
 
 class AdanState(NamedTuple):
@@ -53,6 +54,34 @@ def _check_weight(value, name: str) -> float:
     return value
 
 
+@element_function
+def adan_direction(g, g_prev, m, v, n, beta1, beta2, beta3, c1, c2, c3, eps):
+    """One coordinate of Adan: the direction ``(m/c1 + (1 − β2) v/c2) / (√(n/c3) + ε)`` and the new ``m, v, n``.
+
+    ``c1, c2, c3`` are the bias corrections ``1 − (1 − β)^t`` (all 1 without bias correction).
+    """
+    d = g - g_prev
+    m = (1 - beta1) * m + beta1 * g
+    v = (1 - beta2) * v + beta2 * d
+    nesterov_grad = g + (1 - beta2) * d
+    n = (1 - beta3) * n + beta3 * (nesterov_grad * nesterov_grad)
+    return (m / c1 + (1 - beta2) * v / c2) / (np.sqrt(n / c3) + eps), m, v, n
+
+
+@element_rule(n_out=4)
+def adan_step(g, g_prev, m, v, n, lr, beta1, beta2, beta3, c1, c2, c3, eps):
+    """One coordinate of Adan's step without weight decay: ``Δθ = −η · direction``, and the new ``m, v, n``."""
+    direction, m, v, n = adan_direction(g, g_prev, m, v, n, beta1, beta2, beta3, c1, c2, c3, eps)
+    return -lr * direction, m, v, n
+
+
+@element_rule(n_out=4)
+def adan_decayed_step(g, g_prev, m, v, n, p, lr, beta1, beta2, beta3, c1, c2, c3, eps, wd):
+    """One coordinate of Adan's step with weight decay, ``θ_new = (θ − η·direction) / (1 + λη)`` as an increment."""
+    direction, m, v, n = adan_direction(g, g_prev, m, v, n, beta1, beta2, beta3, c1, c2, c3, eps)
+    return -(lr * direction + lr * wd * p) / (1 + lr * wd), m, v, n
+
+
 def adan(learning_rate: float = 1e-3, beta1: float = 0.02, beta2: float = 0.08, beta3: float = 0.01,
          eps: float = 1e-8, weight_decay: float = 0.0, bias_correction: bool = False) -> Optimizer:
     """Adan in the paper's notation (β weighs the new term); state :class:`AdanState`."""
@@ -66,7 +95,7 @@ def adan(learning_rate: float = 1e-3, beta1: float = 0.02, beta2: float = 0.08, 
         zeros = tree_zeros_like(params)
         return AdanState(0, zeros, zeros, zeros, None)
 
-    def update(grads, state, params=None):
+    def update(grads, state, params, elementwise):
         if wd and params is None:
             raise ValueError("adan with weight_decay > 0 needs params: call update(grads, state, params)")
         t, m, v, n, g_prev = state
@@ -75,19 +104,15 @@ def adan(learning_rate: float = 1e-3, beta1: float = 0.02, beta2: float = 0.08, 
             g_prev = grads
             if not bias_correction:              # the paper's start: m0 = g0, n0 = g0²
                 m, n = grads, tree_map(lambda g: g * g, grads)
-        diff = tree_map(lambda g, gp: g - gp, grads, g_prev)
-        m = tree_map(lambda m_, g: (1 - beta1) * m_ + beta1 * g, m, grads)
-        v = tree_map(lambda v_, d: (1 - beta2) * v_ + beta2 * d, v, diff)
-        n = tree_map(lambda n_, g, d: (1 - beta3) * n_ + beta3 * (g + (1 - beta2) * d) ** 2, n, grads, diff)
         if bias_correction:
             c1, c2, c3 = (1 - (1 - b) ** t for b in (beta1, beta2, beta3))
         else:
             c1 = c2 = c3 = 1.0
-        direction = tree_map(lambda m_, v_, n_: (m_ / c1 + (1 - beta2) * v_ / c2) / (np.sqrt(n_ / c3) + eps), m, v, n)
-        if wd:   # θ_new = (θ − η·direction) / (1 + λη), written as an increment
-            updates = tree_map(lambda d, p: -(lr * d + lr * wd * p) / (1 + lr * wd), direction, params)
+        scalars = (lr, beta1, beta2, beta3, c1, c2, c3, eps)
+        if wd:
+            updates, m, v, n = elementwise(adan_decayed_step, (grads, g_prev, m, v, n, params), (*scalars, wd))
         else:
-            updates = tree_map(lambda d: -lr * d, direction)
+            updates, m, v, n = elementwise(adan_step, (grads, g_prev, m, v, n), scalars)
         return updates, AdanState(t, m, v, n, grads)
 
     return gradient_optimizer(init, update, "adan", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "beta3": beta3,

@@ -171,7 +171,7 @@ def adaptive_batch(base: Optimizer, test: str = "norm", eta: float = 0.1, max_ba
     def update(grads, state, params=None, *, signals):
         if grads is None:
             grads = signals.mean_grads()
-        updates, base_state = base.update(grads, state.base, params)
+        updates, base_state = base.update(grads, state.base, params, signals=signals)
         result = run_test(signals, eta, grads)
         requested = max(state.batch_size or 0, signals.batch_size)          # the batch size never shrinks
         if not result.passed:

@@ -9,11 +9,13 @@ An optimizer is a pair of pure functions::
 ``params``, ``grads`` and ``updates`` are lists of per-layer ``(W, b)``
 tuples (a "pytree"); every optimizer's state is a ``NamedTuple`` whose
 moments are pytrees of the same shape. Functions never modify their inputs.
-The moment and bias-correction lines shared by the Adam family are
-:func:`update_moment` and :func:`bias_correction`.
+What an update does to each coordinate is stated once, as an element rule
+(:mod:`~dba_ref.optimizers.elementwise`), run vectorised by NumPy or fused
+into one compiled pass per parameter array, with the same numbers.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Callable, NamedTuple
 
@@ -35,9 +37,16 @@ def tree_leaves(tree) -> list:
     return [tree]
 
 
+def tree_unflatten(like, leaves):
+    """The pytree shaped like ``like`` whose leaves are ``leaves``, in the order of :func:`tree_leaves`."""
+    leaves = iter(leaves)
+    return tree_map(lambda _: next(leaves), like)
+
+
 def tree_norm(tree) -> float:
-    """Euclidean norm of all leaves together."""
-    return float(np.sqrt(sum(float(np.sum(np.square(leaf, dtype=np.float64))) for leaf in tree_leaves(tree))))
+    """Euclidean norm of all leaves together, summed in float64 (one pass over each leaf, no temporary array)."""
+    flat = [np.ravel(leaf) for leaf in tree_leaves(tree)]
+    return math.sqrt(sum(float(np.einsum("i,i->", x, x, dtype=np.float64)) for x in flat))
 
 
 def apply_updates(params, updates):
@@ -48,21 +57,6 @@ def apply_updates(params, updates):
 def tree_zeros_like(tree):
     """A pytree of zeros shaped like ``tree``: the start of every moment."""
     return tree_map(np.zeros_like, tree)
-
-
-def update_moment(grads, moments, decay: float, order: int):
-    """An exponential moving average of the gradients (``order=1``) or of their squares (``order=2``).
-
-    ``m ← β m + (1 − β) g`` or ``v ← β v + (1 − β) g²``, leaf by leaf.
-    """
-    if order == 1:
-        return tree_map(lambda m, g: decay * m + (1 - decay) * g, moments, grads)
-    return tree_map(lambda v, g: decay * v + (1 - decay) * g * g, moments, grads)
-
-
-def bias_correction(moment, decay: float, count: int):
-    """``m / (1 − β^t)``: removes the bias of a moment that started at 0, after ``count`` = t updates."""
-    return moment / (1 - decay ** count)
 
 
 class EmptyState(NamedTuple):
@@ -98,19 +92,26 @@ class Optimizer(NamedTuple):
 
 
 def gradient_optimizer(init: Callable, update: Callable, name: str, hyperparams: dict) -> Optimizer:
-    """The :class:`Optimizer` of an update of the gradient alone, ``update(grads, state, params) -> (updates, state)``.
+    """The :class:`Optimizer` of an update of the gradient alone,
+    ``update(grads, state, params, elementwise) -> (updates, state)``.
 
-    Its ``update`` also accepts the step's extra arguments: ``signals`` stands
-    in for ``grads=None`` as their batch-mean gradient; anything else is not
-    read. Every optimizer of the registry but the wrappers is built so.
+    ``elementwise`` runs the update's element rules
+    (:class:`~dba_ref.optimizers.elementwise.Elementwise`): fused on the backend
+    that computed the batch's signals when it is ``numba`` or ``cuda``; an update
+    that computes without element rules may ignore it. The optimizer's
+    ``update`` also accepts the step's extra arguments: ``signals`` stands in for
+    ``grads=None`` as their batch-mean gradient, and names that backend;
+    anything else is not read. Every optimizer of the registry but the wrappers
+    is built so.
     """
+    from .elementwise import elementwise_for
 
     def update_with_extra_args(grads, state, params=None, *, signals=None, **extra_args):
         if grads is None:
             if signals is None:
                 raise TypeError(f"{name}.update needs grads, or signals= to take the batch-mean gradient of")
             grads = signals.mean_grads()
-        return update(grads, state, params)
+        return update(grads, state, params, elementwise_for(signals))
 
     return Optimizer(init, update_with_extra_args, name, dict(hyperparams))
 

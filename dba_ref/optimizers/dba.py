@@ -105,7 +105,7 @@ def dba(base: Optimizer, metric: str = DBA_DEFAULTS["metric"], strategy: str = D
             raise ValueError("DBA computes each layer's gradient from the signals: call "
                              "update(None, state, params, signals=signals)")
         grads, selections = get_backend(signals.backend).dba_gradients(signals, metric, strategy, min_size, tol)
-        updates, base_state = base.update(grads, state.base, params)
+        updates, base_state = base.update(grads, state.base, params, signals=signals)   # on the signals' backend
         return updates, DBAState(base_state, tuple(map(LayerStep, selections, grads, updates)))
 
     hyper = {"base": base.name, **{f"base.{k}": v for k, v in base.hyperparams.items()},

@@ -21,11 +21,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .adam import adam_direction, check_eps_placement
-from .base import Optimizer, check_decay, gradient_optimizer, tree_map, tree_zeros_like, update_moment
+from .adam import adam_direction, check_eps_placement, first_moment, second_moment
+from .base import Optimizer, check_decay, gradient_optimizer, tree_zeros_like
+from .elementwise import element_function, element_rule
 
 
-def abs_sigmoid(x: np.ndarray) -> np.ndarray:
+@element_function
+def abs_sigmoid(x):
     """``1 / (1 + exp(−|x|))``: the friction coefficient ξ, in [1/2, 1)."""
     return 1.0 / (1.0 + np.exp(-np.abs(x)))
 
@@ -39,6 +41,14 @@ class DiffGradState(NamedTuple):
     g_prev: list
 
 
+@element_rule(n_out=3, exact=False)        # exp: NumPy's and the compiled one may differ in the last bit
+def diffgrad_step(g, g_prev, m, v, lr, beta1, beta2, c1, c2, eps, raw):
+    """One coordinate of diffGrad's step: ``Δθ`` and the new moments ``m``, ``v``."""
+    m = first_moment(m, g, beta1)
+    v = second_moment(v, g, beta2)
+    return -lr * adam_direction(abs_sigmoid(g_prev - g) * m, v, c1, c2, eps, raw), m, v
+
+
 def diffgrad(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
              eps_placement: str = "corrected") -> Optimizer:
     """diffGrad; state :class:`DiffGradState`."""
@@ -46,18 +56,16 @@ def diffgrad(learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.9
     beta1, beta2 = check_decay(beta1, "beta1"), check_decay(beta2, "beta2")
     eps = check_positive(eps, "eps")
     eps_placement = check_eps_placement(eps_placement)
+    raw = eps_placement == "raw"
 
     def init(params):
         zeros = tree_zeros_like(params)
         return DiffGradState(0, zeros, zeros, zeros)
 
-    def update(grads, state, params=None):
+    def update(grads, state, params, elementwise):
         t = state.count + 1
-        m = update_moment(grads, state.m, beta1, 1)
-        v = update_moment(grads, state.v, beta2, 2)
-        updates = tree_map(
-            lambda m_, v_, g, gp: -lr * adam_direction(abs_sigmoid(gp - g) * m_, v_, t, beta1, beta2, eps, eps_placement),
-            m, v, grads, state.g_prev)
+        updates, m, v = elementwise(diffgrad_step, (grads, state.g_prev, state.m, state.v),
+                                    (lr, beta1, beta2, 1 - beta1 ** t, 1 - beta2 ** t, eps, raw))
         return updates, DiffGradState(t, m, v, grads)
 
     return gradient_optimizer(init, update, "diffgrad", {"learning_rate": lr, "beta1": beta1, "beta2": beta2, "eps": eps,

@@ -40,7 +40,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, check_decay, check_flag, gradient_optimizer, tree_leaves, tree_map, tree_zeros_like
+from .base import Optimizer, check_decay, check_flag, gradient_optimizer, tree_leaves, tree_unflatten, tree_zeros_like
+from .elementwise import element_rule
 from .sgd import momentum_direction
 
 #: The controller's actions: steps of (c_η, c_μ) in units of ``action_step``, "no change" first.
@@ -68,6 +69,23 @@ class EnhancedSGDState(NamedTuple):
     rng_state: dict
     learning_rate: float = math.nan
     momentum: float = math.nan
+
+
+@element_rule(n_out=2)
+def enhanced_sgd_step(g, v, mean, bound, mu, eta):
+    """One coordinate of steps 4-5 without noise: ``g ← clip(g − mean, −bound, bound)``, ``v ← μ v + g``,
+    ``Δθ = −η v``; returns ``Δθ`` and the new v."""
+    g = np.minimum(np.maximum(g - mean, -bound), bound)
+    direction, v = momentum_direction(g, v, mu, False)
+    return -eta * direction, v
+
+
+@element_rule(n_out=2)
+def enhanced_sgd_noisy_step(g, noise, v, mean, bound, mu, eta):
+    """:func:`enhanced_sgd_step` with the noise added after the clipping: ``g ← clip(g − mean, ...) + noise``."""
+    g = np.minimum(np.maximum(g - mean, -bound), bound) + noise
+    direction, v = momentum_direction(g, v, mu, False)
+    return -eta * direction, v
 
 
 def _generator(state: dict) -> np.random.Generator:
@@ -120,7 +138,7 @@ def enhanced_sgd(learning_rate: float = 1e-2, momentum: float = 0.9, smoothing_f
         rng_state = np.random.default_rng(int(seed)).bit_generator.state
         return EnhancedSGDState(tree_zeros_like(params), 0.0, 1.0, 1.0, {}, None, rng_state)
 
-    def update(grads, state, params=None):
+    def update(grads, state, params, elementwise):
         rng = _generator(state.rng_state)
         # 1-2. variance EMA and the learning-rate scale from its relative change
         flat = np.concatenate([np.ravel(leaf).astype(np.float64) for leaf in tree_leaves(grads)])
@@ -144,23 +162,21 @@ def enhanced_sgd(learning_rate: float = 1e-2, momentum: float = 0.9, smoothing_f
             action = int(np.argmax(row))
         lr_scale = min(max(state.lr_scale + delta * ACTIONS[action][0], lo), hi)
         momentum_scale = min(max(state.momentum_scale + delta * ACTIONS[action][1], lo), hi)
-        # 4. gradient processing, array by array
+        # 4-5. gradient processing and the momentum step, array by array: the mean and the noise drawn here,
+        # the rest coordinate by coordinate (with no clipping, the bound is ∞: clip(x, −∞, ∞) = x)
         bound = kappa * math.sqrt(variance)
-
-        def process(g):
-            if centring:
-                g = g - g.mean()
-            if bound > 0:
-                g = np.clip(g, -bound, bound)
-            if noise > 0:
-                g = g + rng.normal(0.0, noise, size=g.shape).astype(g.dtype)
-            return g
-
-        processed = tree_map(process, grads)
-        # 5. momentum step with the scaled learning rate and momentum
+        bound = bound if bound > 0 else math.inf
         eta_t, mu_t = lr * lr_scale * var_scale, min(mu * momentum_scale, MAX_MOMENTUM)
-        direction, velocity = momentum_direction(processed, state.velocity, mu_t, nesterov=False)
-        updates = tree_map(lambda d: -eta_t * d, direction)
+        steps = []
+        for g, v in zip(tree_leaves(grads), tree_leaves(state.velocity)):
+            mean = g.mean() if centring else 0.0
+            if noise > 0:
+                z = rng.normal(0.0, noise, size=g.shape).astype(g.dtype)
+                steps.append(elementwise.leaf(enhanced_sgd_noisy_step, (g, z, v), (mean, bound, mu_t, eta_t)))
+            else:
+                steps.append(elementwise.leaf(enhanced_sgd_step, (g, v), (mean, bound, mu_t, eta_t)))
+        updates = tree_unflatten(grads, [u for u, _ in steps])
+        velocity = tree_unflatten(grads, [v for _, v in steps])
         return updates, state._replace(velocity=velocity, variance=variance, lr_scale=lr_scale,
                                 momentum_scale=momentum_scale, q_table=q_table, last=(here, action),
                                 rng_state=rng.bit_generator.state, learning_rate=eta_t, momentum=mu_t)

@@ -13,13 +13,20 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .._validation import check_positive
-from .base import EmptyState, Optimizer, check_decay, gradient_optimizer, tree_map, tree_zeros_like
+from .base import EmptyState, Optimizer, check_decay, gradient_optimizer, tree_zeros_like
+from .elementwise import element_function, element_rule
 
 
 class MomentumState(NamedTuple):
     """``velocity``: the momentum buffer v, a pytree like the parameters (0 at first)."""
 
     velocity: list
+
+
+@element_rule(n_out=1)
+def sgd_step(g, lr):
+    """One coordinate of SGD's step: ``Δθ = −η g``."""
+    return -lr * g
 
 
 def sgd(learning_rate: float = 0.1) -> Optimizer:
@@ -36,8 +43,8 @@ def sgd(learning_rate: float = 0.1) -> Optimizer:
     def init(params):
         return EmptyState()
 
-    def update(grads, state, params=None):
-        return tree_map(lambda g: -lr * g, grads), state
+    def update(grads, state, params, elementwise):
+        return elementwise(sgd_step, (grads,), (lr,)), state
 
     return gradient_optimizer(init, update, "sgd", {"learning_rate": lr})
 
@@ -52,16 +59,22 @@ def nesterov(learning_rate: float = 0.05, momentum: float = 0.9) -> Optimizer:
     return _momentum_sgd(learning_rate, momentum, nesterov=True)
 
 
-def momentum_direction(grads, velocity, mu: float, nesterov: bool):
-    """One momentum step on a pytree: returns ``(direction, new velocity)``.
+@element_function
+def momentum_direction(g, v, mu, nesterov):
+    """One coordinate of a momentum step: returns ``(direction, new v)``.
 
     ``v ← μ v + g``; the direction is ``v`` (heavy ball) or ``g + μ v`` (Nesterov);
     the update is ``−η ×`` the direction. Shared by SGD, SGDP and EnhancedSGD.
     """
-    velocity = tree_map(lambda v, g: mu * v + g, velocity, grads)
-    if nesterov:
-        return tree_map(lambda g, v: g + mu * v, grads, velocity), velocity
-    return velocity, velocity
+    v = mu * v + g
+    return (g + mu * v if nesterov else v), v
+
+
+@element_rule(n_out=2)
+def momentum_step(g, v, lr, mu, nesterov):
+    """One coordinate of momentum SGD's step: ``Δθ`` and the new velocity."""
+    direction, v = momentum_direction(g, v, mu, nesterov)
+    return -lr * direction, v
 
 
 def _momentum_sgd(learning_rate: float, mu: float, nesterov: bool) -> Optimizer:
@@ -71,9 +84,8 @@ def _momentum_sgd(learning_rate: float, mu: float, nesterov: bool) -> Optimizer:
     def init(params):
         return MomentumState(tree_zeros_like(params))
 
-    def update(grads, state, params=None):
-        direction, velocity = momentum_direction(grads, state.velocity, mu, nesterov)
-        return tree_map(lambda d: -lr * d, direction), MomentumState(velocity)
+    def update(grads, state, params, elementwise):
+        updates, velocity = elementwise(momentum_step, (grads, state.velocity), (lr, mu, nesterov))
+        return updates, MomentumState(velocity)
 
     return gradient_optimizer(init, update, "nesterov" if nesterov else "momentum", {"learning_rate": lr, "momentum": mu})
-

@@ -1,4 +1,4 @@
-"""Training: mini-batches, evaluation every epoch, a history, a results file, checkpoints.
+"""Training: mini-batches, evaluation every epoch (the test set every ``test_every``), a history, a results file, checkpoints.
 
 - :mod:`~dba_ref.training.sampler`  :class:`BatchSampler`, epochs of seeded batches whose size may change
 - :mod:`~dba_ref.training.loop`     :class:`Trainer` (one step: the one step loop of the package) and :func:`train`

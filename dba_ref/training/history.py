@@ -1,4 +1,9 @@
-"""What a training run did: its configuration, one row per evaluation, one entry per step; saved as JSON."""
+"""What a training run did: its configuration, one row per evaluation, one entry per step; saved as JSON.
+
+A run in progress is written as a log that only grows (:class:`HistoryLog`, JSON Lines): each evaluation
+appends what happened since the one before, so saving after epoch n costs the same for every n. The
+run's results file, the JSON of the whole :class:`History`, is written once, when the run ends.
+"""
 from __future__ import annotations
 
 import json
@@ -15,7 +20,9 @@ class History:
     """What a training run did.
 
     ``epochs`` has one dict per evaluation (epoch 0 = before training):
-    ``epoch, step, train_loss, train_acc, test_loss, test_acc, seconds``.
+    ``epoch, step, train_loss, train_acc, test_loss, test_acc, seconds``; a run
+    that evaluates its test set every few epochs only (``config["test_every"]``)
+    has no ``test_loss``, ``test_acc`` in the rows of the other epochs.
     ``steps`` has one list per quantity, one entry per optimizer step:
     ``loss`` (mean over the batch) and ``batch_size`` (the samples in that
     step's batch), and what the optimizer asks to record
@@ -56,12 +63,106 @@ class History:
 
     @classmethod
     def load(cls, path) -> "History":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a results file (JSON), or the log of a run that did not finish (``.jsonl``, :class:`HistoryLog`)."""
+        path = Path(path)
+        if path.suffix == HistoryLog.SUFFIX:
+            return HistoryLog.read(path)
+        return cls.from_dict(json.loads(path.read_text()))
 
     @property
     def final(self) -> dict:
         """The last evaluation."""
         return self.epochs[-1]
+
+
+class HistoryLog:
+    """The history of a run in progress, appended to a JSON Lines file at every evaluation.
+
+    The log of the results file ``path`` is ``path`` with the suffix ``.jsonl``
+    (``results.json`` → ``results.jsonl``). Its first line holds the run's
+    ``config`` and whatever the history holds already (a resumed run's past);
+    every :meth:`append` then writes one line, ``{"epochs": [...], "steps":
+    {...}}``, with only the rows and step entries added since the line before:
+    what one evaluation writes does not grow with the epochs done. Each line is
+    flushed to the operating system, so a process killed at any moment leaves
+    every evaluation logged before it (a line cut short is ignored when read);
+    it is not ``fsync``-ed (a wait for the disk of milliseconds, every epoch),
+    so an operating-system crash or power cut may cost the last lines, those
+    not yet written back to disk. (The checkpoint, which
+    ``resume`` restores a run from, is written atomically and ``fsync``-ed; a
+    resumed run rewrites the log from it.) :meth:`finish` writes the results
+    file itself, ``History.save`` of the history up to the last logged
+    evaluation (atomically, ``fsync``-ed), and removes the log.
+    """
+
+    SUFFIX = ".jsonl"
+
+    def __init__(self, path, history: History):
+        self.path = Path(path)
+        if self.path.suffix == self.SUFFIX:
+            raise ValueError(f"results_path {self.path} ends in {self.SUFFIX}, the suffix of the log written beside "
+                             "it: give the results file another name, e.g. results.json")
+        self.log = self.path.with_suffix(self.SUFFIX)
+        self.history = history
+        self._epochs = 0           # rows of history.epochs already written
+        self._steps = {}           # entries of each history.steps list already written
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "w") as fh:
+            self._write(fh, {"config": history.config, **self._new()})
+
+    def _new(self) -> dict:
+        """The rows and step entries added since the last write, marked as written."""
+        h = self.history
+        epochs = h.epochs[self._epochs:]
+        steps = {}
+        for key, values in h.steps.items():
+            per_layer = bool(values) and isinstance(values[0], list)
+            n = len(values[0]) if per_layer else len(values)
+            if key not in self._steps or n > self._steps[key]:          # a new key, or new entries
+                done = self._steps.get(key, 0)
+                steps[key] = [v[done:] for v in values] if per_layer else values[done:]
+                self._steps[key] = n
+        self._epochs = len(h.epochs)
+        return {"epochs": epochs, "steps": steps}
+
+    @staticmethod
+    def _write(fh, record: dict) -> None:
+        fh.write(json.dumps(record, default=json_default, allow_nan=True) + "\n")
+
+    def append(self) -> None:
+        """Write the evaluation rows and step entries added since the last write, as one line."""
+        with open(self.log, "a") as fh:
+            self._write(fh, self._new())
+
+    def finish(self) -> Path:
+        """Write the results file (the history up to the last logged evaluation) atomically; remove the log."""
+        h = self.history
+        steps = {key: [v[:self._steps[key]] for v in values]
+                 if values and isinstance(values[0], list) else values[:self._steps[key]]
+                 for key, values in h.steps.items() if key in self._steps}
+        path = History(h.config, h.epochs[:self._epochs], steps).save(self.path)
+        self.log.unlink(missing_ok=True)
+        return path
+
+    @staticmethod
+    def read(log) -> History:
+        """The :class:`History` a log holds: the run up to its last complete line."""
+        lines = Path(log).read_text().split("\n")
+        if len(lines) < 2:                             # not even the first line is complete
+            raise ValueError(f"{log} is not a training log: its first line (the run's config) is incomplete")
+        first = json.loads(lines[0])
+        history = History(config=first["config"], epochs=[], steps={})
+        for line in lines[:-1]:                        # the part after the last newline was cut short by a crash
+            record = json.loads(line)
+            history.epochs.extend(record["epochs"])
+            for key, new in record["steps"].items():
+                if new and isinstance(new[0], list):
+                    old = history.steps.setdefault(key, [[] for _ in new])
+                    for layer, values in enumerate(new):
+                        old[layer].extend(values)
+                else:
+                    history.steps.setdefault(key, []).extend(new)
+        return history
 
 
 def json_default(obj):

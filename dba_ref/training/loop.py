@@ -13,7 +13,7 @@ from ..backends import get_backend
 from ..model import MLP
 from ..optimizers import Optimizer, apply_updates
 from . import resume as checkpoints
-from .history import History
+from .history import History, HistoryLog
 from .sampler import BatchSampler
 
 
@@ -132,7 +132,7 @@ class Trainer:
 def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, epochs: int = 10,
           batch_size: int | None = 64, seed: int = 0, shuffle: bool = True, progress: bool = True,
           results_path=None, config: dict | None = None, checkpoint_dir=None, checkpoint_every: int | None = None,
-          resume: bool = False, backend: str = "numpy") -> History:
+          resume: bool = False, backend: str = "numpy", test_every: int = 1) -> History:
     """Train ``model`` in place with ``optimizer``; return the :class:`~dba_ref.training.History`.
 
     Parameters
@@ -143,7 +143,8 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
         the per-sample signals. An optimizer whose state has a ``next_batch_size``
         (AdAdaGrad) sets the size of every following batch.
     X, y : training data ``(n, in)`` and int labels ``(n,)``.
-    X_test, y_test : optional held-out data evaluated after every epoch.
+    X_test, y_test : optional held-out data, evaluated before training, every ``test_every``
+        epochs and after the last.
     epochs : int >= 1
         Epochs in all, counting those a resumed checkpoint has done.
     batch_size : int >= 1 or None
@@ -155,7 +156,12 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
     progress : bool
         Report the epochs: a progress bar on a terminal, one line per epoch where stderr is a file.
     results_path : path, optional
-        JSON file rewritten (atomically) after every epoch.
+        JSON file of the history (:meth:`History.save`), written (atomically) when
+        the run ends, normally or by an exception. While it runs, every evaluation
+        appends to its log, ``results_path`` with the suffix ``.jsonl``
+        (:class:`~dba_ref.training.history.HistoryLog`; removed once the JSON is
+        written), so saving costs the same after every epoch; a process killed
+        leaves the log of every evaluation done (``History.load`` reads it).
     config : dict, optional
         Extra entries stored in ``history.config``.
     checkpoint_dir : path, optional
@@ -171,6 +177,11 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
     backend : {"numpy", "numba", "cuda"}
         Who computes: the forward and backward passes and, for DBA, the Gram
         matrices, the searches and the means (:class:`Trainer`).
+    test_every : int >= 1
+        Evaluate ``(X_test, y_test)`` every this many epochs (and always before
+        training and after the last epoch); the rows of the other epochs have no
+        ``test_loss``, ``test_acc``. The training set is evaluated every epoch.
+        Recorded as ``history.config["test_every"]``.
 
     Raises
     ------
@@ -187,6 +198,7 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
             raise ValueError("give both X_test and y_test, or neither")
         X_test, y_test = model.check_batch(X_test, y_test)
     epochs = check_positive(epochs, "epochs", integer=True)
+    test_every = check_positive(test_every, "test_every", integer=True)
     n = X.shape[0]
     batch_size = n if batch_size is None else min(check_positive(batch_size, "batch_size", integer=True), n)
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / checkpoints.CHECKPOINT_FILE
@@ -203,7 +215,7 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
         "model": {"sizes": model.sizes, "activation": model.activation, "seed": model.seed, "dtype": model.dtype.name},
         "optimizer": {"name": optimizer.name, **optimizer.hyperparams},
         "epochs": epochs, "batch_size": batch_size, "adaptive_batch": trainer.adaptive, "seed": seed,
-        "backend": trainer.backend.name,
+        "backend": trainer.backend.name, "test_every": test_every,
         "n_train": n, "n_test": int(X_test.shape[0]) if has_test else 0,
         "python": platform.python_version(), "numpy": np.__version__, **(config or {}),
     }
@@ -225,26 +237,36 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
         if trainer.step % checkpoint_every == 0:
             save_checkpoint()
 
+    # A resumed run that has trained every epoch trains nothing and rewrites no results file that exists.
+    complete = len(history.epochs) > epochs and results_path is not None and Path(results_path).exists()
+    log = None if results_path is None or complete else HistoryLog(results_path, history)
+
     def evaluate(epoch: int) -> dict:
         row = {"epoch": epoch, "step": trainer.step}
-        row["train_loss"], row["train_acc"] = model.evaluate(X, y)
-        if has_test:
-            row["test_loss"], row["test_acc"] = model.evaluate(X_test, y_test)
+        row["train_loss"], row["train_acc"] = model.evaluate(X, y, check_input=False)
+        if has_test and (epoch % test_every == 0 or epoch == epochs):
+            row["test_loss"], row["test_acc"] = model.evaluate(X_test, y_test, check_input=False)
         row["seconds"] = seconds()
         history.epochs.append(row)
-        if results_path is not None:
-            history.save(results_path)
+        if log is not None:
+            log.append()
         if checkpoint is not None:
             save_checkpoint()
         return row
 
-    if not history.epochs:
-        evaluate(0)
-    first = len(history.epochs)
-    bar = Progress(epochs, desc=optimizer.name, unit="epoch", initial=first - 1, enabled=progress)
-    for epoch in range(first, epochs + 1):
-        trainer.run_epoch(X, y, sampler, every_n_steps if checkpoint_every else None)
-        row = evaluate(epoch)
-        bar.update(1, **{k: f"{row[k]:.4f}" for k in ("train_loss", "test_acc") if k in row})
-    bar.close()
+    bar = None
+    try:
+        if not history.epochs:
+            evaluate(0)
+        first = len(history.epochs)
+        bar = Progress(epochs, desc=optimizer.name, unit="epoch", initial=first - 1, enabled=progress)
+        for epoch in range(first, epochs + 1):
+            trainer.run_epoch(X, y, sampler, every_n_steps if checkpoint_every else None)
+            row = evaluate(epoch)
+            bar.update(1, **{k: f"{row[k]:.4f}" for k in ("train_loss", "test_acc") if k in row})
+    finally:
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.finish()
     return history

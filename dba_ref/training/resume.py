@@ -7,7 +7,7 @@ run's identity: its configuration and a digest of its data. A checkpoint of
 another run (another model, optimizer, hyper-parameter, batch size, seed,
 shuffling or data) is refused, naming what differs; only the entries of
 :data:`RESUMABLE_CHANGES` may differ (``epochs``, so a finished run can be
-extended, and the versions of Python and NumPy).
+extended, ``test_every``, which changes no step, and the versions of Python and NumPy).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .history import json_default
 #: File name of the checkpoint inside ``checkpoint_dir``.
 CHECKPOINT_FILE = "checkpoint.ckpt"
 #: Entries of ``History.config`` that may differ between a checkpoint and the run resuming it.
-RESUMABLE_CHANGES = ("epochs", "python", "numpy")
+RESUMABLE_CHANGES = ("epochs", "test_every", "python", "numpy")
 #: The entries of a checkpoint of a train() run.
 _KEYS = {"run", "step", "params", "optimizer_state", "sampler", "epochs", "steps", "seconds"}
 
