@@ -7,8 +7,6 @@ speed target. Executing the notebooks takes a minute or two; it is part of the
 default run (and so of CI), because a tutorial that no longer runs is a broken product.
 """
 import importlib.util
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -61,18 +59,10 @@ def test_parse_source():
 
 
 def run_notebook(nb, cwd: Path, limit: float = NOTEBOOK_TIME_LIMIT) -> None:
-    """Execute ``nb`` cell by cell in a fresh kernel; any cell error, or running past ``limit`` seconds
-    in all, raises."""
-    client = nbclient.NotebookClient(nb, kernel_name=build.KERNEL, record_timing=False,
-                                     resources={"metadata": {"path": str(cwd)}})
-    deadline = time.monotonic() + limit
-    with client.setup_kernel(env={**os.environ, **build.KERNEL_ENV}):
-        for index, cell in enumerate(nb.cells):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"ran past its limit of {limit:.0f} s before cell {index}")
-            client.timeout = max(1, int(left))       # the cell gets what is left of the notebook's budget
-            client.execute_cell(cell, index)         # raises CellExecutionError on any error
+    """Execute ``nb`` cell by cell in a fresh kernel, as the build does (the fields of its Markdown cells
+    evaluated too); any cell error, a field that cannot be evaluated, or running past ``limit`` seconds in
+    all, raises."""
+    build.execute(nb, cwd=cwd, limit=limit)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
