@@ -10,6 +10,12 @@
 # The one idea: **backpropagating the sum of the per-sample losses keeps every sample's own error
 # signal**, and a sample's gradient for a layer is an outer product of two vectors the backward pass
 # already has. (Spec §2; the library's version is `dba_ref/backprop.py`.)
+#
+# This is the first of eight notebooks. Notebooks 1–6 are the concepts, in order: what DBA computes
+# (1–4), why it should help, where it does and what it costs (5), and its relative, adaptive batch sizes
+# (6). Notebooks 7 and 8 are for implementers: checking your own implementation, and the fast backends.
+# Every symbol keeps one meaning across them (the notation table, `docs/notation.md`), and each notebook
+# ends with the exercises that practise it.
 
 # %%
 import matplotlib.pyplot as plt

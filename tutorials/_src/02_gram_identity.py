@@ -111,8 +111,8 @@ print("predicted class of each sample:\n", model.predict(X).reshape(10, 4))
 #
 # We measure both: time as the best of three runs (`time.perf_counter`), memory as the peak of
 # NumPy's allocations during one run (`tracemalloc`, which sees every NumPy array). The explicit
-# path stops at $B = 256$, where $G$ alone holds $256 \cdot P$ float64 numbers, about 0.2 GB; the identity
-# goes on to $B = 2048$. The inputs are
+# path stops at $B = 256$, where $G$ alone holds $256 \cdot P$ float64 numbers ($8 \cdot 256 \cdot P \approx 2 \cdot 10^8$
+# bytes); the identity goes on to $B = 2048$. The inputs are
 # random (the cost does not depend on the values).
 
 # %%

@@ -23,6 +23,7 @@ import numpy as np
 
 from dba_ref import MLP, adam, batch_grads, dba, dba_step, sgd
 from dba_ref.data import load_dataset, make_split
+from dba_ref.reproduction.protocol import PAPER       # the numbers of the paper's abstract
 from dba_ref.training import train
 
 # %% [markdown]
@@ -222,7 +223,7 @@ print(f"DBA(SGD), seed 0, mean_variance averaged over layers and 20 steps: full 
 # while the rate that suits DBA is not its base's (an update averaged over a handful of samples is not an
 # update averaged over 64); and 20 epochs are short. Notebook 5 takes both apart: why DBA should help at
 # all, what the selection does to each update, a regime in which DBA is ahead of its base optimizer and by
-# how much, where it is not, and what a step costs. (The paper reports 97.79% test accuracy on 1% of
+# how much, where it is not, and what a step costs. (The paper reports {{PAPER[60]['dba']}}% test accuracy on 1% of
 # MNIST for DBA; this notebook is not that experiment, and notebook 5 gives the reproduction's numbers.)
 #
 # To explore, change one thing at a time in the cells above: the learning rate of DBA(SGD), the metric

@@ -56,12 +56,12 @@ def dba_ref_command(*args: str) -> int:
 reports = {}          # run -> its check as a Python object (dba_ref.conformance.check_results), for the text
 
 
-def said(run, quantity, what="max_error", dtype="float64"):
+def said(run, quantity, what="max_error", dtype="float64", fmt=".2e"):
     """What the check of ``run`` says of ``quantity``, as the text below quotes it (without PyTorch: nothing)."""
     if run not in reports:
         return "(needs PyTorch)"
     row = reports[run].rows[quantity, dtype]
-    return {"max_error": f"{row.max_error:.2e}", "compared": str(row.compared), "differ": str(len(row.failed)),
+    return {"max_error": format(row.max_error, fmt), "compared": str(row.compared), "differ": str(len(row.failed)),
             "agree": str(row.compared - len(row.failed)), "worst": row.worst_key}[what]
 
 # %% [markdown]
@@ -212,7 +212,7 @@ if not needs_torch():
 
 # %% [markdown]
 # The report points at the bug. `losses` and `grad` still pass: the gradients themselves are right.
-# The first row that fails is `gram` (off by up to {{said('Gram without the bias', 'gram')}} of its largest
+# The first row that fails is `gram` (off by up to {{said('Gram without the bias', 'gram', fmt='.2g')}} of its largest
 # entry, in `{{said('Gram without the bias', 'gram', 'worst')}}`), and everything computed from the Gram matrix
 # fails after it: the full-batch statistics $T$, $Q$ and the metrics,
 # {{said('Gram without the bias', 'indices', 'differ')}} of the {{said('Gram without the bias', 'indices', 'compared')}}
@@ -268,8 +268,8 @@ if not needs_torch():
 print("metric/strategy of the selections that differ:", sorted(set(differing)))
 
 # %% [markdown]
-# All of them are {{" and ".join(sorted(set(differing))) or "(needs PyTorch)"}}: `variance` with the
-# `prefix` strategy. Greedy compares candidates of one size at a
+# Every one of them is a {{" and ".join(sorted(set(differing))) or "(needs PyTorch)"}} selection
+# (metric/strategy): `variance` with the `prefix` strategy. Greedy compares candidates of one size at a
 # time, for which the factor $k/(k-1)$ is the same and changes nothing (it could only stop the search
 # earlier, and here it never did). Prefix compares subsets of every size at once, and the factor — 2 at
 # $k = 2$, close to 1 for the whole batch — makes the short prefixes look worse, so the wrong version
