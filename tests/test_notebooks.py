@@ -21,8 +21,9 @@ nbclient = pytest.importorskip("nbclient")
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
-#: Seconds a whole notebook may take before the test fails (all of its cells together).
-NOTEBOOK_TIME_LIMIT = 300
+#: Seconds a whole notebook may take before the test fails (all of its cells together). The longest,
+#: notebook 5, takes about 100 s on 2 idle cores and over 200 s on 2 cores shared with other jobs.
+NOTEBOOK_TIME_LIMIT = 600
 
 
 def _load_builder():
