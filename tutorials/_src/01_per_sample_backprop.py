@@ -10,6 +10,12 @@
 # The one idea: **backpropagating the sum of the per-sample losses keeps every sample's own error
 # signal**, and a sample's gradient for a layer is an outer product of two vectors the backward pass
 # already has. (Spec §2; the library's version is `dba_ref/backprop.py`.)
+#
+# This is the first of eight notebooks. Notebooks 1–6 are the concepts, in order: what DBA computes
+# (1–4), why it should help, where it does and what it costs (5), and its relative, adaptive batch sizes
+# (6). Notebooks 7 and 8 are for implementers: checking your own implementation, and the fast backends.
+# Every symbol keeps one meaning across them (the notation table, `docs/notation.md`), and each notebook
+# ends with the exercises that practise it.
 
 # %%
 import matplotlib.pyplot as plt
@@ -122,8 +128,9 @@ grads_by_hand = {
 #
 # $$\frac{\partial \ell_i}{\partial \theta} \approx \frac{\ell_i(\theta + h) - \ell_i(\theta - h)}{2h},$$
 #
-# with a truncation error of order $h^2$ and a rounding error of order $\varepsilon / h$
-# ($\varepsilon \approx 2.2 \cdot 10^{-16}$ in float64). We perturb every one of the
+# with a truncation error of order $h^2$ and a rounding error of order $\epsilon_{\text{mach}} / h$, where
+# $\epsilon_{\text{mach}} \approx 2.2 \cdot 10^{-16}$ is the machine epsilon of float64 (the gap between 1 and
+# the next float64: every operation rounds to about that relative error). We perturb every one of the
 # $4 \cdot 6 + 6 + 6 \cdot 3 + 3 = 51$ parameters and read off the change of **each sample's**
 # loss separately: $51 \times 4 = 204$ derivatives.
 
@@ -164,7 +171,7 @@ for name in params:
 # The two agree to about the size of the finite-difference error itself. How small can that error
 # be made? Sweeping $h$ shows the two error sources: the truncation error shrinks like $h^2$ (and
 # like $h$ for a one-sided difference $(\ell(\theta+h) - \ell(\theta))/h$), the rounding error grows
-# like $\varepsilon/h$. The figure shows the largest disagreement over all 204 derivatives.
+# like $\epsilon_{\text{mach}}/h$. The figure shows the largest disagreement over all 204 derivatives.
 
 # %%
 def forward_difference_grads(h):
@@ -194,7 +201,7 @@ print(f"forward differences: smallest error {min(forward):.1e} at h = {hs[int(np
 fig, ax = plt.subplots(figsize=(6, 3.8))
 ax.loglog(hs, central, "o-", ms=4, label=r"central  $(\ell(\theta+h)-\ell(\theta-h))/2h$")
 ax.loglog(hs, forward, "s-", ms=4, label=r"forward  $(\ell(\theta+h)-\ell(\theta))/h$")
-ax.loglog(hs, np.finfo(float).eps / hs, ":", color="0.5", label=r"$\varepsilon / h$ (rounding)")
+ax.loglog(hs, np.finfo(float).eps / hs, ":", color="0.5", label=r"$\epsilon_{\mathrm{mach}} / h$ (rounding)")
 ax.set_xlabel("step h")
 ax.set_ylabel("max |finite difference − by hand|")
 ax.set_title(f"{sum(g.size for g in grads_by_hand.values())} per-sample derivatives: finite differences vs backprop",
@@ -257,14 +264,16 @@ fig.tight_layout()
 # zero), so it asks for almost nothing; samples 1 and 2, both of class 2, ask for similar changes;
 # sample 3 asks for a different one. The mean mixes all of this into one matrix.
 #
-# ## Your turn: exercise 1
+# ## Practise it
 #
-# `dba-ref exercises start 1` writes the stub `ex1_error_signals.py` into the current folder. It asks
-# for `error_signals(weights, biases, X, y)`: the list $[\Delta_1, \dots, \Delta_L]$ for a ReLU network
-# of any depth, down to no hidden layer. Check it by running it, `python ex1_error_signals.py` (or
-# `dba-ref exercises check 1 ex1_error_signals.py`), or inside a notebook with
-# `dba_ref.exercises.check`. This is what the autograder says about an answer that forgets the
-# biases in the forward pass:
+# - `dba-ref exercises start forward_loss`: the forward pass and the per-sample losses $\ell_i$.
+# - `dba-ref exercises start error_signals`: the error signals $[\Delta_1, \dots, \Delta_L]$ of a ReLU
+#   network of any depth, down to no hidden layer.
+#
+# Each command writes a stub with the task, the equations and hints into the current folder; the stub
+# says how to grade it (`dba-ref exercises` lists every exercise). The autograder runs your function
+# on edge cases and fresh random ones and says what is wrong in words. This is what it says about an
+# answer to `error_signals` that forgets the biases in the forward pass:
 
 # %%
 from dba_ref.exercises import check

@@ -2,10 +2,12 @@
 # # 2 · The Gram identity
 #
 # To choose a subset of a batch, DBA needs to know how the per-sample gradients of a layer relate
-# to each other: their norms, and how well each pair agrees. All of that is in the **Gram matrix**
-# of inner products $K[i, j] = \langle g_i, g_j \rangle$. Building the $g_i$ explicitly costs
-# $B \cdot P$ numbers per layer ($P$ = the layer's parameter count, about $10^5$ for a
-# $784 \to 128$ layer). The one idea of this notebook: **$K$ comes straight from the layer's inputs
+# to each other: their norms, and how well each pair agrees. Write $g_i$ for sample $i$'s gradient of
+# one layer's parameters, $\nabla W_l(i)$ and $\nabla b_l(i)$ of notebook 1 flattened into one vector
+# of $P = \text{out}_l \cdot \text{in}_l + \text{out}_l$ numbers (about $10^5$ for a $784 \to 128$
+# layer). Everything DBA needs is in the **Gram matrix** of their inner products,
+# $K[i, j] = \langle g_i, g_j \rangle$ ($B \times B$ for a batch of $B$ samples). Building the $g_i$
+# explicitly costs $B \cdot P$ numbers per layer. The one idea of this notebook: **$K$ comes straight from the layer's inputs
 # and error signals, without a single per-sample gradient**,
 #
 # $$K = (\Delta \Delta^\top) \odot (A A^\top + 1).$$
@@ -35,7 +37,7 @@ from dba_ref.training import train
 # $$\langle u \otimes a,\; v \otimes c \rangle = \sum_{o}\sum_{j} u_o a_j\, v_o c_j
 #   = \Big(\sum_o u_o v_o\Big)\Big(\sum_j a_j c_j\Big) = (u \cdot v)(a \cdot c).$$
 #
-# The bias gradient is the weight gradient of an input that is always 1:
+# The bias gradient is the weight gradient of an input that is always 1, so the flattened gradient is
 # $g_i = \operatorname{vec}\big(\Delta[i] \otimes [A[i], 1]\big)$. Hence
 #
 # $$K[i, j] = (\Delta[i] \cdot \Delta[j])\,(A[i] \cdot A[j] + 1), \qquad
@@ -109,7 +111,8 @@ print("predicted class of each sample:\n", model.predict(X).reshape(10, 4))
 #
 # We measure both: time as the best of three runs (`time.perf_counter`), memory as the peak of
 # NumPy's allocations during one run (`tracemalloc`, which sees every NumPy array). The explicit
-# path stops at $B = 256$ (already about 0.4 GB); the identity goes on to $B = 2048$. The inputs are
+# path stops at $B = 256$, where $G$ alone holds $256 \cdot P$ float64 numbers ($8 \cdot 256 \cdot P \approx 2 \cdot 10^8$
+# bytes); the identity goes on to $B = 2048$. The inputs are
 # random (the cost does not depend on the values).
 
 # %%
@@ -184,9 +187,8 @@ print(f"At B = {B}: explicit {m_e / 1e6:.0f} MB and {t_e * 1e3:.0f} ms; identity
 # The explicit path is still worth keeping, as in `dba_ref.gram.explicit_gram`: it is the obvious
 # computation, and the check that the identity is right.
 #
-# ## Your turn: exercise 2
+# ## Practise it
 #
-# `dba-ref exercises start 2` writes the stub `ex2_gram.py`, which asks for `gram(A, D)`. Check it
-# with `python ex2_gram.py` (or `dba-ref exercises check 2 ex2_gram.py`); the autograder recognises the usual
-# slips (a transposed product, a missing $+1$, a matrix product where the identity has an
-# elementwise one).
+# `dba-ref exercises start gram_identity` asks for `gram(A, D)`, the identity for one layer. The
+# autograder recognises the usual slips: a transposed product, a missing $+1$, a matrix product where
+# the identity has an elementwise one.

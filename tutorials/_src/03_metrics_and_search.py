@@ -107,34 +107,53 @@ ax.legend(fontsize=7)
 fig.tight_layout()
 
 # %% [markdown]
-# The printout and the figure show the difference. `variance` and `normalized_variance` only
-# measure the spread, and a smaller subset can always be found with a smaller spread: the greedy path
-# keeps going down until `min_size` stops it, and what is left is the closest pair. With these
-# metrics the update size is set by `min_size` (a count, or a fraction of $B$) and `tol`.
-# `mean_variance` divides the spread by $k$ — averaging $k$ samples shrinks the noise of the update
-# $k$-fold — so leaving out a typical sample costs more than it gains: here it drops the noisy and
-# the opposing samples and keeps the 16 typical ones. It chooses the size by itself, which is why
-# it is the default.
+# The printout and the figure show the difference. `variance` and `normalized_variance` measure the
+# spread of the kept gradients, and on this batch each removal along the greedy path finds a subset
+# with a smaller spread: both paths go down until `min_size` stops them, at
+# {{selections['variance'].size}} and {{selections['normalized_variance'].size}} samples. With these
+# metrics the update size is in practice set by `min_size` (a count, or a fraction of $B$) and by `tol`
+# (defined below). `mean_variance` divides the spread by $k$ — averaging $k$ samples shrinks the noise
+# of the update $k$-fold — so here leaving out a typical sample costs more than it gains: it drops the
+# noisy and the opposing samples and stops at {{selections['mean_variance'].size}} samples, all typical.
+#
+# So with `mean_variance` the search *can* stop before `min_size`. It does not follow that the metric
+# picks "the right size" by itself: where the greedy path stops depends on the batch and on the search,
+# and the exact optimum can be much smaller. The next two sections show both: a small batch on which
+# greedy stops at a local minimum, and real gradients whose best `mean_variance` subsets are close to
+# `min_size` (spec §10.2 corrects the specification's claim that `mean_variance` "has an interior
+# optimum"). `mean_variance` is the default for another reason: it scores what the update is made of,
+# the mean of the $k$ kept gradients, and it was the best metric on validation in the reproduction
+# (`docs/reproduction.md`).
 #
 # ## The greedy search, step by step
 #
-# With $r_i = \sum_{j\in S} K[i,j] = \langle g_i, s \rangle$, removing sample $i$ from $S$ gives
+# Keep, for every sample $i$ of the batch, $r_i = \sum_{j\in S} K[i,j] = \langle g_i, s \rangle$, its inner
+# product with the sum $s$ of the current subset. Removing sample $j$ from $S$ then gives
 #
-# $$T' = T - K[i,i], \qquad Q' = Q - 2 r_i + K[i,i], \qquad k' = k - 1,$$
+# $$T' = T - K[j,j], \qquad Q' = Q - 2 r_j + K[j,j], \qquad k' = k - 1, \qquad
+#   r_i' = r_i - K[i,j] \;\text{ for every } i,$$
 #
-# so every candidate costs $O(1)$ and a step $O(B)$. Greedy backward elimination starts from the whole
-# batch; at each step it finds the removal with the lowest metric (ties: the lowest index), makes it if
-# the value is strictly below the current one (`tol = 0`) and $|S| >$ `min_size`, and stops otherwise.
+# the last because sample $j$'s term leaves every sum $r_i$. So the value of every candidate removal
+# costs $O(1)$, and a step, the candidates and then the update of all $r_i$ by one column of $K$, $O(B)$.
 #
-# First the update formulas, checked on the first step of the made-up batch:
+# **Greedy** backward elimination starts from the whole batch. At each step it evaluates every candidate
+# removal, takes the one with the lowest metric (ties: the lowest index), and makes it if
+# $|S| >$ `min_size` and the new value is below $(1 - \texttt{tol})$ times the current one; otherwise it
+# stops. `tol` is the smallest relative improvement worth a removal: with the default `tol = 0` any strict
+# decrease is accepted, with `tol = 0.05` a removal must lower the metric by more than 5%, so the search
+# stops earlier and keeps more samples.
+#
+# First the update formulas, checked on the first removal of the made-up batch:
 
 # %%
-r = K.sum(axis=1)
-i = 17                                    # any sample
-rest = np.delete(np.arange(len(G)), i)
+r = K.sum(axis=1)                         # r_i for S = the whole batch
+j = 17                                    # remove any sample
+rest = np.delete(np.arange(len(G)), j)
 T_rest, Q_rest, _ = subset_stats(K, rest)
-print(f"T' = {T - K[i, i]:.10f}   by definition {T_rest:.10f}")
-print(f"Q' = {Q - 2 * r[i] + K[i, i]:.10f}   by definition {Q_rest:.10f}")
+print(f"T' = {T - K[j, j]:.10f}   by definition {T_rest:.10f}")
+print(f"Q' = {Q - 2 * r[j] + K[j, j]:.10f}   by definition {Q_rest:.10f}")
+r_rest = r - K[:, j]                      # r_i' = r_i - K[i, j]
+print("r' =", np.allclose(r_rest, K[:, rest].sum(axis=1), rtol=1e-14, atol=0), "(every r_i' against its definition)")
 
 # %% [markdown]
 # Now a small batch to follow by eye: 10 samples of the made-up batch (7 typical, 2 noisy, 1 opposing),
@@ -194,13 +213,46 @@ fig.tight_layout()
 
 # %% [markdown]
 # A removal is made when the best candidate lies below the black bar. Here the opposing sample goes
-# first, then the two noisy ones, then one typical sample by a small margin; at $|S| = 6$ the best
-# candidate lies above the bar and the search stops (it would also stop at `min_size`).
+# first, then the two noisy ones, then one typical sample by a small margin; at $|S| = {{sel.size}}$ the
+# best candidate lies above the bar and the search stops (it would also stop at `min_size`).
+#
+# Is that stop the best subset? On 10 samples there are only $2^{10}$ subsets: we can score every one,
+# and compare the best of each size $k$ with the greedy path.
+
+# %%
+from itertools import combinations
+
+best_of_size = {}
+for k in range(2, len(small) + 1):
+    value, subset = min((float(metric_value("mean_variance", *subset_stats(K_small, list(c)))), c)
+                        for c in combinations(range(len(small)), k))
+    best_of_size[k] = (value, subset)
+greedy_value = dict(zip(len(small) - np.arange(len(sel.trace.values) + 1),
+                        np.concatenate([[sel.trace.full_value], sel.trace.values])))
+print(f"{'k':>3} | best of size k (subset)              | greedy path at size k")
+for k, (value, subset) in best_of_size.items():
+    on_path = f"{greedy_value[k]:.5f}" if k in greedy_value else "(not reached)"
+    print(f"{k:3d} | {value:.5f} {str(subset):28s} | {on_path}")
+exhaustive = select(K_small, metric="mean_variance", strategy="exhaustive", min_size=2)
+print(f"\ngreedy keeps {sel.size} samples, mean_variance {sel.value:.5f}; "
+      f"exhaustive keeps {exhaustive.indices.tolist()}, mean_variance {exhaustive.value:.5f}")
+
+# %% [markdown]
+# Greedy stopped at a **local minimum**: from its {{sel.size}} samples no single removal lowers the value,
+# yet the best subset of all, {{exhaustive.indices.tolist()}}, has {{exhaustive.value:.5f}}, below the
+# {{sel.value:.5f}} where greedy stopped. To get there greedy would have had to accept removals that
+# raise the value: the best subsets of 5, 4 and 3 samples have {{best_of_size[5][0]:.5f}},
+# {{best_of_size[4][0]:.5f}} and {{best_of_size[3][0]:.5f}}, all above its stop. The value of the best
+# subset of each size is not a smooth function of $k$ with one minimum in the middle: it dips where two
+# or three samples happen to agree closely. `strategy="exhaustive"` finds the true optimum, and is
+# possible only for small batches.
 #
 # ## How good is greedy? Greedy vs prefix vs exhaustive
 #
-# Greedy is a heuristic; two others help to judge it:
+# Greedy is a heuristic; three other strategies help to judge it:
 #
+# - **all** keeps every sample: no selection at all. DBA with `all` is exactly its base optimizer (spec §6;
+#   notebook 4 uses it as the control).
 # - **prefix** ranks the samples once by their alignment with the batch sum,
 #   $c_i = \langle g_i, s\rangle / \|g_i\|$, and keeps the best prefix of that ranking: $B$ subsets
 #   evaluated in one $O(B^2)$ pass.
@@ -227,15 +279,18 @@ strategies = ("greedy", "prefix", "exhaustive")
 results = {m: {s: [select(K, metric=m, strategy=s, min_size=2) for K in gram_matrices] for s in strategies}
            for m in METRIC_NAMES}
 
+gaps = {}                                 # (metric, strategy) -> a summary of its 100 selections
 print(f"{'metric':>20} {'strategy':>10} | optimal | median gap | worst gap | mean size | subsets evaluated")
 for m in METRIC_NAMES:
     best = np.array([sel.value for sel in results[m]["exhaustive"]])
     for s in strategies:
         sels = results[m][s]
         ratio = np.array([sel.value for sel in sels]) / best
-        optimal = np.mean(ratio <= 1 + 1e-9)
-        print(f"{m:>20} {s:>10} | {optimal:7.0%} | {np.median(ratio):10.3g} | {ratio.max():9.3g} |"
-              f" {np.mean([sel.size for sel in sels]):9.2f} | {np.mean([sel.trace.n_evaluated for sel in sels]):9.0f}")
+        gaps[m, s] = row = {"optimal": np.mean(ratio <= 1 + 1e-9), "median": np.median(ratio), "worst": ratio.max(),
+                            "size": np.mean([sel.size for sel in sels]),
+                            "evaluated": np.mean([sel.trace.n_evaluated for sel in sels])}
+        print(f"{m:>20} {s:>10} | {row['optimal']:7.0%} | {row['median']:10.3g} | {row['worst']:9.3g} |"
+              f" {row['size']:9.2f} | {row['evaluated']:9.0f}")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
@@ -263,23 +318,34 @@ fig.tight_layout()
 # about $B^2/2$, prefix $B - \text{min\_size} + 1$, exhaustive $2^B$ minus the subsets below
 # `min_size`). The dashed curve, the full batch with no selection, puts the gaps in proportion.
 #
-# For every metric greedy finds the optimum more often than prefix and stays closer to it; prefix,
-# which ranks the samples once by their alignment with the batch sum, fits `variance` worst. Greedy
-# evaluates about a hundred subsets here, exhaustive over sixteen thousand.
+# For every metric greedy finds the optimum more often than prefix (for `variance` in
+# {{gaps['variance', 'greedy']['optimal']:.0%}} of the batches against
+# {{gaps['variance', 'prefix']['optimal']:.0%}}, for `normalized_variance`
+# {{gaps['normalized_variance', 'greedy']['optimal']:.0%}} against
+# {{gaps['normalized_variance', 'prefix']['optimal']:.0%}}, for `mean_variance`
+# {{gaps['mean_variance', 'greedy']['optimal']:.0%}} against {{gaps['mean_variance', 'prefix']['optimal']:.0%}})
+# and stays closer to it; prefix, which ranks the samples once by their alignment with the batch sum,
+# fits `variance` worst. Greedy evaluates {{gaps['mean_variance', 'greedy']['evaluated']:.0f}} subsets here
+# on average, exhaustive {{gaps['mean_variance', 'exhaustive']['evaluated']:,.0f}}.
 #
-# On these small batches of real gradients the optimal subsets are small even for `mean_variance`
-# (the "mean size" column): for $k = 2$ its value is small as soon as two samples' gradients nearly
-# agree, and among 14 digits such a pair is often there. The training run of notebook 4, with
-# batches of 64, shows the sizes greedy keeps there.
+# On these small batches of real gradients the optimal subsets are small even for `mean_variance`: its
+# exhaustive optimum keeps {{gaps['mean_variance', 'exhaustive']['size']:.2f}} samples on average, with
+# `min_size = 2` (the "mean size" column). For $k = 2$ its value $T/Q - 1/2$ is small as soon as two
+# samples' gradients nearly agree, and among 14 digits such a pair is often there. The training run of
+# notebook 4, with batches of 64, shows the sizes greedy and prefix keep there.
 #
-# ## Your turn: exercises 3 and 4
+# ## Practise it
 #
-# - `dba-ref exercises start 3` writes `ex3_mean_variance.py`: the metric `mean_variance(T, Q, k)`,
-#   with its guard.
-# - `dba-ref exercises start 4` writes `ex4_greedy.py`: the greedy search, `greedy_removals(K, min_size)`.
+# In the order of this notebook:
 #
-# Check them by running them (`python ex3_mean_variance.py`, `python ex4_greedy.py`) or with
-# `dba-ref exercises check 3 …` and `dba-ref exercises check 4 …`. The autograder knows the classic
-# slips: the unbiased variance ($k - 1$) instead of the biased one, a missing guard, an off-by-one in
-# the stop of the greedy loop, a removal on a tie (`<=` where the rule is `<`), a tie broken towards
-# the wrong index.
+# - `dba-ref exercises start mean_variance`: the metric `mean_variance(T, Q, k)`, with its guard;
+# - `dba-ref exercises start metrics`: the three metrics, and what each keeps;
+# - `dba-ref exercises start greedy_search`: the greedy search with its running $T$, $Q$, $r_i$;
+# - `dba-ref exercises start prefix_search` and `dba-ref exercises start exhaustive_search`: the other
+#   two strategies;
+# - `dba-ref exercises start greedy_not_optimal`: a batch on which greedy stops short of the optimum, as
+#   above.
+#
+# The autograder knows the classic slips: the unbiased variance ($k - 1$) instead of the biased one, a
+# missing guard, an off-by-one in the stop of the greedy loop, a removal on a tie (`<=` where the rule is
+# `<`), a tie broken towards the wrong index.

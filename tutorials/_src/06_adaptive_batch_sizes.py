@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 7 · DBA and adaptive batch sizes
+# # 6 · DBA and adaptive batch sizes
 #
 # DBA is not the only method that lets the data decide how many samples go into an update.
 # **Adaptive-sampling** methods grow the batch during training: AdAdaGrad and AdAdaGrad-Norm (Lau,
@@ -8,10 +8,10 @@
 # noisy to trust, the next batch is made larger.
 #
 # The one idea of this notebook: **the norm test and DBA read the same number** — DBA's
-# `mean_variance` metric is the norm-test statistic up to the factor $B/(B-1)$ — **and act on it in
-# opposite directions**: AdAdaGrad grows the next batch until the statistic is small, DBA shrinks each
-# layer's share of the current batch to the subset where it is smallest. (`dba_ref.optimizers.adaptive_batch`;
-# `docs/optimizers/adadagrad.md` and `adadagrad_norm.md`.)
+# `mean_variance` metric of a whole batch is the norm-test statistic up to the factor $B/(B-1)$ — **and act
+# on it in opposite directions**: AdAdaGrad grows the next batch until the statistic is small, DBA keeps
+# of the current batch, layer by layer, a subset on which it is lower (where its search stops).
+# (`dba_ref.optimizers.adaptive_batch`; `docs/optimizers/adadagrad.md` and `adadagrad_norm.md`.)
 
 # %%
 import matplotlib.pyplot as plt
@@ -28,18 +28,22 @@ from dba_ref.training import train
 # %% [markdown]
 # ## The norm test
 #
-# For a batch of $B$ samples with per-sample gradients $g_1, \dots, g_B$ (all parameters of the
-# network in one vector) and mean $\bar g$, the norm test estimates the variance of a single sample's
-# gradient by the sample covariance (divided by $B - 1$) and asks whether the mean of $B$ such
-# gradients is accurate to a fraction $\eta$ of its norm:
+# For a batch of $B$ samples with per-sample gradients $g_1, \dots, g_B$ and mean $\bar g$, the norm test
+# estimates the variance of a single sample's gradient by the sample covariance (divided by $B - 1$) and
+# asks whether the mean of $B$ such gradients is accurate to a fraction $\vartheta$ of its norm:
 #
 # $$\sigma^2 = \frac{1}{B-1} \sum_{i=1}^B \|g_i - \bar g\|^2, \qquad
-#   \text{passes when } \frac{\sigma^2}{B} \le \eta^2 \|\bar g\|^2, \qquad
-#   \text{else } B_{\text{next}} = \left\lceil \frac{\sigma^2}{\eta^2 \|\bar g\|^2} \right\rceil .$$
+#   \text{passes when } \frac{\sigma^2}{B} \le \vartheta^2 \|\bar g\|^2, \qquad
+#   \text{else } B_{\text{next}} = \left\lceil \frac{\sigma^2}{\vartheta^2 \|\bar g\|^2} \right\rceil .$$
+#
+# The norm test reads $g_i$ over **all** the network's parameters at once (every layer's $g_i$ of notebook 2,
+# one after the other); DBA reads it one layer at a time. The formulas below hold for any set of
+# parameters. The accuracy $\vartheta$ is called `eta` in the code, after the paper; here it is $\vartheta$,
+# since $\eta$ is the learning rate throughout this series (notation: `docs/notation.md`).
 #
 # $\sigma^2 / B$ estimates the variance of the mean $\bar g$, so the **statistic**
 # $\sigma^2 / (B\,\|\bar g\|^2)$ is the noise-to-signal ratio of the update; the test passes when it is at
-# most $\eta^2$, and otherwise asks for the batch size at which it would be. (The batch never shrinks.)
+# most $\vartheta^2$, and otherwise asks for the batch size at which it would be. (The batch never shrinks.)
 #
 # ## The same number as `mean_variance`
 #
@@ -88,10 +92,11 @@ print(f"mean_variance(T, Q, B) alone          {mean_variance(T, Q, B):.15f}   ra
 
 # %% [markdown]
 # The three agree to rounding, and `mean_variance` alone is smaller by exactly $(B-1)/B$. DBA works
-# **layer by layer**: its metric for layer $l$ is the same statistic restricted to that layer's
-# parameters, $\frac{B}{B-1}\,$`mean_variance`$(T_l, Q_l, B)$. The metric DBA computes for each layer's
-# whole batch before removing anything (`select(K_l).trace.full_value`), against the norm test on that
-# layer's parameters alone:
+# **layer by layer**: its metric for layer $l$ and a subset of $k$ samples is `mean_variance`$(T_l, Q_l, k)$,
+# from that layer's Gram matrix. For the whole batch ($k = B$) it is the norm statistic of that layer's
+# parameters alone, divided by $B/(B-1)$. The metric DBA computes for each layer's whole batch before
+# removing anything (`select(K_l).trace.full_value`), times $B/(B-1)$, against the norm test on that layer's
+# parameters:
 
 # %%
 print(f"{'layer':>5} | {'norm statistic, explicit':>24} | {'B/(B-1) x DBA full-batch mean_variance':>38} | rel. diff.")
@@ -141,12 +146,12 @@ fig.tight_layout()
 #
 # Same data as notebook 4 (60 training digits per class, the other 4,400 for testing), the same
 # $784 \to 128 \to 10$ network, 20 epochs, and the same base update for all: **AdaGrad-Norm**, one
-# scalar step size $\eta_{\text{lr}}/b$ with $b^2$ the running sum of squared gradient norms, at its
-# default learning rate 1. Four runs:
+# scalar step size $\eta/\rho_t$ for all parameters, with $\rho_t^2$ the running sum of the squared norms
+# of the gradients it has received, at its default learning rate $\eta = 1$. Four runs:
 #
 # - **AdaGrad-Norm**, batches of 64 throughout (the baseline);
 # - **AdAdaGrad-Norm**, starting from batches of 8 and growing them with the norm test, with
-#   $\eta = 0.5$ and with $\eta = 1$ (the test's $\eta$; smaller is stricter);
+#   $\vartheta = 0.5$ and with $\vartheta = 1$ (smaller is stricter);
 # - **DBA(AdaGrad-Norm)**, batches of 64, each layer updated with the mean over its selected subset
 #   (defaults: `mean_variance`, greedy, `min_size = 2`).
 #
@@ -156,8 +161,8 @@ fig.tight_layout()
 # %%
 runs = {
     "AdaGrad-Norm, B = 64": (adagrad_norm(), 64),
-    "AdAdaGrad-Norm, η = 0.5": (adadagrad_norm(eta=0.5), 8),
-    "AdAdaGrad-Norm, η = 1": (adadagrad_norm(eta=1.0), 8),
+    "AdAdaGrad-Norm, ϑ = 0.5": (adadagrad_norm(eta=0.5), 8),
+    "AdAdaGrad-Norm, ϑ = 1": (adadagrad_norm(eta=1.0), 8),
     "DBA(AdaGrad-Norm), B = 64": (dba(adagrad_norm()), 64),
 }
 histories = {}
@@ -166,13 +171,15 @@ for name, (optimizer, batch_size) in runs.items():
                             split.y_test, epochs=20, batch_size=batch_size, seed=0, progress=False)
 
 print(f"{'run':>26} | steps | first batch | largest batch | test accuracy")
+n_steps, largest, accuracy = {}, {}, {}
 for name, h in histories.items():
     sizes = h.steps["batch_size"]
+    n_steps[name], largest[name], accuracy[name] = len(sizes), max(sizes), h.final["test_acc"]
     print(f"{name:>26} | {len(sizes):5d} | {sizes[0]:11d} | {max(sizes):13d} | {h.final['test_acc']:.2%}")
 
 # %%
 fig, (ax_ada, ax_dba) = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-for name, color in (("AdAdaGrad-Norm, η = 0.5", "C0"), ("AdAdaGrad-Norm, η = 1", "C1")):
+for name, color in (("AdAdaGrad-Norm, ϑ = 0.5", "C0"), ("AdAdaGrad-Norm, ϑ = 1", "C1")):
     plot_batch_sizes(ax_ada, histories[name], x="epoch", label=name, color=color)
 ax_ada.axhline(len(split.y_train), color="0.5", ls=":", lw=1, label="the whole training set (600)")
 ax_ada.set_title("AdAdaGrad-Norm: the size of each batch (the norm test grows it)", fontsize=10)
@@ -195,24 +202,31 @@ fig.tight_layout()
 
 full = batch_sizes == 64
 first, last = epoch_position < 2, epoch_position >= 18
+kept_first = [np.mean(np.array(sizes)[full & first]) for sizes in h.steps["selected"]]
+kept_last = [np.mean(np.array(sizes)[full & last]) for sizes in h.steps["selected"]]
 print("DBA(AdaGrad-Norm): mean samples kept of a batch of 64, first 2 epochs → last 2 epochs:",
-      ", ".join(f"layer {layer + 1} {np.mean(np.array(sizes)[full & first]):.1f} → "
-                f"{np.mean(np.array(sizes)[full & last]):.1f}" for layer, sizes in enumerate(h.steps["selected"])))
+      ", ".join(f"layer {layer + 1} {a:.1f} → {b:.1f}" for layer, (a, b) in enumerate(zip(kept_first, kept_last))))
 
 # %% [markdown]
 # The two schemes move the number of samples behind an update in opposite directions:
 #
-# - **AdAdaGrad-Norm** starts at 8 and the norm test fails again and again. With $\eta = 0.5$ the batch
-#   reaches the whole training set (600) within the first epochs, and the run makes only 30 steps in
-#   20 epochs; with $\eta = 1$, a looser test, the batch grows more slowly, to 291 at most, in 125
-#   steps. The batch never shrinks. (The dots are the truncated last batches of epochs.)
-# - **DBA** keeps the batch at 64 and shrinks what each layer uses: on average about 23 to 26 samples
-#   in the first two epochs and 14 to 15 in the last two (the line above the figure), each layer
+# - **AdAdaGrad-Norm** starts at 8 and the norm test fails again and again. With $\vartheta = 0.5$ the
+#   batch grows to {{largest['AdAdaGrad-Norm, ϑ = 0.5']}} samples (the whole training set has 600), and the
+#   run makes only {{n_steps['AdAdaGrad-Norm, ϑ = 0.5']}} steps in 20 epochs; with $\vartheta = 1$, a looser
+#   test, the batch grows more slowly, to {{largest['AdAdaGrad-Norm, ϑ = 1']}} at most, in
+#   {{n_steps['AdAdaGrad-Norm, ϑ = 1']}} steps. The batch never shrinks. (The dots are the truncated last
+#   batches of epochs.)
+# - **DBA** keeps the batch at 64 and shrinks what each layer uses: on average
+#   {{min(kept_first):.1f}} to {{max(kept_first):.1f}} samples in the first two epochs and
+#   {{min(kept_last):.1f}} to {{max(kept_last):.1f}} in the last two (the line above the figure), each layer
 #   deciding for itself at every step.
 #
-# The accuracies are those of one untuned run (default learning rate, one seed): the fixed batches of
-# AdaGrad-Norm do best here and both adaptive schemes trail it. This is not a benchmark; for tuned
-# learning rates over three seeds see `docs/optimizers/comparison.md`.
+# The accuracies are those of one untuned run (default learning rate, one seed, 20 epochs): AdaGrad-Norm
+# with fixed batches reaches {{accuracy['AdaGrad-Norm, B = 64']:.1%}}, AdAdaGrad-Norm
+# {{accuracy['AdAdaGrad-Norm, ϑ = 0.5']:.1%}} and {{accuracy['AdAdaGrad-Norm, ϑ = 1']:.1%}}, DBA(AdaGrad-Norm)
+# {{accuracy['DBA(AdaGrad-Norm), B = 64']:.1%}}. This is not a benchmark: notebook 5 shows how much the
+# learning rate and the budget decide such a comparison; for tuned learning rates over three seeds see
+# `docs/optimizers/comparison.md`.
 #
 # ## Same statistic, two decisions
 #
@@ -225,8 +239,9 @@ print("DBA(AdaGrad-Norm): mean samples kept of a batch of 64, first 2 epochs →
 steps = h.steps
 fig, ax = plt.subplots(figsize=(9, 4))
 print(f"DBA(AdaGrad-Norm), {len(batch_sizes)} steps; the norm test on one layer's parameters:")
-print(f"{'layer':>5} | {'':>15} | passes at η = 0.5 | at η = 1 | median statistic | median σ²/(η² ‖ḡ‖²), the size"
-      f" it asks for: η = 0.5 | η = 1")
+print(f"{'layer':>5} | {'':>15} | passes at ϑ = 0.5 | at ϑ = 1 | median statistic | median σ²/(ϑ² ‖ḡ‖²), the size"
+      f" it asks for: ϑ = 0.5 | ϑ = 1")
+test = {}                                     # (layer, "full batch" | "selected subset") -> what the table prints
 for layer in range(2):
     k = np.array(steps["selected"][layer])
     full_statistic = batch_sizes / (batch_sizes - 1) * np.array(steps["full_metric"][layer])
@@ -234,14 +249,17 @@ for layer in range(2):
     for label, statistic, n, style in (("full batch", full_statistic, batch_sizes, "--"),
                                        ("selected subset", kept_statistic, k, "-")):
         asks = n * statistic                                  # σ²/‖ḡ‖²: the size that makes the statistic 1
-        print(f"{layer + 1:5d} | {label:>15} | {np.mean(statistic <= 0.25):16.0%} | {np.mean(statistic <= 1):8.0%} |"
-              f" {np.median(statistic):16.3f} | {np.median(asks / 0.25):53.0f} | {np.median(asks):5.0f}")
+        test[layer + 1, label] = row = {"pass_half": np.mean(statistic <= 0.25), "pass_one": np.mean(statistic <= 1),
+                                        "median": np.median(statistic), "asks_half": np.median(asks / 0.25),
+                                        "asks_one": np.median(asks)}
+        print(f"{layer + 1:5d} | {label:>15} | {row['pass_half']:16.0%} | {row['pass_one']:8.0%} |"
+              f" {row['median']:16.3f} | {row['asks_half']:53.0f} | {row['asks_one']:5.0f}")
         ax.semilogy(epoch_position, statistic, style, color=f"C{layer + 2}", lw=0.6, alpha=0.35)
         ax.semilogy(epoch_position[7:-7], np.convolve(statistic, np.ones(15) / 15, mode="valid"), style,
                     color=f"C{layer + 2}", lw=2, label=f"layer {layer + 1}, {label} (15-step mean)")
-for eta in (0.5, 1.0):
-    ax.axhline(eta ** 2, color="k", lw=1, ls=":")
-    ax.annotate(f"η² for η = {eta:g}", (0, eta ** 2), xytext=(2, 3), textcoords="offset points", fontsize=8,
+for accuracy_bound in (0.5, 1.0):
+    ax.axhline(accuracy_bound ** 2, color="k", lw=1, ls=":")
+    ax.annotate(f"ϑ² for ϑ = {accuracy_bound:g}", (0, accuracy_bound ** 2), xytext=(2, 3), textcoords="offset points", fontsize=8,
                 backgroundcolor="w")
 ax.set_xlabel("epoch")
 ax.set_ylabel("norm-test statistic  σ² / (B ‖ḡ‖²)")
@@ -254,16 +272,20 @@ fig.tight_layout()
 # %% [markdown]
 # Read the figure with the table:
 #
-# - **The full batch.** Each layer's statistic mostly lies between $\eta^2 = 0.25$ and 1: a batch of 64
-#   passes the test with $\eta = 1$ at 92–94% of the steps and almost never with $\eta = 0.5$, which
-#   asks for a median of 160 (layer 1) and 138 (layer 2) samples. This is the sampling noise that
-#   AdAdaGrad-Norm answers by growing the batch, in line with its runs above (a different trajectory,
-#   the same kind of numbers): at $\eta = 0.5$ it went to the whole training set, at $\eta = 1$ it grew
-#   slowly.
+# - **The full batch.** Each layer's statistic mostly lies between $\vartheta^2 = 0.25$ and 1: a batch of 64
+#   passes the test with $\vartheta = 1$ at {{test[1, 'full batch']['pass_one']:.0%}} (layer 1) and
+#   {{test[2, 'full batch']['pass_one']:.0%}} (layer 2) of the steps, and with $\vartheta = 0.5$ at
+#   {{test[1, 'full batch']['pass_half']:.0%}} and {{test[2, 'full batch']['pass_half']:.0%}}; there it asks
+#   for a median of {{test[1, 'full batch']['asks_half']:.0f}} and {{test[2, 'full batch']['asks_half']:.0f}}
+#   samples. This is the sampling noise that AdAdaGrad-Norm answers by growing the batch, in line with its
+#   runs above (a different trajectory, the same kind of numbers): at $\vartheta = 0.5$ its batch grew much
+#   faster than at $\vartheta = 1$.
 # - **The selected subset.** DBA's greedy search removes samples as long as `mean_variance` falls, so
-#   what it keeps has a much smaller statistic — medians 0.237 and 0.121 against 0.674 and 0.573 — and
-#   would pass the $\eta = 0.5$ test at 56% and 94% of the steps, although it holds fewer samples than
-#   the full batch.
+#   what it keeps has a much smaller statistic — medians {{test[1, 'selected subset']['median']:.3f}} and
+#   {{test[2, 'selected subset']['median']:.3f}} against {{test[1, 'full batch']['median']:.3f}} and
+#   {{test[2, 'full batch']['median']:.3f}} for the full batch — and would pass the $\vartheta = 0.5$ test at
+#   {{test[1, 'selected subset']['pass_half']:.0%}} and {{test[2, 'selected subset']['pass_half']:.0%}} of
+#   the steps, although it holds fewer samples than the full batch.
 #
 # That last point is where the two methods differ in kind. The norm test assumes that the $B$ samples
 # were drawn at random: then $\sigma^2 / B$ estimates the variance of their mean around the gradient of
@@ -275,7 +297,12 @@ fig.tight_layout()
 # many random samples make the mean gradient reliable; DBA asks which of the samples at hand agree well
 # enough to be averaged.
 #
-# To explore: change $\eta$ of AdAdaGrad-Norm, its initial batch size, or DBA's `min_size` and metric
+# To explore: change $\vartheta$ of AdAdaGrad-Norm (`eta=`), its initial batch size, or DBA's `min_size` and metric
 # (`dba(adagrad_norm(), metric="variance", min_size=0.25)`), and watch both figures. From the shell,
 # `dba-ref train --optimizer adadagrad_norm --batch-size 8 --hparam eta=0.5` trains the same way and plots
 # the batch size over training.
+#
+# ## Practise it
+#
+# `dba-ref exercises start norm_test`: the norm test's statistic and the batch size it asks for, from the
+# per-sample signals — and, with the identity of this notebook, from `mean_variance`.

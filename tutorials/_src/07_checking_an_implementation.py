@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 5 · Checking another implementation
+# # 7 · Checking another implementation
 #
 # `dba_ref` is a reference: you write DBA in PyTorch, JAX or C++ for your own work, and check it
 # against this one. Comparing two implementations number by number is less simple than it sounds:
@@ -52,6 +52,18 @@ def dba_ref_command(*args: str) -> int:
     print(f"[exit status {status}]")
     return status
 
+
+reports = {}          # run -> its check as a Python object (dba_ref.conformance.check_results), for the text
+
+
+def said(run, quantity, what="max_error", dtype="float64", fmt=".2e"):
+    """What the check of ``run`` says of ``quantity``, as the text below quotes it (without PyTorch: nothing)."""
+    if run not in reports:
+        return "(needs PyTorch)"
+    row = reports[run].rows[quantity, dtype]
+    return {"max_error": format(row.max_error, fmt), "compared": str(row.compared), "differ": str(len(row.failed)),
+            "agree": str(row.compared - len(row.failed)), "worst": row.worst_key}[what]
+
 # %% [markdown]
 # ## What is compared, and how
 #
@@ -59,17 +71,26 @@ def dba_ref_command(*args: str) -> int:
 # everything the reference computes from it: per-sample losses $\ell_i$, per-sample gradients, the
 # Gram matrix $K_l$ of every layer, the full-batch statistics $T, Q$ and metrics, the selection and its
 # trace for every metric × strategy × layer, and the weights after one DBA(SGD) and one DBA(Adam) step.
-# Eight cases cover one and four weight layers, float32, `min_size` $= B - 1$ and $= B$, and the
+# The {{len(CASES)}} cases cover networks of {{min(len(c.sizes) - 1 for c in CASES)}} to
+# {{max(len(c.sizes) - 1 for c in CASES)}} weight layers, float32, `min_size` $= B - 1$ and $= B$, and the
 # tanh, sigmoid and identity activations.
 #
 # Each quantity is compared its own way:
 #
 # - **arrays** (losses, gradients, Gram matrices, weights) by the relative error over the whole
 #   array, $\;\mathrm{err} = \max_j |a_j - r_j| \,/\, \max_j |r_j|$, with $r$ the reference;
-# - **metric values** relative to their *rounding scale*, because a metric is a difference that can
-#   cancel to 0 (every single sample has the value 0): $T/k$ for
-#   `variance` $= T/k - Q/k^2$; for the ratio metrics their leading term times the condition number
-#   $kT/Q \ge 1$ of $Q$ (e.g. $\frac{T}{Q}\cdot\frac{kT}{Q}$ for `mean_variance` $= T/Q - 1/k$);
+# - **metric values** relative to their *rounding scale*. Every floating-point operation rounds its result
+#   to about $\epsilon_{\text{mach}}$ ($2.2 \cdot 10^{-16}$ in float64) *of the numbers it works on*, so a
+#   value computed as a difference of larger numbers carries an error of about $\epsilon_{\text{mach}}$ times
+#   those numbers, not times itself. A metric is such a difference, and can cancel to 0: `variance`
+#   $= T/k - Q/k^2$ is 0 for a single sample although $T/k$ is not. The **rounding scale** of a value is the
+#   size of what it is computed from, the number its error is measured against: $T/k$ for `variance`. For
+#   the ratio metrics one more factor enters. $Q = \sum_{i,j \in S} K[i,j]$ is itself a sum whose terms
+#   cancel: they add up to $kT$ at most in size ($|K[i,j]| \le \sqrt{K[i,i]K[j,j]}$), while $Q$ can be much
+#   smaller, so $Q$ is known to a relative error of about $\epsilon_{\text{mach}} \cdot kT/Q$. The factor
+#   $kT/Q \ge 1$ is the *condition number* of $Q$. The rounding scale of a ratio metric is its leading term
+#   times it: $\frac{T}{Q}\cdot\frac{kT}{Q}$ for `mean_variance` $= T/Q - 1/k$, $\big(\frac{kT}{Q}\big)^2$ for
+#   `normalized_variance` $= kT/Q - 1$ (`dba_ref.agreement.value_scale`);
 # - **selected sets and removal orders** exactly, step by step — except where the reference's
 #   decision **margin** (the gap between the best and the second-best candidate, or between the best
 #   and the acceptance threshold, in units of their rounding scale) is at most $10^{-9}$: such a
@@ -151,12 +172,16 @@ if not needs_torch():
 # %%
 if not needs_torch():
     dba_ref_command("conformance", "check", "torch_results.npz")
+    reports["PyTorch version"] = check_results(load_npz("torch_results.npz"))
 
 # %% [markdown]
-# Every row passes. In float64 the largest errors are a few units in the last digit — 2.48e-16 for the
-# losses, 6.24e-16 for the Gram matrices, 6.52e-15 for the metric values — and in float32 about
-# 1e-7, the precision of float32 itself: two implementations that add in a different order, nothing
-# more. All 228 float64 and 24 float32 selections are the same sets, removed in the same order. The
+# Every row passes. In float64 the largest errors are a few units in the last digit —
+# {{said('PyTorch version', 'losses')}} for the losses, {{said('PyTorch version', 'gram')}} for the Gram
+# matrices, {{said('PyTorch version', 'value')}} for the metric values — and in float32 about
+# {{said('PyTorch version', 'gram', dtype='float32')}}, the precision of float32 itself: two implementations
+# that add in a different order, nothing more. All {{said('PyTorch version', 'indices', 'compared')}} float64
+# and {{said('PyTorch version', 'indices', 'compared', 'float32')}} float32 selections are the same sets,
+# removed in the same order. The
 # golden cases were chosen to hold no near-tie, so a correct implementation reproduces every one of them
 # and the `ambiguous` count stays at zero.
 #
@@ -183,15 +208,18 @@ if not needs_torch():
     with mock.patch.object(torch_dba, "gram", gram_without_bias):
         run_implementation(torch_dba.conformance_results, "no_bias_results.npz")
     dba_ref_command("conformance", "check", "no_bias_results.npz", "--max-listed", "4")
+    reports["Gram without the bias"] = check_results(load_npz("no_bias_results.npz"))
 
 # %% [markdown]
 # The report points at the bug. `losses` and `grad` still pass: the gradients themselves are right.
-# The first row that fails is `gram` (off by up to 0.6 of its largest entry, in
-# `edge_one_removal/gram1`), and everything computed from the Gram matrix fails after it: the
-# full-batch statistics $T$, $Q$ and the metrics, 76 of the 228 float64 selections (their sets and
-# their removal orders), the metric values, and the weights after a DBA step, whose selections changed.
-# Values are compared only where the selections agree (152 of 228): elsewhere they are values of
-# different subsets. In the float32 case the wrong Gram happened to lead the step's search to the same
+# The first row that fails is `gram` (off by up to {{said('Gram without the bias', 'gram', fmt='.2g')}} of its largest
+# entry, in `{{said('Gram without the bias', 'gram', 'worst')}}`), and everything computed from the Gram matrix
+# fails after it: the full-batch statistics $T$, $Q$ and the metrics,
+# {{said('Gram without the bias', 'indices', 'differ')}} of the {{said('Gram without the bias', 'indices', 'compared')}}
+# float64 selections (their sets and their removal orders), the metric values, and the weights after a DBA
+# step, whose selections changed. Values are compared only where the selections agree
+# ({{said('Gram without the bias', 'value', 'compared')}} of {{said('Gram without the bias', 'indices', 'compared')}}):
+# elsewhere they are values of different subsets. In the float32 case the wrong Gram happened to lead the step's search to the same
 # subsets, so its DBA step still passes — the update itself is built from the gradients, which are right.
 #
 # Read a failing report from the top: the first row that fails is where to look.
@@ -222,6 +250,7 @@ if not needs_torch():
     with mock.patch.object(torch_dba, "metric_value", metric_value_unbiased):
         run_implementation(torch_dba.conformance_results, "unbiased_results.npz")
     dba_ref_command("conformance", "check", "unbiased_results.npz", "--max-listed", "4")
+    reports["unbiased variance"] = check_results(load_npz("unbiased_results.npz"))
 
 # %% [markdown]
 # This time the gradients and the Gram matrices pass, and so do both DBA steps, which select with
@@ -230,14 +259,17 @@ if not needs_torch():
 # selections. Which ones?
 
 # %%
+differing = []                  # metric/strategy of every selection that differs
 if not needs_torch():
-    report = check_results(load_npz("unbiased_results.npz"))
     for dtype in ("float64", "float32"):
-        for problem in report.rows["indices", dtype].failed:
+        for problem in reports["unbiased variance"].rows["indices", dtype].failed:
             print(f"{dtype}: {problem}")
+            differing.append("/".join(problem.split("/sel/")[1].split("/")[:2]))
+print("metric/strategy of the selections that differ:", sorted(set(differing)))
 
 # %% [markdown]
-# All of them are `variance` with the `prefix` strategy. Greedy compares candidates of one size at a
+# Every one of them is a {{" and ".join(sorted(set(differing))) or "(needs PyTorch)"}} selection
+# (metric/strategy): `variance` with the `prefix` strategy. Greedy compares candidates of one size at a
 # time, for which the factor $k/(k-1)$ is the same and changes nothing (it could only stop the search
 # earlier, and here it never did). Prefix compares subsets of every size at once, and the factor — 2 at
 # $k = 2$, close to 1 for the whole batch — makes the short prefixes look worse, so the wrong version
@@ -252,9 +284,6 @@ if not needs_torch():
 
 # %%
 if not needs_torch():
-    runs = {"PyTorch version": "torch_results.npz", "Gram without the bias": "no_bias_results.npz",
-            "unbiased variance": "unbiased_results.npz"}
-    reports = {name: check_results(load_npz(path)) for name, path in runs.items()}
     measured = [q for q in QUANTITIES if q not in EXACT_QUANTITIES]
     floor = 1e-18                                                   # an error of exactly 0 is drawn here
 
@@ -284,11 +313,28 @@ if not needs_torch():
     fig.suptitle("dba-ref conformance check: one correct implementation, two one-line bugs", fontsize=10)
     fig.tight_layout()
 
+
+def headroom(run):
+    """Orders of magnitude between the tolerance and the largest error of ``run``, over every float64 quantity."""
+    if run not in reports:
+        return "(needs PyTorch)"
+    rows = [reports[run].rows[q, "float64"] for q in QUANTITIES if q not in EXACT_QUANTITIES]
+    return f"{min(np.log10(TOLERANCES['float64'][r.quantity] / r.max_error) for r in rows if r.max_error > 0):.0f}"
+
+
+bug_errors = [reports[run].rows[q, "float64"].max_error for run in ("Gram without the bias", "unbiased variance")
+              if run in reports for q in QUANTITIES if q not in EXACT_QUANTITIES
+              and reports[run].rows[q, "float64"].failed]
+print(f"the correct version: at least {headroom('PyTorch version')} orders of magnitude below every tolerance; "
+      f"the failing rows of the bugs: errors from {min(bug_errors, default=np.nan):.2g} to "
+      f"{max(bug_errors, default=np.nan):.2g}")
+
 # %% [markdown]
-# Blue, the correct version, lies at least five orders of magnitude below every tolerance, and no
-# selection differs. The bugs fail by errors between about 0.1 and 2 (the tables above), far above them. The tolerances leave
-# room for another summation order, another BLAS, float32 — not for a wrong term — and the gap between
-# the two kinds of error is what makes the verdict clear-cut.
+# Blue, the correct version, lies at least {{headroom('PyTorch version')}} orders of magnitude below every
+# tolerance, and no selection differs. The bugs' failing rows have errors from {{min(bug_errors, default=np.nan):.2g}}
+# to {{max(bug_errors, default=np.nan):.2g}} (the tables above), far above them. The tolerances leave room for
+# another summation order, another BLAS, float32 — not for a wrong term — and the gap between the two kinds
+# of error is what makes the verdict clear-cut.
 #
 # ## Checking part of an implementation
 #
@@ -317,4 +363,12 @@ workdir.cleanup()
 # `W_l` is `(out, in)`; `grad_W<l>[i]` is the gradient of sample $i$'s own loss $\ell_i$ (not divided by
 # $B$); the Gram matrix includes the bias; statistics and metrics are computed in float64 even for a
 # float32 model; greedy removes only on a strict decrease and breaks ties towards the lowest index;
-# Adam adds $\varepsilon$ to $\sqrt{\hat v}$ after the bias correction.
+# Adam adds its $\epsilon$ to $\sqrt{\hat v}$ after the bias correction.
+#
+# ## Practise it
+#
+# The exercises' autograder is a conformance check in small: each exercise's answers are compared with the
+# reference by the same comparator, on edge cases and random ones, and a classic slip is named. The two
+# slips of this notebook are among those it recognises: `dba-ref exercises start gram_identity` (the missing
+# $+1$) and `dba-ref exercises start metrics` (the unbiased variance). Then check your own implementation of
+# a whole DBA step with the three steps above.

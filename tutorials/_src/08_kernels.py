@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 6 · The kernels: NumPy, Numba CPU and CUDA
+# # 8 · The kernels: NumPy, Numba CPU and CUDA
 #
 # The NumPy code of notebooks 1–4 is the reference: short, readable, next to the paper. It is also
 # slow where Python loops: the greedy search is a loop of $B$ steps. `dba_ref` therefore has three
@@ -114,7 +114,7 @@ for name, call in [("gram", lambda: numba_kernels.gram(A_small, D_small)),
 #
 # Each is compared with NumPy's: Gram matrices and updates by $\max|a - r| / \max|r|$, selected sets
 # and removal orders exactly, and the metric value of each selection two ways: relative to the value,
-# $|a - r| / |r|$, and relative to its rounding scale, as the conformance check of notebook 5 does.
+# $|a - r| / |r|$, and relative to its rounding scale, as the conformance check of notebook 7 does.
 
 # %%
 split = make_split(load_dataset("mnist5k"), per_class=60, seed=0)
@@ -189,11 +189,13 @@ print(f"largest relative error: {backend}, {metric} / {strategy} / layer {layer}
 print(f"  NumPy {ref.value!r}\n  {backend:<5} {sel.value!r}")
 print(f"  its rounding scale ({'T/k' if metric == 'variance' else 'leading term x kT/Q'}) is {scale:.4g}, "
       f"{scale / ref.value:.0f} times the value")
+worst_plain = {b: max(errors[b][0].values()) for b in BACKENDS}       # the table's two value-error columns
+worst_scaled = {b: max(errors[b][1].values()) for b in BACKENDS}
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
 keys = list(ref_selections)
 floor = 1e-18                                                   # an error of exactly 0 is drawn here
-for ax, which, title in zip(axes, (0, 1), ("relative to the value", "relative to its rounding scale (notebook 5)")):
+for ax, which, title in zip(axes, (0, 1), ("relative to the value", "relative to its rounding scale (notebook 7)")):
     for backend, marker in (("numba", "s"), ("cuda", "o")):
         ax.semilogy(range(len(keys)), [max(errors[backend][which][k], floor) for k in keys], marker, ms=6,
                     mfc="none", label=backend)
@@ -207,14 +209,16 @@ axes[0].legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]
-# A metric value is a difference: `variance` $= T/k - Q/k^2$ is the small gap between two larger
-# numbers, here 18 times larger than the gap (the line above the figure). A difference in the
-# last digit of $K$, or in the order of a sum, is amplified by that factor in the value — and for the
-# ratio metrics by the condition number $kT/Q$ of $Q$. The right panel measures each error against the
-# value's rounding scale, as notebook 5 does: at most 3.1e-14 (the table), well below $10^{-12}$. On
-# this batch even the plain relative errors (left) stay below $10^{-12}$; on a batch where two kept
-# samples nearly agree, the cancellation can push the plain relative error of a small value past it
-# while the error against the rounding scale stays as small. That is why the tests
+# A metric value is a difference: `{{metric}}` of the subset above is the small gap between larger numbers,
+# its rounding scale {{scale / ref.value:.0f}} times larger than the value itself (the lines above the
+# figure; the rounding scale and the condition number $kT/Q$ are defined in notebook 7). A difference in
+# the last digit of $K$, or in the order of a sum, is amplified by that factor in the value. The right panel
+# measures each error against the value's rounding scale, as notebook 7 does: at most
+# {{worst_scaled['cuda']:.1e}} for CUDA and {{worst_scaled['numba']:.1e}} for Numba (the table), well below
+# $10^{-12}$. On this batch even the plain relative errors (left) stay below $10^{-12}$ (at most
+# {{worst_plain['cuda']:.1e}}); on a batch where two kept samples nearly agree, the value can be $10^{-4}$ of
+# its rounding scale or less, and the same rounding then puts the plain relative error past $10^{-12}$ while
+# the error against the rounding scale stays as small. That is why the tests
 # (`tests/test_backends.py`) and the conformance checker read spec §7's "values to $10^{-12}$
 # relative" against the rounding scale for a value that cancels.
 #
@@ -296,9 +300,9 @@ print("at B = 4096, numba is faster than numpy by: "
 #
 # - **Gram matrix**: the same time in both backends, within noise. The time is BLAS's, and both call
 #   the same BLAS; it grows as $B^2$ (slope 2 in the figure).
-# - **Greedy search**: Numba is tens of times faster at small $B$, where NumPy's time is the fixed
-#   cost of a Python loop step, and still several times faster at $B = 4096$ (the factors printed
-#   above), where both do $O(B^2)$ work in all. `mean_variance` stops earlier than `variance`
+# - **Greedy search**: Numba is {{timings['numpy', 'variance', 64] / timings['numba', 'variance', 64]:.0f}}
+#   times faster at $B = 64$ (`variance`), where NumPy's time is the fixed cost of a Python loop step, and
+#   still {{speedup['variance']:.1f}} times faster at $B = 4096$, where both do $O(B^2)$ work in all. `mean_variance` stops earlier than `variance`
 #   (the "steps" columns), so it costs less in both.
 # - **What dominates**: at large $B$ the Gram matrix, not the search, is most of the work of a DBA
 #   step on a CPU; on the GPU both run as kernels.
@@ -323,5 +327,10 @@ print("at B = 4096, numba is faster than numpy by: "
 # - `numba` to train on a CPU with large batches: same answers, a faster greedy search.
 # - `cuda` on a GPU, for large batches and wide layers.
 #
-# Whichever you pick, `dba-ref conformance check` (notebook 5) and the tests hold it to the same
+# Whichever you pick, `dba-ref conformance check` (notebook 7) and the tests hold it to the same
 # definition.
+#
+# ## Practise it
+#
+# `dba-ref exercises start greedy_search`, if you have not yet: the loop every backend compiles. Then time your
+# version against `get_backend("numba").kernels.search.greedy_path` as $B$ grows, as above.
