@@ -187,6 +187,20 @@ def decisive_steps(margins: np.ndarray, threshold: float = AMBIGUITY["float64"])
 # --------------------------------------------------------------------------
 # Rounding-error bounds
 # --------------------------------------------------------------------------
+#: The safety factor of :func:`rounding_tolerance` (why 8: docs/testing.md).
+SAFETY = 8
+
+
+def rounding_tolerance(scale, n_ops, dtype=np.float64):
+    """``SAFETY · n_ops · ε · (scale + tiny)``: how far two computations of a quantity may differ by rounding alone.
+
+    ``scale`` is the size of the terms that fed the quantity, ``n_ops`` how many
+    roundings fed it, ``ε = np.finfo(dtype).eps`` and ``tiny`` the smallest normal
+    number of ``dtype`` (below it numbers lose relative precision).
+    """
+    return SAFETY * n_ops * float(np.finfo(dtype).eps) * (np.asarray(scale, np.float64) + float(np.finfo(dtype).tiny))
+
+
 def gram_entry_rtol(n_terms: int, dtype=np.float64) -> float:
     """Error bound of a Gram entry relative to ``√(K_ii K_jj)`` when K is computed from the signals.
 
