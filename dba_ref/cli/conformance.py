@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="golden cases to compare with (default: those shipped with dba-ref)")
     c.add_argument("--inputs", default=None, metavar="DIR",
                    help="read the declaration `dba-ref conformance export DIR` recorded (DIR/DECLARATION.json); "
-                        "the options below replace its parts")
+                        "the options below replace its parts (default: none, the options alone declare)")
     _add_declaration(c)
     c.add_argument("--max-listed", type=int, default=20, help="problems listed per section (default: %(default)s)")
     p.set_defaults(_parser=p)
