@@ -39,6 +39,7 @@ other's weights rather than against the reference's own trajectory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -193,6 +194,81 @@ def _parting(selection, margins, verdict, indices, removed) -> tuple:
     return (int(differ[0]) if differ else None), margin
 
 
+class _Step(NamedTuple):
+    """What judging one step needs to know of the trajectory: where to record, and the keys by output name."""
+
+    case: str
+    label: str
+    t: int
+    keys: dict
+    row: object
+
+
+def _judge_selections(step: _Step, searches, got: dict, threshold: float, result: TrajectoryCheck) -> tuple:
+    """Compare the other's selections of one step with the reference's ``searches``; return the subsets the step
+    continues with (the other's where they part: re-synchronisation) and the failures ``(layer, 0, Divergence)``."""
+    subsets, failures = [], []
+    for l, (K, sel) in enumerate(searches, 1):
+        given = {name: unpad(got[step.keys[f"L{l}/{name}"]][step.t - 1]) for name in ("indices", "removed")
+                 if step.keys[f"L{l}/{name}"] in got}
+        indices, removed = given.get("indices"), given.get("removed")
+        subsets.append(sel.indices)
+        if not given:
+            continue
+        same = ((indices is None or np.array_equal(indices, sel.indices))
+                and (removed is None or np.array_equal(removed, sel.trace.removed)))
+        margins = np.zeros(0) if same else decision_margins(K, sel)        # replayed only where they part
+        verdict = compare_selection(sel.trace.strategy, sel.indices, sel.trace.removed, margins, indices, removed,
+                                    threshold)
+        for name in given:
+            step.row(f"step_{name}").record_verdict(f"{step.case}/{step.keys[f'L{l}/{name}']} step {step.t}", verdict)
+        if verdict.status == "agree":
+            continue
+        forced = _subset(indices)
+        if forced is not None:
+            subsets[-1] = forced
+            result.resynchronised.append((step.t, l))
+        if verdict.status == "differ":
+            sample, margin = _parting(sel, margins, verdict, indices, removed)
+            name = ("removed" if sel.trace.strategy == "greedy" and removed is not None
+                    and not np.array_equal(removed, sel.trace.removed) else "indices")
+            failures.append((l, 0, Divergence(step.case, step.label, step.t, l, step.keys[f"L{l}/{name}"],
+                                              verdict.detail, sample, margin)))
+    return subsets, failures
+
+
+def _judge_weights(step: _Step, base: str, start: list, expected: list, history: list, got: dict, dtype) -> tuple:
+    """Compare the other's weights after one step with ``expected`` (every array of the step at once, then by
+    array); return the weights the next step starts from (the other's where finite) and the failures
+    ``(layer, 1, Divergence)``."""
+    names = [f"{w}{l}" for l in range(1, len(start) // 2 + 1) for w in "Wb"]
+    compared = [i for i, name in enumerate(names) if step.keys[name] in got]
+    after, failures = list(expected), []
+    if not compared:
+        return after, failures
+    flat = lambda arrays: np.concatenate([np.ravel(arrays[i]) for i in compared])    # noqa: E731
+    others = [got[step.keys[names[i]]][step.t - 1] for i in compared]
+    allowed = rounding_tolerance(np.abs(flat(start).astype(np.float64)) + flat(history), 1, dtype)
+    ratio = entry_errors(np.concatenate([o.ravel() for o in others]), flat(expected), allowed)
+    ends = np.cumsum([start[i].size for i in compared])
+    for i, other, end in zip(compared, others, ends):
+        name, ref, part = names[i], expected[i], slice(end - expected[i].size, end)
+        rkey, failure = f"{step.case}/{step.keys[name]} step {step.t}", None
+        if not ratio[part].max(initial=0.0) <= 1:
+            at = np.unravel_index(int(np.argmax(np.nan_to_num(ratio[part], nan=np.inf))), ref.shape)
+            failure = (f"{name}{[int(j) for j in at]} = {float(other[at]):.17g}, reference {float(ref[at]):.17g}: "
+                       f"they differ by {abs(float(other[at]) - float(ref[at])):.3g} > "
+                       f"{float(allowed[part].reshape(ref.shape)[at]):.3g}, the rounding of {plural(step.t, 'step')}")
+            failures.append((i // 2 + 1, 1, Divergence(step.case, step.label, step.t, i // 2 + 1, step.keys[name],
+                                                        failure)))
+        error, scale = float(np.max(ratio[part] * allowed[part], initial=0.0)), float(np.max(np.abs(ref), initial=0.0))
+        step.row(f"dba_{base}").record(rkey, error / scale if scale > 0 else error,
+                                       None if failure is None else f"{rkey}: {failure}")
+        if np.all(np.isfinite(other)):
+            after[i] = other
+    return after, failures
+
+
 def judge_trajectory(case: str, inputs, base: str, metric: str, strategy: str, steps: int, got: dict,
                      row) -> TrajectoryCheck:
     """Judge the first ``steps`` steps of one trajectory of case ``case`` (its ``inputs``, with the step inputs).
@@ -203,78 +279,27 @@ def judge_trajectory(case: str, inputs, base: str, metric: str, strategy: str, s
     declared quantity, which records every comparison, per step, as
     ``"<case>/<key> step <t>"``.
     """
-    label = trajectory_label(base, metric, strategy)
-    dtype = str(inputs["dtype"])
-    threshold = AMBIGUITY[dtype]
+    label, dtype = trajectory_label(base, metric, strategy), str(inputs["dtype"])
     model, opt = model_from_inputs(inputs), base_optimizer(inputs, base)
     state, m, tol = opt.init(model.params), inputs["min_size"].item(), float(inputs["tol"])
     history = [np.zeros(p.shape) for pair in model.params for p in pair]      # Σ_k ops_k c_k |u_k|
     L = n_layers(inputs)
-    weight_names = [f"{w}{l}" for l in range(1, L + 1) for w in "Wb"]
-    keys = {name: trajectory_key(base, metric, strategy, name)
-            for name in weight_names + [f"L{l}/{f}" for l in range(1, L + 1) for f in ("indices", "removed")]}
+    keys = {name: trajectory_key(base, metric, strategy, name) for l in range(1, L + 1)
+            for name in (f"W{l}", f"b{l}", f"L{l}/indices", f"L{l}/removed")}
     result = TrajectoryCheck(case, label, steps)
     for t in range(1, steps + 1):
+        step = _Step(case, label, t, keys, row)
         signals, searches = reference_search(model, inputs["step_X"][t - 1], inputs["step_y"][t - 1], metric,
                                              strategy, m, tol)
-        subsets, failures = [], []
-        for l, (K, sel) in enumerate(searches, 1):
-            given = {name: unpad(got[keys[f"L{l}/{name}"]][t - 1]) for name in ("indices", "removed")
-                     if keys[f"L{l}/{name}"] in got}
-            indices, removed = given.get("indices"), given.get("removed")
-            subsets.append(sel.indices)
-            if not given:
-                continue
-            same = ((indices is None or np.array_equal(indices, sel.indices))
-                    and (removed is None or np.array_equal(removed, sel.trace.removed)))
-            margins = np.zeros(0) if same else decision_margins(K, sel)
-            verdict = compare_selection(sel.trace.strategy, sel.indices, sel.trace.removed, margins, indices,
-                                        removed, threshold)
-            for name in given:
-                row(f"step_{name}").record_verdict(f"{case}/{keys[f'L{l}/{name}']} step {t}", verdict)
-            if verdict.status == "agree":
-                continue
-            forced = _subset(indices)
-            if forced is not None:
-                subsets[-1] = forced
-                result.resynchronised.append((t, l))
-            if verdict.status == "differ":
-                sample, margin = _parting(sel, margins, verdict, indices, removed)
-                name = ("removed" if sel.trace.strategy == "greedy" and removed is not None
-                        and not np.array_equal(removed, sel.trace.removed) else "indices")
-                failures.append((l, 0, Divergence(case, label, t, l, keys[f"L{l}/{name}"], verdict.detail, sample,
-                                                  margin)))
+        subsets, failures = _judge_selections(step, searches, got, AMBIGUITY[dtype], result)
         grads, updates, state = reference_update(model, signals, subsets, opt, state)
         rounding = update_rounding(inputs["sizes"], signals, subsets, grads, updates, t, dtype)
         history = [h + r for h, r in zip(history, rounding)]
         start = [p for pair in model.params for p in pair]
         expected = [p for pair in apply_updates(model.params, updates) for p in pair]
-        compared = [i for i, name in enumerate(weight_names) if keys[name] in got]
-        after = list(expected)
-        if compared:                           # every array of the step at once: one comparison, then by array
-            flat = lambda arrays: np.concatenate([np.ravel(arrays[i]) for i in compared])   # noqa: E731
-            others = [got[keys[weight_names[i]]][t - 1] for i in compared]
-            allowed = rounding_tolerance(np.abs(flat(start).astype(np.float64)) + flat(history), 1, dtype)
-            ratio = entry_errors(np.concatenate([o.ravel() for o in others]), flat(expected), allowed)
-            ends = np.cumsum([start[i].size for i in compared])
-            for i, other, stop in zip(compared, others, ends):
-                name, ref = weight_names[i], expected[i]
-                part = slice(stop - ref.size, stop)
-                worst, rkey, failure = float(ratio[part].max(initial=0.0)), f"{case}/{keys[name]} step {t}", None
-                if not worst <= 1:
-                    at = np.unravel_index(int(np.argmax(np.nan_to_num(ratio[part], nan=np.inf))), ref.shape)
-                    failure = (f"{name}{[int(i) for i in at]} = {float(other[at]):.17g}, reference {float(ref[at]):.17g}: they "
-                               f"differ by {abs(float(other[at]) - float(ref[at])):.3g} > "
-                               f"{float(allowed[part].reshape(ref.shape)[at]):.3g}, the rounding of "
-                               f"{plural(t, 'step')}")
-                    failures.append((i // 2 + 1, 1, Divergence(case, label, t, i // 2 + 1, keys[name], failure)))
-                error = float(np.max(ratio[part] * allowed[part], initial=0.0))
-                scale = float(np.max(np.abs(ref), initial=0.0))
-                row(f"dba_{base}").record(rkey, error / scale if scale > 0 else error,
-                                          None if failure is None else f"{rkey}: {failure}")
-                if np.all(np.isfinite(other)):
-                    after[i] = other
+        after, weight_failures = _judge_weights(step, base, start, expected, history, got, dtype)
+        failures += weight_failures
         if failures and result.first is None:
-            result.first = min(failures, key=lambda f: f[:2])[2]
+            result.first = min(failures, key=lambda f: f[:2])[2]           # by layer, a selection first
         model.set_params(list(zip(after[::2], after[1::2])))
     return result
