@@ -202,7 +202,7 @@ def test_an_independent_torch_dba_sgd_passes_from_the_cli(capsys, exported, torc
     assert status == 0, out
     lines = out.splitlines()
     assert lines[0].startswith("declared      " + " ".join(DECLARED_FLAGS)) and "DECLARATION.json" in lines[0]
-    assert any(line.startswith("DBA steps     20 steps from each case's weights, DBA(sgd) × mean_variance × "
+    assert any(line.startswith("DBA steps     20 per trajectory from each case's weights, DBA(sgd) × mean_variance × "
                                "greedy: 8 trajectories, 420 layer steps") for line in lines[:8])
     assert any(line.startswith("not declared  metrics variance, normalized_variance; strategies prefix") for line in lines)
     table = {(line.split()[0], line.split()[1]): line for line in lines if line.split()[:1] and
@@ -326,7 +326,7 @@ def test_case_lists_nothing_of_other_cases(capsys, exported, torch_results):
     status, out = check_output(capsys, torch_results, "--inputs", exported, "--case", "small")
     assert status == 0, out
     assert not [name for name in CASE_NAMES if name != "small" and name in out]
-    assert re.search(r"results file  \d+ keys: \d+ declared, \d+ outside the declaration \(not compared\), 0 unknown",
+    assert re.search(r"results       \d+ keys: \d+ declared, \d+ outside the declaration \(not compared\), 0 unknown",
                      out)
 
 

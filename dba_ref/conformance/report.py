@@ -120,6 +120,11 @@ class ConformanceReport:
         return format_report(self)
 
 
+def _few(names, noun: str) -> str:
+    """One or two names as they are, more by their number (``"3 metrics"``)."""
+    return ", ".join(names) if len(names) <= 2 else f"{len(names)} {noun}"
+
+
 def format_coverage(report: ConformanceReport) -> list:
     """The coverage as lines: declared cases, quantities, selections and DBA steps, what was not declared,
     and the results file's keys."""
@@ -132,22 +137,26 @@ def format_coverage(report: ConformanceReport) -> list:
              f"quantities    {', '.join(d.asked_quantities)}"]
     selection_fields = [q for q in ("indices", "removed", "value", "values") if q in d.quantities]
     if selection_fields:
-        lines.append(f"selections    {' × '.join([', '.join(d.metrics), ', '.join(d.strategies)])} on every layer: "
+        lines.append(f"selections    {_few(d.metrics, 'metrics')} × {_few(d.strategies, 'strategies')} on every layer: "
                      f"{len(d.metrics) * len(d.strategies) * n_layers} ({', '.join(selection_fields)})")
     if d.trajectories:
         checked = [q.replace("step_", "") for q in d.step_quantities if q.startswith("step_")]
-        checked += [f"weights of DBA({q[4:]})" for q in d.step_quantities if q.startswith("dba_")]
-        lines.append(f"DBA steps     {plural(d.steps, 'step')} from each case's weights, "
-                     f"{' × '.join(', '.join(x) for x in ([f'DBA({b})' for b in d.bases], d.metrics, d.strategies))}: "
+        checked += ["weights"] if any(q.startswith("dba_") for q in d.step_quantities) else []
+        lines.append(f"DBA steps     {d.steps} per trajectory from each case's weights, "
+                     f"{_few([f'DBA({b})' for b in d.bases], 'bases')} × {_few(d.metrics, 'metrics')} × "
+                     f"{_few(d.strategies, 'strategies')}: "
                      f"{plural(len(d.trajectories) * len(d.cases), 'trajectory', 'trajectories')}, "
                      f"{len(d.trajectories) * d.steps * n_layers} layer steps ({', '.join(checked)} after each)")
     left = d.undeclared()
+    if "quantities" in left:                   # the weights of undeclared bases go without saying
+        left["quantities"] = [q for q in left["quantities"] if q not in STEP_QUANTITIES or q[4:] in d.bases]
+        left = {name: values for name, values in left.items() if values}
     if "cases" in left:                        # named by count: a check of some cases lists nothing of the others
         left["cases"] = [plural(len(left["cases"]), "other")]
     if left:
         lines.append("not declared  " + "; ".join(f"{name} {', '.join(values)}" for name, values in left.items()))
     if cov.supplied:
-        lines.append(f"results file  {plural(cov.supplied, 'key')}: {cov.supplied - cov.outside - len(report.unexpected)} "
+        lines.append(f"results       {plural(cov.supplied, 'key')}: {cov.supplied - cov.outside - len(report.unexpected)} "
                      f"declared, {cov.outside} outside the declaration (not compared), {len(report.unexpected)} unknown")
     return lines
 
@@ -198,7 +207,8 @@ def format_report(report: ConformanceReport, max_listed: int = 20) -> str:
                          ("unexpected keys (ignored)", report.unexpected)):
         if items:
             text.append(f"\n{title} ({len(items)}):")
-            if title == "missing keys" and report.coverage is not None and not report.coverage.declaration.flags():
+            if (title == "missing keys" and len(items) > max_listed and report.coverage is not None
+                    and not report.coverage.declaration.flags()):
                 text.append(hint)
             text += [f"  {item}" for item in items[:max_listed]]
             if len(items) > max_listed:
