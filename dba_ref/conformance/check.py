@@ -130,7 +130,7 @@ def _check_case(name: str, ref: dict, results: dict, declaration: Declaration, s
 
 def reference_results(declaration: Declaration | None = None, golden=None) -> dict:
     """What a perfect implementation reports for ``declaration``: the reference's own outputs, every key of
-    :meth:`Declaration.outputs` prefixed by its case (the one-step outputs from the golden files, the
+    :meth:`~dba_ref.conformance.Declaration.outputs` prefixed by its case (the one-step outputs from the golden files, the
     trajectories computed). The check's own test, and the benchmark's stand-in for another implementation."""
     golden = load_golden() if golden is None else golden
     declaration = Declaration() if declaration is None else declaration

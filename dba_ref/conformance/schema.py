@@ -66,8 +66,8 @@ def quantity_of(key: str) -> str | None:
     """The quantity an output key belongs to; ``None`` for inputs and margins.
 
     The reference-only first steps ``dba_sgd/W<l>``, ``dba_adam/b<l>`` of the golden files belong to
-    ``dba_sgd`` and ``dba_adam`` (the golden files' test compares them); the check asks for the steps of
-    :func:`step_key` instead.
+    ``dba_sgd`` and ``dba_adam`` (the golden files' test compares them); the check asks for the trajectories of
+    :func:`trajectory_key` instead.
     """
     if key == "losses":
         return "losses"
