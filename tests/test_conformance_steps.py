@@ -352,8 +352,10 @@ def test_declarations_are_checked_with_messages():
         Declaration(metrics=["mean_var"])
     with pytest.raises(ValueError, match="names no bases \\(--base\\)"):
         Declaration(bases=[])
-    with pytest.raises(ValueError, match="steps \\(--steps\\) must be a whole number >= 1"):
-        Declaration(steps=0)
+    for steps in (0, 1001, 2.5, True):
+        with pytest.raises(ValueError, match="steps \\(--steps\\) must be a whole number from 1 to 1000"):
+            Declaration(steps=steps)
+    assert Declaration(steps=np.int64(3)).steps == 3
     assert Declaration(metrics="variance").metrics == ("variance",)
     assert Declaration().flags() == "" and DECLARED.flags() == " ".join(DECLARED_FLAGS)
 
@@ -364,7 +366,7 @@ def test_a_malformed_declaration_or_steps_is_a_one_line_error(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "is not a declaration written by `dba-ref conformance export`" in err and len(err.splitlines()) == 1
     assert main(["conformance", "export", str(tmp_path / "x"), "--steps", "0"]) == 2
-    assert "--steps) must be a whole number >= 1" in capsys.readouterr().err
+    assert "--steps) must be a whole number from 1 to 1000, got 0" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields, replace
+from numbers import Integral
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,6 +34,9 @@ class Output(NamedTuple):
     quantity: str
     shape: tuple | None
 
+
+#: The longest trajectory a declaration may ask for (every step's batch is drawn and kept in memory).
+MAX_STEPS = 1000
 
 #: The file ``dba-ref conformance export DIR`` writes the declaration to, in DIR.
 DECLARATION_FILE = "DECLARATION.json"
@@ -78,8 +82,9 @@ class Declaration:
     def __post_init__(self):
         for name in _CHOICES:
             object.__setattr__(self, name, _checked(name, getattr(self, name)))
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps (--steps) must be a whole number >= 1, got {self.steps!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, Integral) or not 1 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"steps (--steps) must be a whole number from 1 to {MAX_STEPS}, got {self.steps!r}")
+        object.__setattr__(self, "steps", int(self.steps))
 
     # -- what it declares ---------------------------------------------------------------------------------
     @property
