@@ -7,6 +7,7 @@ gradients from ``torch.func``, the Gram matrix ``G Gᵀ`` in float64 and every c
 its subset (no running sums). Its bugs are switches: a Gram entry nudged, a removal made the other way, ties
 broken the other way, Adam without its bias correction.
 """
+import doctest
 import json
 import math
 import re
@@ -347,6 +348,12 @@ def test_nothing_outside_the_declaration_is_missing_or_unexpected(tmp_path, caps
     assert status == 1 and "declare what you implement: --metric, --strategy, --base" in out
 
 
+def test_the_declarations_docstring_example_runs():
+    import dba_ref.conformance.declaration as module
+
+    assert doctest.testmod(module).failed == 0
+
+
 def test_declarations_are_checked_with_messages():
     with pytest.raises(ValueError, match="unknown metric 'mean_var' \\(--metric\\); choose from variance"):
         Declaration(metrics=["mean_var"])
@@ -454,7 +461,8 @@ def test_a_results_file_is_untrusted_input(tmp_path, capsys, exported, torch_res
     assert f"{key('act_tanh', 'L1/indices')} holds entries that are not sample indices 0..8" in out
     assert f"{key('float32', 'W2')} step 1: W2[0, 0] = nan" in out
     assert f"{key('act_sigmoid', 'b1')} has dtype <U1, expected real numbers" in out
-    assert f"{key('act_identity', 'W3')} has shape (5, 3, 6), expected (20, 3, 6)" in out
+    assert (f"{key('act_identity', 'W3')} has shape (5, 3, 6), expected (20, 3, 6): a trajectory of 5 steps where 20 "
+            "are declared (--steps)") in out
     objects = tmp_path / "objects.npz"
     np.savez(objects, **{key("small", "W1"): np.array([{"a": 1}], dtype=object)})
     assert main(["conformance", "check", str(objects)]) == 2

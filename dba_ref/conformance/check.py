@@ -99,7 +99,9 @@ def _check_case(name: str, ref: dict, results: dict, declaration: Declaration, s
         elif shape is None and value.ndim != 1:
             row.bad.append(f"{rkey} has shape {value.shape}, expected 1-D")
         elif shape is not None and value.shape != shape:
-            row.bad.append(f"{rkey} has shape {value.shape}, expected {shape}")
+            steps = (f": a trajectory of {value.shape[0]} steps where {shape[0]} are declared (--steps)"
+                     if q in STEP_QUANTITIES and value.shape[1:] == shape[1:] else "")
+            row.bad.append(f"{rkey} has shape {value.shape}, expected {shape}{steps}")
         elif q in ("step_indices", "step_removed") and padding_problem(value, B):
             row.bad.append(f"{rkey} {padding_problem(value, B)}")
         else:
