@@ -541,3 +541,13 @@ def test_the_jax_adapter_passes_the_jax_version():
                                     steps=3))
     assert report.passed, format_report(report)
     assert len(report.trajectories) == 2
+    import jax
+
+    jax.config.update("jax_enable_x64", False)          # without JAX's float64 switch a float64 case is refused
+    try:
+        refused = check_step(jax_step(step), Declaration(cases="small", strategies="greedy", bases="sgd",
+                                                         metrics="mean_variance", steps=1))
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert "raised RuntimeError: JAX computes in float32 unless its float64 switch is on" in \
+        refused.implementation_errors[0]
