@@ -9,8 +9,10 @@ import pytest
 from dba_ref.cli import main
 from dba_ref.agreement import (AMBIGUITY, array_scale, compare_selection, explicit_gram_ops, max_rel_error, network_ops,
                                rounding_tolerance)
-from dba_ref.conformance import (check_results, format_report, golden_dir, is_input, load_golden, load_npz,
-                                 output_rounding, quantity_of, reference_outputs)
+from dba_ref.conformance import (Declaration, check_results, format_report, golden_dir, is_input, load_golden,
+                                 load_npz, output_rounding, quantity_of, reference_results, trajectory_key)
+from dba_ref.conformance.files import REFERENCE_INPUTS
+from dba_ref.conformance.trajectory import reference_trajectory
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +28,9 @@ def exported(tmp_path_factory, golden):
 
 
 @pytest.fixture(scope="module")
-def reference_results(exported, golden):
-    """What a perfect implementation writes: the reference run on the exported inputs."""
-    results = {}
-    for name in golden:
-        outputs = reference_outputs(load_npz(exported / f"{name}.npz"))
-        results.update({f"{name}/{k}": v for k, v in outputs.items() if quantity_of(k)})
-    return results
+def perfect(golden):
+    """What a perfect implementation writes for everything declared: the reference's own outputs."""
+    return reference_results(Declaration(), golden)
 
 
 def check(tmp_path, results, *options):
@@ -48,40 +46,52 @@ def test_importing_dba_ref_never_imports_a_framework():
     assert out.strip() == "[]"
 
 
-def test_export_writes_only_inputs_and_lists_the_outputs(exported, golden):
+def test_export_writes_only_inputs_and_lists_the_outputs(exported, golden, perfect):
     listing = (exported / "OUTPUTS.txt").read_text()
+    assert Declaration.read(exported) == Declaration()
     for name, data in golden.items():
         inputs = load_npz(exported / f"{name}.npz")
-        assert set(inputs) == {k for k in data if is_input(k)}
+        assert set(inputs) == ({k for k in data if is_input(k)} - set(REFERENCE_INPUTS)
+                               | {"bases", "steps", "step_X", "step_y", "momentum_learning_rate", "momentum_momentum"})
         for key, value in inputs.items():
-            np.testing.assert_array_equal(value, data[key])
+            if key in data:
+                np.testing.assert_array_equal(value, data[key])
         assert f"{name}/gram1  {data['gram1'].dtype}  {data['gram1'].shape}" in listing
-        assert f"{name}/sel/mean_variance/greedy/L1/removed" in listing
-        assert "margins" not in listing
+        assert f"{name}/sel/mean_variance/greedy/L1/removed  int64  1-D" in listing
+        assert f"{name}/dba_momentum/variance/prefix/L1/indices  int64  (1, {data['X'].shape[0]})" in listing
+        assert "margins" not in listing and f"{name}/dba_sgd/W1 " not in listing
+        # the exported inputs are enough to compute the trajectories
+        key = trajectory_key("adam", "normalized_variance", "exhaustive", "W1")
+        np.testing.assert_array_equal(reference_trajectory(inputs, "adam", "normalized_variance", "exhaustive", 1)[key],
+                                      perfect[f"{name}/{key}"])
 
 
-def test_reference_outputs_pass(tmp_path, capsys, reference_results):
-    assert check(tmp_path, reference_results) == 0
+def test_reference_outputs_pass(tmp_path, capsys, perfect):
+    assert check(tmp_path, perfect) == 0
     out = capsys.readouterr().out
     assert "conformance: PASS" in out and "FAIL" not in out
-    header = out.splitlines()[0].split()
+    lines = out.splitlines()
+    assert lines[0].startswith("declared      everything")
+    header = next(line for line in lines if line.startswith("quantity")).split()
     assert header[:3] == ["quantity", "dtype", "compared"] and "allowed" in header and "result" in header
+    assert "DBA trajectories: 288 of 288 agree at every step judged" in out
 
 
-def test_torch_implementation_passes(tmp_path, capsys, exported):
+def test_torch_implementation_passes(tmp_path, capsys, exported, perfect):
     pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
     from dba_ref.frameworks import torch_dba
 
     assert torch_dba.main([str(exported), str(tmp_path / "torch.npz")]) == 0
-    assert main(["conformance", "check", str(tmp_path / "torch.npz")]) == 0
+    assert main(["conformance", "check", str(tmp_path / "torch.npz"), "--inputs", str(exported)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("wrote 1268 arrays for 8 cases") and lines[-1] == "conformance: PASS"
-    table = lines[lines.index(next(line for line in lines if line.startswith("quantity"))) + 1:][:20]
-    assert len(table) == 20 and all("  pass" in line and "FAIL" not in line for line in table)
+    assert lines[0] == f"wrote {len(perfect)} arrays for 8 cases to {tmp_path / 'torch.npz'}"
+    assert lines[-1] == "conformance: PASS"
+    table = lines[lines.index(next(line for line in lines if line.startswith("quantity"))) + 1:][:26]
+    assert len(table) == 26 and all("  pass" in line and "FAIL" not in line for line in table)
 
 
-def test_a_wrong_gradient_fails_by_name(tmp_path, capsys, golden, reference_results):
-    results = dict(reference_results)
+def test_a_wrong_gradient_fails_by_name(tmp_path, capsys, golden, perfect):
+    results = dict(perfect)
     results["deep/grad_W3"] = results["deep/grad_W3"] * (1 + 1e-8)
     assert check(tmp_path, results) == 1
     out = capsys.readouterr().out
@@ -108,8 +118,8 @@ def test_the_tolerances_follow_the_rule_per_key(golden):
     assert tol / scale == pytest.approx(8 * network_ops(f32["sizes"]) * float(np.finfo(np.float32).eps))
 
 
-def test_missing_keys_and_wrong_shapes_are_named_not_tracebacks(tmp_path, capsys, reference_results):
-    results = dict(reference_results)
+def test_missing_keys_and_wrong_shapes_are_named_not_tracebacks(tmp_path, capsys, perfect):
+    results = dict(perfect)
     del results["small/gram2"]
     del results["act_tanh/sel/variance/prefix/L3/removed"]
     results["small/grad_b1"] = results["small/grad_b1"].T
@@ -125,8 +135,8 @@ def test_missing_keys_and_wrong_shapes_are_named_not_tracebacks(tmp_path, capsys
     assert "Traceback" not in out
 
 
-def test_a_different_selection_at_a_clear_decision_fails(tmp_path, capsys, golden, reference_results):
-    results = dict(reference_results)
+def test_a_different_selection_at_a_clear_decision_fails(tmp_path, capsys, golden, perfect):
+    results = dict(perfect)
     prefix = "small/sel/mean_variance/greedy/L1"
     removed = results[f"{prefix}/removed"]
     assert len(removed) >= 2 and golden["small"]["sel/mean_variance/greedy/L1/margins"][0] > AMBIGUITY["float64"]
@@ -138,12 +148,12 @@ def test_a_different_selection_at_a_clear_decision_fails(tmp_path, capsys, golde
     assert "1 differ" in removed_row and "FAIL" in removed_row
 
 
-def test_a_near_tie_decided_differently_is_ambiguous_and_passes(golden, reference_results):
+def test_a_near_tie_decided_differently_is_ambiguous_and_passes(golden, perfect):
     """Golden cases hold no near-tie, so one is made: the reference's first margin is set to 0."""
     small = dict(golden["small"])
     prefix = "sel/variance/greedy/L1"
     small[f"{prefix}/margins"] = np.concatenate([[0.0], small[f"{prefix}/margins"][1:]])
-    results = dict(reference_results)
+    results = dict(perfect)
     removed = results[f"small/{prefix}/removed"]
     other = next(i for i in range(8) if i not in removed[:1] and i in golden["small"][f"{prefix}/indices"])
     results[f"small/{prefix}/removed"] = np.array([other])
@@ -156,25 +166,28 @@ def test_a_near_tie_decided_differently_is_ambiguous_and_passes(golden, referenc
     assert "conformance: PASS (2 ambiguous near-ties)" in text
 
 
-def test_only_and_case_restrict_what_is_required(tmp_path, capsys, reference_results):
-    grads = {k: v for k, v in reference_results.items() if quantity_of(k.split("/", 1)[1]) == "grad"}
+def test_only_and_case_restrict_what_is_required(tmp_path, capsys, perfect):
+    grads = {k: v for k, v in perfect.items() if quantity_of(k.split("/", 1)[1]) == "grad"}
     assert check(tmp_path, grads, "--only", "grad") == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()[1:3]] == ["grad", "grad"]
-    small = {k: v for k, v in reference_results.items() if k.startswith("small/")}
+    table = out.splitlines()[out.splitlines().index(next(l for l in out.splitlines() if l.startswith("quantity"))):]
+    assert [line.split()[0] for line in table[1:3]] == ["grad", "grad"] and " 0 outside the declaration" in out
+    small = {k: v for k, v in perfect.items() if k.startswith("small/")}
     assert check(tmp_path, small, "--case", "small") == 0
     assert check(tmp_path, grads) == 1                       # everything else is missing
     out = capsys.readouterr().out
     assert "missing keys" in out
 
 
-def test_nan_and_extra_keys(tmp_path, capsys, reference_results):
-    results = dict(reference_results)
-    results["edge_one_removal/dba_adam/W2"] = np.full_like(results["edge_one_removal/dba_adam/W2"], np.nan)
+def test_nan_and_extra_keys(tmp_path, capsys, perfect):
+    results = dict(perfect)
+    key = "edge_one_removal/" + trajectory_key("adam", "mean_variance", "greedy", "W2")
+    results[key] = np.full_like(results[key], np.nan)
     results["small/my_debug_array"] = np.zeros(3)
     assert check(tmp_path, results) == 1
     out = capsys.readouterr().out
-    assert "edge_one_removal/dba_adam/W2: max relative error inf" in out
+    assert f"{key} step 1: W2[0, 0] = nan, reference" in out
+    assert "edge_one_removal DBA(adam) mean_variance/greedy: step 1, layer 2: W2[0, 0] = nan" in out
     assert "unexpected keys (ignored) (1):\n  small/my_debug_array" in out
 
 

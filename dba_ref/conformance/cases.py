@@ -4,6 +4,9 @@ A case is an MLP, its weights, a batch and a ``min_size``; its reference
 outputs are the per-sample losses and gradients, the Gram matrix of every
 layer, the selection with its trace and decision margins for every metric ×
 strategy × layer, and the weights after one DBA(SGD) and one DBA(Adam) step.
+For a trajectory of N DBA steps a case adds N batches drawn from its seed
+(:func:`step_inputs`; the first is the case's own batch) and the
+hyper-parameters of every base optimizer of :data:`STEP_BASES`.
 """
 from __future__ import annotations
 
@@ -16,14 +19,15 @@ from ..backprop import backprop, per_sample_grads
 from ..gram import gram
 from ..metrics import METRIC_NAMES
 from ..model import MLP
-from ..optimizers import adam, apply_updates, dba, sgd
+from ..optimizers import Optimizer, adam, apply_updates, dba, make_optimizer, sgd
 from ..search import STRATEGIES, select
-from .schema import selection_key
+from .schema import STEP_BASES, selection_key
 
 #: Hyper-parameters shared by every case (stored in each file too).
 STEP_METRIC, STEP_STRATEGY = "mean_variance", "greedy"
 SGD_LEARNING_RATE = 0.1
 ADAM_LEARNING_RATE, ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.01, 0.9, 0.999, 1e-8
+MOMENTUM_LEARNING_RATE, MOMENTUM = 0.05, 0.9
 TOL = 0.0
 
 
@@ -78,6 +82,39 @@ def case_inputs(case: GoldenCase) -> dict:
         "adam_beta1": np.array(ADAM_BETA1), "adam_beta2": np.array(ADAM_BETA2), "adam_eps": np.array(ADAM_EPS),
     })
     return inputs
+
+
+CASE_NAMES = tuple(case.name for case in CASES)
+
+
+def step_inputs(name: str, inputs, steps: int) -> dict:
+    """The inputs a trajectory of ``steps`` DBA steps adds to case ``name`` (whose file holds ``inputs``).
+
+    ``step_X`` ``(steps, B, in)`` and ``step_y`` ``(steps, B)``: batch t is
+    ``step_X[t-1], step_y[t-1]``; the first is the case's ``X, y``, batch t ≥ 2
+    is drawn from the seed ``(case seed, t)``, so a longer trajectory extends a
+    shorter one. ``momentum_learning_rate`` and ``momentum_momentum``: the
+    heavy-ball base (SGD and Adam's are in every case file).
+    """
+    case = CASES[CASE_NAMES.index(name)]
+    X, y = inputs["X"], inputs["y"]
+    step_X, step_y = [X], [y]
+    for t in range(2, steps + 1):
+        rng = np.random.default_rng([3000 + case.seed, t])
+        step_X.append(rng.normal(size=X.shape).astype(X.dtype))
+        step_y.append(rng.integers(0, case.sizes[-1], size=y.shape).astype(np.int64))
+    return {"step_X": np.stack(step_X), "step_y": np.stack(step_y),
+            "momentum_learning_rate": np.array(MOMENTUM_LEARNING_RATE), "momentum_momentum": np.array(MOMENTUM)}
+
+
+def base_hyperparams(inputs, base: str) -> dict:
+    """The hyper-parameters of base optimizer ``base`` in a case's inputs: ``{name: inputs["<base>_<name>"]}``."""
+    return {name: float(inputs[f"{base}_{name}"]) for name in STEP_BASES[base]}
+
+
+def base_optimizer(inputs, base: str) -> Optimizer:
+    """The reference base optimizer ``base`` (a key of :data:`STEP_BASES`) with a case's hyper-parameters."""
+    return make_optimizer(base, **base_hyperparams(inputs, base))
 
 
 def n_layers(inputs) -> int:

@@ -18,9 +18,13 @@ operation count worked out per key from the case's shapes and dtype
   a decision whose reference margin is ≤ :data:`~dba_ref.agreement.AMBIGUITY`
   is a close call that a correct implementation may decide the other way; it
   is reported as *ambiguous*, not as a failure, and nothing that follows from
-  it is compared.
+  it is compared;
+- the DBA steps as trajectories, one step at a time from the other
+  implementation's own weights (:mod:`~dba_ref.conformance.trajectory`).
 
-The rules themselves are :mod:`dba_ref.agreement`'s, the same the tests use.
+What is asked is the :class:`~dba_ref.conformance.Declaration`'s: a key outside
+it is neither missing nor unexpected. The rules themselves are
+:mod:`dba_ref.agreement`'s, the same the tests use.
 """
 from __future__ import annotations
 
@@ -32,10 +36,12 @@ from ..agreement import (AMBIGUITY, array_scale, check_selection, explicit_gram_
                          full_stat_tolerance, gram_entry_rtol, gram_scale, network_ops, path_value_scales,
                          rounding_tolerance, selection_tolerances, value_scales, worst_error)
 from ..backprop import backprop
-from .cases import model_from_inputs
+from .cases import model_from_inputs, n_layers, step_inputs
+from .declaration import Declaration
 from .files import load_golden
-from .report import ConformanceReport
-from .schema import _VARIABLE_LENGTH, QUANTITIES, output_keys, quantity_of
+from .report import ConformanceReport, Coverage
+from .schema import STEP_QUANTITIES, padding_problem, quantity_of
+from .trajectory import judge_trajectory, reference_trajectory, trajectory_label
 
 
 def _gram_rtol(case, layer: int) -> float:
@@ -86,61 +92,86 @@ def output_rounding(case, key: str) -> tuple:
     return path_value_scales(K, metric, removed), values_tol
 
 
-def check_results(results: dict, golden=None, quantities=QUANTITIES, cases=None) -> ConformanceReport:
-    """Compare ``results`` (``{"<case>/<key>": array}``) with the golden cases.
 
-    ``quantities`` and ``cases`` restrict what is required and compared.
-    Missing keys and arrays of the wrong shape are recorded by name in the report.
+def check_results(results: dict, golden=None, declaration: Declaration | None = None,
+                  stopped: dict | None = None) -> ConformanceReport:
+    """Compare ``results`` (``{"<case>/<key>": array}``) with the reference, on what ``declaration`` declares.
+
+    ``golden`` defaults to the golden cases that ship with the package,
+    ``declaration`` to everything, one DBA step. Missing keys and arrays of the
+    wrong dtype or shape are recorded by name in the report; keys outside the
+    declaration are counted, never listed. ``stopped`` maps a trajectory
+    ``(case, base, metric, strategy)`` to ``(step, message)`` when the
+    implementation could not make that step (:mod:`~dba_ref.conformance.testing`):
+    the message is a failure, and that step's keys and the later ones are not asked for.
     """
     golden = load_golden() if golden is None else golden
-    unknown = sorted(set(quantities) - set(QUANTITIES))
-    if unknown:
-        raise ValueError(f"unknown quantity {', '.join(unknown)}; choose from {', '.join(QUANTITIES)}")
-    names = list(golden) if cases is None else list(cases)
-    unknown = sorted(set(names) - set(golden))
-    if unknown:
-        raise ValueError(f"unknown case {', '.join(unknown)}; choose from {', '.join(golden)}")
-    report = ConformanceReport()
-    for q in QUANTITIES:                       # every requested row is shown, in a fixed order
-        if q in quantities:
-            for dtype in sorted({str(golden[n]["dtype"]) for n in names}, reverse=True):
-                report.row(q, dtype)
+    declaration = Declaration() if declaration is None else declaration
+    stopped = stopped or {}
+    missing_cases = [name for name in declaration.cases if name not in golden]
+    if missing_cases:
+        raise ValueError(f"the golden cases hold no case {', '.join(missing_cases)}")
+    report = ConformanceReport(coverage=Coverage(declaration))
+    for q in declaration.asked_quantities:                         # every declared row is shown, in a fixed order
+        for dtype in sorted({str(golden[n]["dtype"]) for n in declaration.cases}, reverse=True):
+            report.row(q, dtype)
     expected = set()
-    for name in names:
-        expected |= _check_case(name, golden[name], results, report)
-    report.unexpected = sorted(k for k in results if k not in expected)
+    for name in declaration.cases:
+        inputs = {**golden[name], **step_inputs(name, golden[name], declaration.steps)}
+        report.coverage.layers[name] = n_layers(inputs)
+        expected |= _check_case(name, inputs, results, declaration, stopped, report)
+    report.implementation_errors = [f"{case} {trajectory_label(b, m, s)}, step {step}: {message}"
+                                    for (case, b, m, s), (step, message) in stopped.items()]
+    for key in results:
+        case, _, rest = key.partition("/")
+        if key in expected:
+            continue
+        if case in golden and (case not in declaration.cases or quantity_of(rest) is not None):
+            report.coverage.outside += 1         # a key the declaration leaves out: not compared, not listed
+        else:
+            report.unexpected.append(key)
+    report.unexpected.sort()
+    report.coverage.supplied = len(results)
     return report
 
 
-def _check_case(name: str, ref: dict, results: dict, report: ConformanceReport) -> set:
-    """Check one case's keys; return the result keys it expects."""
-    dtype = str(ref["dtype"])
+def _check_case(name: str, ref: dict, results: dict, declaration: Declaration, stopped: dict,
+                report: ConformanceReport) -> set:
+    """Check one case's declared keys; return the result keys it asked for."""
+    dtype, B = str(ref["dtype"]), ref["X"].shape[0]
+    limits = {(b, m, s): step - 1 for (case, b, m, s), (step, _) in stopped.items() if case == name}
     seen, got = set(), {}
-    for key in output_keys(ref):
+    for key, (q, shape) in declaration.outputs(ref).items():
+        if q in STEP_QUANTITIES:               # stacked over the steps the implementation made
+            base, metric, strategy = key.split("/")[:3]
+            shape = (limits.get((base[4:], metric, strategy), declaration.steps), *shape[1:])
+            if shape[0] == 0:
+                continue
         rkey = f"{name}/{key}"
         seen.add(rkey)
-        q = quantity_of(key)
-        if (q, dtype) not in report.rows:
-            continue
         row = report.row(q, dtype)
         if rkey not in results:
             row.missing.append(rkey)
             continue
         value = np.asarray(results[rkey])
-        variable = key.startswith("sel/") and key.rsplit("/", 1)[1] in _VARIABLE_LENGTH
         if not (np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating)):
             row.bad.append(f"{rkey} has dtype {value.dtype}, expected real numbers")
-        elif variable and value.ndim != 1:
+        elif shape is None and value.ndim != 1:
             row.bad.append(f"{rkey} has shape {value.shape}, expected 1-D")
-        elif not variable and value.shape != ref[key].shape:
-            row.bad.append(f"{rkey} has shape {value.shape}, expected {ref[key].shape}")
+        elif shape is not None and value.shape != shape:
+            steps = (f": a trajectory of {value.shape[0]} steps where {shape[0]} are declared (--steps)"
+                     if q in STEP_QUANTITIES and value.shape[1:] == shape[1:] else "")
+            row.bad.append(f"{rkey} has shape {value.shape}, expected {shape}{steps}")
+        elif q in ("step_indices", "step_removed") and padding_problem(value, B):
+            row.bad.append(f"{rkey} {padding_problem(value, B)}")
         else:
             got[key] = value
     for key, value in got.items():
-        if not key.startswith("sel/"):
-            scale, tolerance = output_rounding(ref, key)
-            report.row(quantity_of(key), dtype).record_error(f"{name}/{key}",
-                                                             *worst_error(value, ref[key], scale, tolerance))
+        q = quantity_of(key)
+        if q not in ("losses", "grad", "gram", "full_stats"):
+            continue
+        scale, tolerance = output_rounding(ref, key)
+        report.row(q, dtype).record_error(f"{name}/{key}", *worst_error(value, ref[key], scale, tolerance))
     for prefix in sorted({k.rsplit("/", 1)[0] for k in got if k.startswith("sel/")}):
         _, metric, strategy, layer = prefix.split("/")
         result = check_selection(np.asarray(ref[f"gram{layer[1:]}"], np.float64), metric, strategy,
@@ -148,7 +179,29 @@ def _check_case(name: str, ref: dict, results: dict, report: ConformanceReport) 
                                  **{f: got.get(f"{prefix}/{f}") for f in ("indices", "removed", "value", "values")},
                                  threshold=AMBIGUITY[dtype], gram_rtol=_gram_rtol(ref, int(layer[1:])))
         _record_selection(result, f"{name}/{prefix}", lambda q: report.rows.get((q, dtype)))
+    for base, metric, strategy in declaration.trajectories:
+        steps = limits.get((base, metric, strategy), declaration.steps)
+        if steps:
+            report.trajectories.append(judge_trajectory(name, ref, base, metric, strategy, steps, got,
+                                                        lambda q: report.rows.get((q, dtype))))
     return seen
+
+
+def reference_results(declaration: Declaration | None = None, golden=None) -> dict:
+    """What a perfect implementation reports for ``declaration``: the reference's own outputs, every key of
+    :meth:`~dba_ref.conformance.Declaration.outputs` prefixed by its case (the one-step outputs from the golden files, the
+    trajectories computed). The check's own test, and the benchmark's stand-in for another implementation."""
+    golden = load_golden() if golden is None else golden
+    declaration = Declaration() if declaration is None else declaration
+    results = {}
+    for name in declaration.cases:
+        inputs = {**golden[name], **step_inputs(name, golden[name], declaration.steps)}
+        computed = {}
+        for base, metric, strategy in declaration.trajectories:
+            computed.update(reference_trajectory(inputs, base, metric, strategy, declaration.steps))
+        results.update({f"{name}/{key}": np.asarray(computed[key] if key in computed else inputs[key])
+                        for key in declaration.outputs(inputs)})
+    return results
 
 
 def _record_selection(check, where: str, row) -> None:

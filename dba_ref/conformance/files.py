@@ -6,8 +6,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data import data_dir_override
-from .cases import CASES, case_inputs, min_margin, reference_outputs
-from .schema import GOLDEN_MIN_MARGIN, is_input, output_keys
+from .cases import CASES, case_inputs, min_margin, reference_outputs, step_inputs
+from .declaration import Declaration
+from .schema import GOLDEN_MIN_MARGIN, STEP_BASES, is_input
+
+#: Inputs of the golden files that only their reference-only first DBA steps use (``dba_sgd/W1``, ...):
+#: not exported (the trajectories take the declared metrics and strategies).
+REFERENCE_INPUTS = ("step_metric", "step_strategy")
 
 #: Where the package's golden cases are: ``golden/`` beside this module.
 PACKAGE_GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
@@ -66,21 +71,45 @@ def load_golden(directory=None) -> dict:
     return {c.name: load_npz(directory / f"{c.name}.npz") for c in CASES}
 
 
-def export_inputs(directory, golden=None) -> list[Path]:
-    """Write ``<directory>/<case>.npz`` holding only the inputs, and ``OUTPUTS.txt`` listing what to compute."""
+def export_inputs(directory, golden=None, declaration: Declaration | None = None) -> list[Path]:
+    """Write the inputs of the declared cases, ``<directory>/<case>.npz``; return their paths.
+
+    Each file holds a case's model, weights, batch and hyper-parameters, with
+    ``metrics``, ``strategies`` and ``bases`` the declared ones, ``steps`` the
+    trajectories' length and ``step_X``, ``step_y`` their batches
+    (:func:`~dba_ref.conformance.cases.step_inputs`). Beside them,
+    ``DECLARATION.json`` records the declaration (``dba-ref conformance check
+    --inputs DIR`` reads it back) and ``OUTPUTS.txt`` lists every key to compute.
+    """
     golden = load_golden() if golden is None else golden
+    declaration = Declaration() if declaration is None else declaration
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    undeclared = {f"{base}_{name}" for base, names in STEP_BASES.items() if base not in declaration.bases
+                  for name in names}
     paths, lines = [], [
-        "Outputs expected by `dba-ref conformance check RESULTS.npz`: one .npz holding, for every case,",
-        "each key below as <case>/<key>. Shapes are those of the reference; indices, removed and values",
-        "are 1-D of any length (they are compared step by step). See docs/golden_schema.md.", "",
+        f"Outputs expected by `dba-ref conformance check RESULTS.npz --inputs {directory}` for the declaration",
+        f"  {declaration.flags() or '(everything)'}",
+        "(DECLARATION.json): one .npz holding each key below as <case>/<key>. Shapes are those of the reference;",
+        "1-D keys (selected sets, removal orders, path values) may have any length. The dba_<base>/ keys are",
+        "trajectories, one row per step: step t starts from the weights after step t-1 (the case's W<l>, b<l>",
+        "for t = 1) on the batch step_X[t-1], step_y[t-1]; their indices and removed rows are padded with -1.",
+        "See docs/golden_schema.md.", "",
     ]
-    for name, data in golden.items():
+    for name in declaration.cases:
+        data = golden[name]
+        inputs = {k: v for k, v in data.items() if is_input(k) and k not in REFERENCE_INPUTS and k not in undeclared}
+        inputs.update(metrics=np.array(declaration.metrics), strategies=np.array(declaration.strategies),
+                      bases=np.array(declaration.bases), steps=np.array(declaration.steps, np.int64),
+                      **{k: v for k, v in step_inputs(name, data, declaration.steps).items() if k not in undeclared})
         path = directory / f"{name}.npz"
-        np.savez(path, **{k: v for k, v in data.items() if is_input(k)})
+        np.savez(path, **inputs)
         paths.append(path)
         lines.append(f"[{name}] {data['description']}")
-        lines += [f"  {name}/{k}  {data[k].dtype}  {data[k].shape}" for k in output_keys(data)]
+        for key, (quantity, shape) in declaration.outputs(data).items():
+            dtype = data[key].dtype if key in data else np.dtype(np.int64 if quantity.startswith("step_")
+                                                                 else str(data["dtype"]))
+            lines.append(f"  {name}/{key}  {dtype}  {'1-D' if shape is None else shape}")
+    declaration.write(directory)
     (directory / "OUTPUTS.txt").write_text("\n".join(lines) + "\n")
     return paths

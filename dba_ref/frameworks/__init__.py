@@ -5,6 +5,9 @@
   and DBA around any ``torch.optim`` optimizer.
 - :mod:`dba_ref.frameworks.jax_dba`    JAX: per-sample gradients by ``jax.vmap(jax.grad(...))`` and a
   DBA(SGD) / DBA(Adam) step.
+- :mod:`dba_ref.frameworks.torch_adapter`, :mod:`dba_ref.frameworks.jax_adapter`  your own DBA step, written on
+  a PyTorch ``nn.Sequential`` or in JAX, as the step function that :func:`dba_ref.conformance.check_step`
+  checks over whole trajectories.
 
 They share nothing with the NumPy reference except constants of the definition
 (``Q_EPS``, the metric and strategy names) and the ``min_size`` rule; the tests

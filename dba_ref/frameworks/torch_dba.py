@@ -257,13 +257,24 @@ class DBA:
 # --------------------------------------------------------------------------
 # The conformance check's cases
 # --------------------------------------------------------------------------
+#: The ``torch.optim`` optimizer of each base of the conformance cases, from the case's hyper-parameters.
+TORCH_BASES = {
+    "sgd": lambda params, hp: torch.optim.SGD(params, lr=hp["learning_rate"]),
+    "momentum": lambda params, hp: torch.optim.SGD(params, lr=hp["learning_rate"], momentum=hp["momentum"]),
+    "adam": lambda params, hp: torch.optim.Adam(params, lr=hp["learning_rate"], betas=(hp["beta1"], hp["beta2"]),
+                                                eps=hp["eps"]),
+}
+
+
 def conformance_results(inputs) -> dict:
     """This implementation's outputs for one case exported by ``dba-ref conformance export``.
 
     ``inputs`` maps the case file's keys to arrays; the result maps the output
-    keys of ``docs/golden_schema.md`` to NumPy arrays.
+    keys of ``docs/golden_schema.md`` to NumPy arrays, for the metrics,
+    strategies and bases the case file names, with trajectories of
+    ``inputs["steps"]`` DBA steps.
     """
-    from ..conformance import selection_key
+    from ..conformance import pad_rows, selection_key, trajectory_key
 
     L = len(inputs["sizes"]) - 1
     params = [(inputs[f"W{l}"], inputs[f"b{l}"]) for l in range(1, L + 1)]
@@ -282,17 +293,21 @@ def conformance_results(inputs) -> dict:
                     out[selection_key(metric, strategy, l, name)] = getattr(sel, name)
             out[f"full/L{l}/{metric}"] = sel.full_value
         out[f"full/L{l}/T"], out[f"full/L{l}/Q"] = sel.full_T, sel.full_Q
-    bases = {
-        "dba_sgd": lambda p: torch.optim.SGD(p, lr=float(inputs["sgd_learning_rate"])),
-        "dba_adam": lambda p: torch.optim.Adam(p, lr=float(inputs["adam_learning_rate"]), eps=float(inputs["adam_eps"]),
-                                               betas=(float(inputs["adam_beta1"]), float(inputs["adam_beta2"]))),
-    }
-    for name, make_base in bases.items():
-        model = TorchMLP.from_params(params, activation)
-        DBA(model, make_base(model.parameters()), str(inputs["step_metric"]), str(inputs["step_strategy"]), m,
-            tol).step(X, y)
-        for l, (W, b) in enumerate(model.numpy_params(), 1):
-            out[f"{name}/W{l}"], out[f"{name}/b{l}"] = W, b
+    B = X.shape[0]
+    for base in map(str, inputs["bases"]):
+        hyperparams = {k.split("_", 1)[1]: float(v) for k, v in inputs.items() if k.startswith(f"{base}_")}
+        for metric in map(str, inputs["metrics"]):
+            for strategy in map(str, inputs["strategies"]):
+                model = TorchMLP.from_params(params, activation)
+                dba = DBA(model, TORCH_BASES[base](model.parameters(), hyperparams), metric, strategy, m, tol)
+                steps = [(dba.step(torch.as_tensor(Xt), torch.as_tensor(yt)), model.numpy_params())
+                         for Xt, yt in zip(inputs["step_X"], inputs["step_y"])]
+                key = lambda name: trajectory_key(base, metric, strategy, name)     # noqa: E731
+                for l in range(L):
+                    out[key(f"L{l + 1}/indices")] = pad_rows([sels[l].indices.cpu() for sels, _ in steps], B)
+                    out[key(f"L{l + 1}/removed")] = pad_rows([sels[l].removed.cpu() for sels, _ in steps], B)
+                    out[key(f"W{l + 1}")] = np.stack([weights[l][0] for _, weights in steps])
+                    out[key(f"b{l + 1}")] = np.stack([weights[l][1] for _, weights in steps])
     return {k: v.detach().numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in out.items()}
 
 

@@ -285,4 +285,4 @@ def error_signals_without_biases(weights, biases, X, y):      # deliberately wro
     return backprop(net, X, y).deltas
 
 
-print(check(1, error_signals_without_biases, seed=0))
+print(check("error_signals", error_signals_without_biases, seed=0))

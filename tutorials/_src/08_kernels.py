@@ -32,9 +32,9 @@ import matplotlib.pyplot as plt
 import numba
 import numpy as np
 
-from dba_ref import MLP, backprop, dba, sgd
-from dba_ref.backends import BACKENDS, get_backend
+from dba_ref import MLP, backprop, dba_step, sgd
 from dba_ref.agreement import value_scales
+from dba_ref.backends import BACKENDS, get_backend
 from dba_ref.data import load_dataset, make_split
 from dba_ref.metrics import METRIC_NAMES
 from dba_ref.search import STRATEGIES
@@ -47,9 +47,10 @@ print(f"Numba {numba.__version__}; backends {BACKENDS}; CUDA: "
 # %% [markdown]
 # ## The public interface
 #
-# A backend is chosen once, where you choose it: `dba(base, ..., backend=...)` for the optimizer step
-# of spec §6, `train(..., backend=...)` (by default the optimizer's) for the forward and backward
-# passes, the `--backend` option of the `train` command. `get_backend(name)` returns the backend: its `kernels`, the five
+# A backend is chosen once, where a batch's forward and backward passes are computed:
+# `train(..., backend=...)`, `dba_step(..., backend=...)`, the `--backend` option of the `train`
+# command. The signals it returns name it (`signals.backend`), and DBA's update (spec §6) computes its
+# Gram matrices, searches and means with the same one. `get_backend(name)` returns the backend: its `kernels`, the five
 # computations every backend provides, each with the semantics of its NumPy twin,
 #
 # - `gram(A, D)` $\to K = (\Delta\Delta^\top) \odot (AA^\top + 1)$,
@@ -109,8 +110,8 @@ for name, call in [("gram", lambda: numba_kernels.gram(A_small, D_small)),
 # 1. both layers' Gram matrices, `get_backend(b).layer_grams(...)`;
 # 2. from its own Gram matrices, the selection of every metric × strategy × layer,
 #    `get_backend(b).select(K, metric, strategy, min_size=2)` — 3 × 4 × 2 = 24 selections;
-# 3. one DBA(SGD) step, `dba(sgd(0.1), backend=b)`, i.e. Gram, greedy search and masked mean gradient
-#    of every layer.
+# 3. one DBA(SGD) step, `dba_step(model, X, y, sgd(0.1), backend=b)`, i.e. the forward and backward
+#    passes, Gram, greedy search and masked mean gradient of every layer.
 #
 # Each is compared with NumPy's: Gram matrices and updates by $\max|a - r| / \max|r|$, selected sets
 # and removal orders exactly, and the metric value of each selection two ways: relative to the value,
@@ -135,8 +136,7 @@ def run_backend(backend):
     grams = be.layer_grams(model, X, y)
     selections = {(metric, strategy, layer): be.select(K, metric, strategy, min_size=2)
                   for metric in METRIC_NAMES for strategy in STRATEGIES for layer, K in enumerate(grams, 1)}
-    opt = dba(sgd(0.1), backend=backend)
-    updates, state = opt.update(backprop(model, X, y), opt.init(model.params), model.params)
+    updates = dba_step(model, X, y, sgd(0.1), backend=backend).updates
     return grams, selections, updates, time.perf_counter() - started
 
 
