@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from .backprop import subset_mean_grad
-from .gram import gram
+from .gram import identity_gram
 from .search import NUMPY_SEARCH, SearchKernels, check_exhaustive_size, min_size_count, search
 
 
@@ -39,7 +39,7 @@ class Kernels(NamedTuple):
 
 
 #: The reference kernels.
-NUMPY_KERNELS = Kernels(gram, NUMPY_SEARCH, subset_mean_grad)
+NUMPY_KERNELS = Kernels(identity_gram, NUMPY_SEARCH, subset_mean_grad)
 
 
 def search_plan(strategy: str, min_size, batch_size: int) -> tuple[str, int]:

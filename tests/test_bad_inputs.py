@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from dba_ref import MLP, adam, backprop, dba, dba_step, make_optimizer, mean_grad, select, sgd
+from dba_ref import MLP, adam, backprop, dba, dba_step, gram, make_optimizer, mean_grad, select, sgd
 from dba_ref.checkpoint import read_checkpoint, write_checkpoint
 from dba_ref.cli import main
 from dba_ref.conformance import load_npz
@@ -106,6 +106,8 @@ API_CASES = [
     ("tol", lambda m, t: select(np.eye(3), tol=1.0), ValueError, r"tol must lie in \[0, 1\)"),
     ("exhaustive B", lambda m, t: select(np.eye(21), strategy="exhaustive"), ValueError, "only for B <= 20"),
     # selections of samples (a batch of 2, GOOD_X's rows as A)
+    ("gram of two batches", lambda m, t: gram(GOOD_X[:1], GOOD_X), ValueError, "A has 1 row and D has 2"),
+    ("gram of a 1-D array", lambda m, t: gram(GOOD_X[0], GOOD_X), ValueError, "A must be 2-D"),
     ("selection repeated", lambda m, t: mean_grad(GOOD_X, GOOD_X, [1, 1]), ValueError,
      r"indices holds 1 more than once.*np.unique"),
     ("selection out of range", lambda m, t: mean_grad(GOOD_X, GOOD_X, [0, 2]), ValueError,
