@@ -286,9 +286,36 @@ def test_gpu_benchmark_smoke_mode_runs_every_table(tmp_path):
     result = subprocess.run([sys.executable, "benchmarks/gpu.py", "--smoke", "--json", str(out)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    for table in ("| dtype | B | in, out | shape |", "| dtype | B | plain PyTorch SGD step", "| dtype | B | device"):
+    for table in ("| dtype | B | in, out | shape |", "| B | metric | plan |", "| dtype | B | plain PyTorch SGD step",
+                  "| dtype | B | device"):
         assert table in result.stdout, result.stdout[-3000:]
     import json
 
     record = json.loads(out.read_text())
-    assert record["smoke"] is True and record["gram"] and record["steps"] and record["parts"]
+    assert record["smoke"] is True and record["gram"] and record["steps"] and record["parts"] and record["greedy"]
+    assert {row["cooperative"] for row in record["greedy"]} == {False, True}
+    assert all(row["same_path"] for row in record["greedy"]) and record["targets"]["greedy_plans_same_path"]
+
+
+# ---------------------------------------------------------------------------
+# The GPU verification script: a stage cut off at its limit leaves its numbers, and the next one runs
+# ---------------------------------------------------------------------------
+def test_gpu_verify_leaves_its_results_when_a_stage_is_cut_off(tmp_path):
+    """``benchmarks/gpu_verify.py run --simulator``: the kernel tests stopped at a 20 s limit, then the sanitizer
+    stage (skipped without compute-sanitizer, or run in the simulator's stead) in a new process."""
+    import json
+
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "benchmarks/gpu_verify.py", "run", "--simulator", "--out", str(out),
+                             "--only", "kernel-tests,sanitizer", "--limit", "kernel-tests=20"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    stages = results["stages"]
+    assert stages["environment"]["status"] == "passed", stages["environment"]
+    kernel = stages["kernel-tests"]
+    assert kernel["status"] in ("timed out", "passed") and kernel["tests"], kernel
+    assert all(test["outcome"] in ("passed", "skipped") for test in kernel["tests"].values()), kernel["tests"]
+    assert stages["sanitizer"]["status"] in ("skipped", "passed"), stages["sanitizer"]
+    assert "current" not in results
+    assert "## GPU verification" in result.stdout and "- kernel-tests:" in result.stdout

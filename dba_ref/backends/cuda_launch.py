@@ -86,9 +86,10 @@ def _resident_blocks(kernel, argument_types, threads: int) -> int:
 # --------------------------------------------------------------------------
 # The tiled products
 # --------------------------------------------------------------------------
-def _launch_tiled(name: str, dtype, n_rows: int, n_cols: int, args, shape: TileConfig | None, upper=False) -> None:
+def _launch_tiled(name: str, dtype, n_rows: int, n_cols: int, args, shape: TileConfig | None,
+                  upper=False) -> TileConfig:
     """Launch tile kernel ``name`` of float type ``dtype`` over a ``(n_rows, n_cols)`` result, on ``shape``
-    (None: :func:`choose_config`); ``upper``: only the tiles on and above the diagonal work."""
+    (None: :func:`choose_config`); ``upper``: only the tiles on and above the diagonal work. Returns the shape."""
     def kernel(s):
         return getattr(tile_kernels(np.dtype(dtype), s), name)
 
@@ -100,28 +101,30 @@ def _launch_tiled(name: str, dtype, n_rows: int, n_cols: int, args, shape: TileC
         shape = choose_config(n_blocks, lambda s: resident_blocks(kernel(s), args, s.threads ** 2))
     grid = (blocks(n_cols, shape.tile), blocks(n_rows, shape.tile))
     kernel(shape)[grid, (shape.threads, shape.threads)](*args)
+    return shape
 
 
-def launch_gram(dA, dD, dK, shape: TileConfig | None = None) -> None:
-    """``dK ← (dD dDᵀ) ⊙ (dA dAᵀ + 1)`` in ``dK``'s dtype; ``shape`` None: :func:`choose_config`."""
+def launch_gram(dA, dD, dK, shape: TileConfig | None = None) -> TileConfig:
+    """``dK ← (dD dDᵀ) ⊙ (dA dAᵀ + 1)`` in ``dK``'s dtype; ``shape`` None: :func:`choose_config`. Each tiled
+    launch returns the block shape it ran on."""
     B = dK.shape[0]
-    _launch_tiled("gram", dK.dtype, B, B, (dA, dD, dK, dK.dtype.type(1)), shape, upper=True)
+    return _launch_tiled("gram", dK.dtype, B, B, (dA, dD, dK, dK.dtype.type(1)), shape, upper=True)
 
 
-def launch_linear(dA, dW, db, activation: int, dZ, dA_out, shape: TileConfig | None = None) -> None:
+def launch_linear(dA, dW, db, activation: int, dZ, dA_out, shape: TileConfig | None = None) -> TileConfig:
     """``dZ ← dA dWᵀ + db`` and, for a hidden layer, ``dA_out ← φ(dZ)`` (activation id, or NO_ACTIVATION)."""
-    _launch_tiled("linear", dZ.dtype, *dZ.shape, (dA, dW, db, activation, dZ, dA_out), shape)
+    return _launch_tiled("linear", dZ.dtype, *dZ.shape, (dA, dW, db, activation, dZ, dA_out), shape)
 
 
-def launch_backward(dD_next, dW, d_rows, dZ, activation: int, dD, shape: TileConfig | None = None) -> None:
+def launch_backward(dD_next, dW, d_rows, dZ, activation: int, dD, shape: TileConfig | None = None) -> TileConfig:
     """``dD ← (dD_next dW) ⊙ φ'(dZ)``; ``d_rows`` holds ``0 … dW.shape[0] − 1`` (or more)."""
-    _launch_tiled("backward", dD.dtype, *dD.shape, (dD_next, dW, d_rows, dZ, activation, dD), shape)
+    return _launch_tiled("backward", dD.dtype, *dD.shape, (dD_next, dW, d_rows, dZ, activation, dD), shape)
 
 
-def launch_masked_sum(dA, dD, d_rows, dG, shape: TileConfig | None = None) -> None:
+def launch_masked_sum(dA, dD, d_rows, dG, shape: TileConfig | None = None) -> TileConfig:
     """``dG ← (1/|rows|) dD[rows]ᵀ dA[rows]``, accumulated in ``dG``'s dtype."""
     k = dG.dtype.type(d_rows.shape[0])
-    _launch_tiled("masked_sum", dG.dtype, *dG.shape, (dA, dD, d_rows, k, dG), shape)
+    return _launch_tiled("masked_sum", dG.dtype, *dG.shape, (dA, dD, d_rows, k, dG), shape)
 
 
 # --------------------------------------------------------------------------
@@ -176,6 +179,16 @@ def greedy_plan(batch_size: int) -> GreedyPlan:
     return GreedyPlan(parts, parts * TEAM > MAX_BLOCK)
 
 
+def greedy_arguments(dK, r, diag, totals, metric: str, min_size: int, tol: float, parts: int) -> tuple:
+    """The arguments of :func:`~dba_ref.backends.cuda_reductions.greedy_kernel` for ``parts`` teams a layer:
+    the inputs, and new work arrays, tables and outputs (``removed``, ``values``, ``counts``, the last three)."""
+    L, B = dK.shape[0], dK.shape[1]
+    return (dK, r, diag, totals, METRIC_NAMES.index(metric), min_size, tol, parts,
+            cuda.device_array((L, B), np.float64), cuda.device_array((L, B), np.int8),
+            cuda.device_array((2, L, parts), np.float64), cuda.device_array((2, L, parts), np.int64),
+            cuda.device_array((L, B), np.int64), cuda.device_array((L, B), np.float64), cuda.device_array(L, np.int64))
+
+
 def cooperative_room(args) -> tuple[int, str | None]:
     """How many teams a cooperative launch of the greedy kernel with ``args`` can have, and why none (or None).
 
@@ -202,29 +215,18 @@ def launch_greedy(dK, r, diag, totals, metric: str, min_size: int, tol: float, p
     same path, bit for bit.
     """
     L, B = dK.shape[0], dK.shape[1]
-    work = cuda.device_array((L, B), np.float64)
-    active = cuda.device_array((L, B), np.int8)
-    removed = cuda.device_array((L, B), np.int64)
-    values = cuda.device_array((L, B), np.float64)
-    counts = cuda.device_array(L, np.int64)
-
-    def arguments(plan):
-        tables = cuda.device_array((2, L, plan.parts), np.float64), cuda.device_array((2, L, plan.parts), np.int64)
-        return (dK, r, diag, totals, METRIC_NAMES.index(metric), min_size, tol, plan.parts, work, active, *tables,
-                removed, values, counts)
-
     if plan is None:
         plan = greedy_plan(B)
         if plan.cooperative:
-            room, refusal = cooperative_room(arguments(plan))
+            room, refusal = cooperative_room(greedy_arguments(dK, r, diag, totals, metric, min_size, tol, plan.parts))
             if refusal:
                 warnings.warn(f"{refusal}; the greedy search runs on one block per layer", RuntimeWarning,
                               stacklevel=2)
-            fits = room // L
-            plan = GreedyPlan(min(plan.parts, fits), True) if fits >= 2 else ONE_BLOCK
+            plan = GreedyPlan(min(plan.parts, room // L), True) if room // L >= 2 else ONE_BLOCK
+    args = greedy_arguments(dK, r, diag, totals, metric, min_size, tol, plan.parts)
     n_blocks, threads = plan.launch_shape(L)
-    greedy_kernel(plan.cooperative)[n_blocks, threads](*arguments(plan))
-    counts, removed, values = (x.copy_to_host() for x in (counts, removed, values))
+    greedy_kernel(plan.cooperative)[n_blocks, threads](*args)
+    removed, values, counts = (x.copy_to_host() for x in args[-3:])
     return [(removed[l, :n].copy(), values[l, :n].copy()) for l, n in enumerate(counts)]
 
 
