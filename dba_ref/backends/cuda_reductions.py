@@ -8,14 +8,17 @@ Device code only (the launches are :mod:`dba_ref.backends.cuda_launch`); K is
     the row sum as K is symmetric) and ``diag[l, j] = K[l, j, j]``, in float64.
 :func:`totals`
     ``T = Σ diag`` and ``Q = Σ r`` of every layer, a tree reduction in shared memory.
-:func:`greedy`
-    The backward elimination (spec §5), **one block per layer** (all layers in
-    one launch). Every step, each thread updates the running ``r_i`` of its
-    share of the samples and evaluates their candidate removals; a tree
-    reduction in shared memory finds the best value and its index (ties: the
-    lowest index, as in NumPy); thread 0 applies the acceptance rule of the
-    reference and updates ``T``, ``Q``, ``k``. The scalar formulas are those
-    of :mod:`dba_ref.backends._kernels`, compiled as device functions.
+:func:`greedy_kernel`
+    The backward elimination (spec §5) of every layer in one launch, each
+    layer's samples shared by teams of TEAM threads: one block per layer,
+    or, for large batches, a cooperative launch whose blocks synchronise
+    grid-wide at every step (the layouts: :class:`dba_ref.backends.cuda_launch.GreedyPlan`).
+    Every step, each thread updates the running ``r_i`` of its samples and
+    evaluates their candidate removals; each team reduces them to its best
+    value and index (ties: the lowest index, as in NumPy); every thread then
+    takes the best of its layer's teams and applies the acceptance rule of
+    the reference. The scalar formulas are those of
+    :mod:`dba_ref.backends._kernels`, compiled as device functions.
 :func:`masked_bias`
     ``(1/|S|) Σ_{i∈S} Δ_i``, one thread per output (the weight part of the
     masked mean is the tiled ``masked_sum`` of :mod:`dba_ref.backends.cuda_products`).
