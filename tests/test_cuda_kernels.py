@@ -171,6 +171,31 @@ def test_greedy_plan_fills_a_team_then_goes_cooperative():
         assert plan.cooperative == (plan.parts * cuda_reductions.TEAM > cuda_reductions.MAX_BLOCK)
 
 
+def test_greedy_search_falls_back_to_one_block_when_no_cooperative_launch_can_be_made(rng, monkeypatch):
+    """A cooperative kernel that does not link (no cudadevrt) or a grid too small for two teams a layer:
+    the default plan runs on one block per layer, with a warning for the former, and the same path."""
+    A, D = np.maximum(rng.normal(size=(11, 4)), 0), rng.normal(size=(11, 3))
+    dK = cuda.to_device(numpy_gram(A, D)[None])
+    stats = cuda_launch.launch_stats(dK)
+    expected = cuda_launch.launch_greedy(dK, *stats, "variance", 2, 0.0, cuda_launch.ONE_BLOCK)
+    launched = []
+    kernel = cuda_reductions.greedy_kernel
+    monkeypatch.setattr(cuda_launch, "greedy_plan", lambda B: cuda_launch.GreedyPlan(3, True))
+    monkeypatch.setattr(cuda_launch, "greedy_kernel", lambda cooperative: launched.append(cooperative) or
+                        kernel(cooperative))
+    for room, refusal in [(0, "the cooperative greedy kernel did not build: LinkerError: cudadevrt"), (1, None)]:
+        monkeypatch.setattr(cuda_launch, "cooperative_room", lambda args: (room, refusal))
+        launched.clear()
+        if refusal:
+            with pytest.warns(RuntimeWarning, match="cudadevrt.*one block per layer"):
+                paths = cuda_launch.launch_greedy(dK, *stats, "variance", 2, 0.0)
+        else:
+            paths = cuda_launch.launch_greedy(dK, *stats, "variance", 2, 0.0)
+        assert launched == [False]
+        np.testing.assert_array_equal(paths[0][0], expected[0][0])
+        np.testing.assert_array_equal(paths[0][1], expected[0][1])
+
+
 # ---------------------------------------------------------------------------
 # Block shapes from the compiled kernels' occupancy
 # ---------------------------------------------------------------------------
@@ -210,5 +235,25 @@ def test_resident_blocks_come_from_the_compiled_kernel():
             per_warp = -(-registers * 32 // 256) * 256
             warps = variant.threads // 32 or 1
             assert resident // sms <= 65536 // (per_warp * warps), (variant.name, registers, resident)
-            assert resident // sms <= device.MAX_SHARED_MEMORY_PER_MULTIPROCESSOR // max(shared, 1), variant.name
+            shared_per_sm = getattr(device, "MAX_SHARED_MEMORY_PER_MULTIPROCESSOR", 228 * 1024)
+            assert resident // sms <= shared_per_sm // max(shared, 1), (variant.name, shared, resident)
             assert kernel.local_mem_per_thread == 0, f"{variant.name} {variant.shape}: spills to local memory"
+
+
+@pytest.mark.skipif(SIMULATED, reason="the simulator compiles nothing (needs a GPU)")
+def test_a_training_step_launches_only_the_variants_the_register_check_compiles(rng):
+    """Every signature compiled for a step's kernels is one of ``step_variants`` (what
+    ``benchmarks/gpu_registers.py`` checks for spills without a GPU), after DBA steps in float64 and float32."""
+    from dba_ref import MLP, dba, sgd
+    from dba_ref.training import Trainer
+
+    for dtype in (np.float64, np.float32):
+        trainer = Trainer(MLP([20, 30, 5], seed=0, dtype=dtype), dba(sgd(0.1)), backend="cuda")
+        X, y = rng.normal(size=(1100, 20)).astype(dtype), rng.integers(0, 5, 1100)
+        trainer.fit_batch(*trainer.model.check_batch(X, y))
+    variants = [variant for dtype in (np.float64, np.float32) for variant in cuda_launch.step_variants(dtype)]
+    known = {(variant.kernel, variant.signature) for variant in variants}
+    for kernel in {variant.kernel for variant in variants}:
+        for signature in kernel.overloads:
+            assert (kernel, tuple(signature)) in known, f"{kernel.py_func.__name__} compiled for {signature}, " \
+                                                        f"which benchmarks/gpu_registers.py does not check"

@@ -194,15 +194,21 @@ def cooperative_room(args) -> tuple[int, str | None]:
 
     Compiles the kernel (the grid-wide barrier links Numba's cudadevrt) and
     asks the driver how many of its blocks (one team each) the GPU holds at
-    once; in the simulator, the teams of its one block.
+    once (:func:`resident_blocks`); in the simulator, the teams of its one
+    block. The answer, a refusal too, is kept for the arguments' types.
     """
     if SIMULATOR:
         return MAX_TEAMS, None
+    kernel = greedy_kernel(True)
+    return _cooperative_room(kernel, tuple(kernel.typeof_pyval(a) for a in args))
+
+
+@functools.cache
+def _cooperative_room(kernel, argument_types) -> tuple[int, str | None]:
     try:
-        kernel = compiled(greedy_kernel(True), args)
+        return _resident_blocks(kernel, argument_types, TEAM), None
     except Exception as error:          # noqa: BLE001  (Numba's linker and driver errors: cudadevrt missing, ...)
         return 0, f"the cooperative greedy kernel did not build: {type(error).__name__}: {error}"
-    return kernel.max_cooperative_grid_blocks(TEAM), None
 
 
 def launch_greedy(dK, r, diag, totals, metric: str, min_size: int, tol: float, plan: GreedyPlan | None = None) -> list:
@@ -215,17 +221,17 @@ def launch_greedy(dK, r, diag, totals, metric: str, min_size: int, tol: float, p
     same path, bit for bit.
     """
     L, B = dK.shape[0], dK.shape[1]
-    if plan is None:
-        plan = greedy_plan(B)
-        if plan.cooperative:
-            room, refusal = cooperative_room(greedy_arguments(dK, r, diag, totals, metric, min_size, tol, plan.parts))
-            if refusal:
-                warnings.warn(f"{refusal}; the greedy search runs on one block per layer", RuntimeWarning,
-                              stacklevel=2)
-            plan = GreedyPlan(min(plan.parts, room // L), True) if room // L >= 2 else ONE_BLOCK
-    args = greedy_arguments(dK, r, diag, totals, metric, min_size, tol, plan.parts)
-    n_blocks, threads = plan.launch_shape(L)
-    greedy_kernel(plan.cooperative)[n_blocks, threads](*args)
+    chosen = greedy_plan(B) if plan is None else plan
+    args = greedy_arguments(dK, r, diag, totals, metric, min_size, tol, chosen.parts)
+    if plan is None and chosen.cooperative:
+        room, refusal = cooperative_room(args)
+        if refusal:
+            warnings.warn(f"{refusal}; the greedy search runs on one block per layer", RuntimeWarning, stacklevel=2)
+        fits = GreedyPlan(min(chosen.parts, room // L), True) if room // L >= 2 else ONE_BLOCK
+        if fits != chosen:
+            chosen, args = fits, greedy_arguments(dK, r, diag, totals, metric, min_size, tol, fits.parts)
+    n_blocks, threads = chosen.launch_shape(L)
+    greedy_kernel(chosen.cooperative)[n_blocks, threads](*args)
     removed, values, counts = (x.copy_to_host() for x in args[-3:])
     return [(removed[l, :n].copy(), values[l, :n].copy()) for l, n in enumerate(counts)]
 
