@@ -283,8 +283,13 @@ def summary(out: Path, seconds: float, names) -> None:
         for problem in (stage.get("problems") or [])[:12]:
             print(f"    {problem[:300]}")
     targets = results.get("targets")
+    if not targets and (out / "benchmark.json").exists():       # the benchmark was cut off: its tables so far
+        targets = json.loads((out / "benchmark.json").read_text()).get("targets")
+        results["targets"] = targets
+        save(out, results)
     if targets:
-        print("\n## Targets")
+        print("\n## Targets" + ("" if results["stages"].get("benchmark", {}).get("status") == "passed"
+                                 else " (from the tables the benchmark finished)"))
         for key, value in targets.items():
             print(f"- {key}: {round(value, 3) if isinstance(value, float) else value}")
     print(f"\n# every number: {out}/results.json, {out}/benchmark.json; tables: {out}/benchmark.md")

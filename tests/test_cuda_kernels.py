@@ -169,6 +169,8 @@ def test_greedy_plan_fills_a_team_then_goes_cooperative():
     for B in (1, samples, samples + 1, 50 * samples):
         plan = cuda_launch.greedy_plan(B)
         assert plan.cooperative == (plan.parts * cuda_reductions.TEAM > cuda_reductions.MAX_BLOCK)
+    with pytest.raises(ValueError, match="cooperative plan"):
+        cuda_launch.GreedyPlan(cuda_reductions.MAX_TEAMS + 1, False).launch_shape(2)
 
 
 def test_greedy_search_falls_back_to_one_block_when_no_cooperative_launch_can_be_made(rng, monkeypatch):

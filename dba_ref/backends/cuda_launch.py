@@ -157,6 +157,9 @@ class GreedyPlan(NamedTuple):
     def launch_shape(self, n_layers: int) -> tuple[int, int]:
         """``(blocks, threads per block)`` of the launch."""
         if not self.cooperative:
+            if self.parts * TEAM > MAX_BLOCK:
+                raise ValueError(f"one block holds at most {MAX_TEAMS} teams of {TEAM} threads here; got {self}: "
+                                 f"use a cooperative plan for more teams a layer")
             return n_layers, self.parts * TEAM
         if SIMULATOR:
             return 1, n_layers * self.parts * TEAM
