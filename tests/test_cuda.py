@@ -302,13 +302,13 @@ def test_gpu_benchmark_smoke_mode_runs_every_table(tmp_path):
 # The GPU verification script: a stage cut off at its limit leaves its numbers, and the next one runs
 # ---------------------------------------------------------------------------
 def test_gpu_verify_leaves_its_results_when_a_stage_is_cut_off(tmp_path):
-    """``benchmarks/gpu_verify.py run --simulator``: the kernel tests stopped at a 20 s limit, then the sanitizer
-    stage (skipped without compute-sanitizer, or run in the simulator's stead) in a new process."""
+    """``benchmarks/gpu_verify.py run --simulator``: the kernel tests stopped at a 15 s limit, then the sanitizer
+    stage (skipped without compute-sanitizer) in a new process."""
     import json
 
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "benchmarks/gpu_verify.py", "run", "--simulator", "--out", str(out),
-                             "--only", "kernel-tests,sanitizer", "--limit", "kernel-tests=20"],
+                             "--only", "kernel-tests,sanitizer", "--limit", "kernel-tests=15"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
