@@ -1,7 +1,11 @@
-"""GPU benchmarks of the CUDA backend (issue 13): one GPU, one run, tables for docs/performance.md and a JSON file.
+"""GPU benchmarks of the CUDA backend: one GPU, one run, tables for docs/performance.md and a JSON file.
 
     python benchmarks/gpu.py [--json gpu.json]         # NEEDS an NVIDIA GPU (CuPy and PyTorch optional)
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/gpu.py --smoke   # tiny sizes in Numba's simulator: a code check
+
+The JSON file is written after every row, so that a run cut off by a time
+limit leaves every number measured until then (``benchmarks/gpu_verify.py``
+runs this last, in a few minutes of a GPU machine).
 
 The model is a 784-1024-10 ReLU MLP on MNIST-5k batches (drawn with
 replacement above 5000), DBA with its defaults (``mean_variance``,
@@ -27,6 +31,14 @@ replacement above 5000), DBA with its defaults (``mean_variance``,
    step at B = 1024; ≥ 50× faster than the framework way at B = 4096.
 3. **Where the dba-ref step's time goes**: the same step cut into its parts,
    each timed with the device synchronised around it.
+4. **The greedy search, old and new plans**: the greedy search of both
+   layers' K (the step's own, from a batch at the trained-from-scratch
+   model) on :data:`dba_ref.backends.cuda_launch.ONE_BLOCK` (one block of
+   256 threads per layer: the earlier kernel's layout) and on cooperative
+   grids of 2 to 32 teams a layer (:func:`~dba_ref.backends.cuda_launch.greedy_plan`
+   picks one), ``mean_variance`` (the DBA default) and ``variance`` (which
+   removes all but ``min_size`` samples: the longest path); each plan's path
+   is checked bit for bit against the one-block path.
 
 Every time is the median of several calls after a warm-up call (compilation
 excluded), with the device synchronised before the clock is read.
@@ -47,6 +59,25 @@ BATCHES = (1024, 4096, 8192)
 SMOKE_SIZES = (10, 6, 3)
 SMOKE_BATCHES = (7, 10)
 LEARNING_RATE = 0.05
+
+
+class Record(dict):
+    """Every number measured, written to ``path`` (JSON) whenever a row is added."""
+
+    def __init__(self, path: str, **fields):
+        super().__init__(fields)
+        self.path = path
+        self.save()
+
+    def add(self, table: str, row: dict) -> None:
+        self.setdefault(table, []).append(row)
+        self.save()
+
+    def save(self) -> None:
+        temporary = f"{self.path}.tmp"
+        with open(temporary, "w") as f:
+            json.dump(self, f, indent=1)
+        os.replace(temporary, self.path)
 
 
 def simulated() -> bool:
@@ -95,7 +126,7 @@ def batches(B: int, n: int, smoke: bool, seed: int = 0):
 # --------------------------------------------------------------------------
 # 1. The Gram kernel against CuPy
 # --------------------------------------------------------------------------
-def gram_rows(batch_sizes, layers, smoke: bool) -> list:
+def gram_rows(batch_sizes, layers, smoke: bool, record: Record) -> list:
     from numba import cuda
 
     from dba_ref.backends import cuda_launch, cuda_tiles
@@ -122,8 +153,7 @@ def gram_rows(batch_sizes, layers, smoke: bool) -> list:
                     reference = median_seconds(lambda: (D @ D.T) * (A @ A.T + 1), 1, lambda: None)
                 else:
                     reference = None
-                chosen = cuda_tiles.choose_config(
-                    lambda tile: cuda_launch.blocks(B, tile) * (cuda_launch.blocks(B, tile) + 1) // 2)
+                chosen = cuda_launch.launch_gram(dA, dD, dK)          # the shape a step's launch picks
                 flops = 2.0 * B * B * (n_in + n_out)
                 for shape in cuda_tiles.CONFIGS:
                     ours = median_seconds(lambda: cuda_launch.launch_gram(dA, dD, dK, shape), 1 if smoke else 10,
@@ -135,6 +165,7 @@ def gram_rows(batch_sizes, layers, smoke: bool) -> list:
                                reference="cupy" if cupy else "numpy" if smoke else None,
                                ratio=None if reference is None else reference / ours)
                     rows.append(row)
+                    record.add("gram", row)
                     rate = "–" if reference is None else f"{flops / reference / 1e9:.0f}"
                     print(f"| {row['dtype']} | {B} | {n_in}, {n_out} | {name} | {1e3 * ours:.3f} | {ms(reference, 3)} "
                           f"| {flops / ours / 1e9:.0f} | {rate} | {ratio(reference, ours, 2, '')} |", flush=True)
@@ -191,7 +222,7 @@ def framework_bytes(sizes, B: int, dtype) -> int:
     return 2 * B * params * np.dtype(dtype).itemsize
 
 
-def step_rows(sizes, batch_sizes, smoke: bool):
+def step_rows(sizes, batch_sizes, smoke: bool, record: Record):
     from numba import cuda
 
     torch = optional("torch")
@@ -217,9 +248,11 @@ def step_rows(sizes, batch_sizes, smoke: bool):
             row = dict(dtype=np.dtype(dtype).name, B=B, torch_device=device, plain_s=plain, framework_s=framework,
                        dba_ref_s=dba_ref, kept=kept)
             steps.append(row)
+            record.add("steps", row)
             print(f"| {row['dtype']} | {B} | {ms(plain)} | {ms(framework)} | {ms(dba_ref)} | {ratio(dba_ref, plain)} "
                   f"| {ratio(framework, dba_ref)} | {', '.join(map(str, kept))} |", flush=True)
             parts.append(dict(dtype=row["dtype"], B=B, **step_parts(ours, X, y, repeats, cuda.synchronize)))
+            record.add("parts", parts[-1])
     names = [name for name in parts[0] if name not in ("dtype", "B")]
     print("\n## Where the dba-ref CUDA step's time goes (ms, medians; each part timed with the device synchronised)")
     print("\n| dtype | B | " + " | ".join(f"device: {name}" if name != "SGD update on the host" else name
@@ -273,6 +306,63 @@ def step_parts(ours: DeviceDBA, X, y, repeats: int, sync) -> dict:
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
+# --------------------------------------------------------------------------
+# 4. The greedy search, old and new plans
+# --------------------------------------------------------------------------
+GREEDY_PARTS = (2, 4, 8, 16, 32)
+
+
+def greedy_rows(sizes, batch_sizes, smoke: bool, record: Record) -> list:
+    """Time the greedy search of a real step's K on every plan; check each plan's path against the one-block one.
+
+    The cooperative plans tried are those one grid holds (none where the
+    cooperative kernel does not link: the reason is printed)."""
+    from numba import cuda
+
+    from dba_ref import MLP
+    from dba_ref.backends import cuda_launch
+    from dba_ref.backends.cuda_reductions import TEAM
+    from dba_ref.backends.cuda_step import DeviceStep
+
+    rows = []
+    print("\n## The greedy search: one block per layer (the earlier layout) against cooperative grids")
+    print("\n| B | metric | plan | removed per layer | time (ms) | per step (µs) | one block / plan | same path |")
+    print("| ---: | --- | --- | --- | ---: | ---: | ---: | --- |")
+    for B in batch_sizes:
+        X, y = batches(B, 1, smoke)[0]
+        model = MLP(list(sizes), seed=0)
+        step = DeviceStep.from_batch(model.params, "relu", X, y)
+        dK = cuda.to_device(np.stack([step.gram(l) for l in range(step.n_layers)]))
+        stats = cuda_launch.launch_stats(dK)
+        room, refusal = cuda_launch.cooperative_room(cuda_launch.greedy_arguments(dK, *stats, "variance", 2, 0.0, 2))
+        default = cuda_launch.greedy_plan(B)
+        plans = [cuda_launch.ONE_BLOCK] + [cuda_launch.GreedyPlan(p, True) for p in GREEDY_PARTS
+                                           if p * step.n_layers <= room and (p == 2 or p * TEAM < B)]
+        for metric in ("mean_variance", "variance"):
+            reference = one_block = None
+            for plan in plans:
+                run = lambda: cuda_launch.launch_greedy(dK, *stats, metric, 2, 0.0, plan)  # noqa: E731
+                paths = run()
+                seconds = median_seconds(run, 1 if smoke else 3, cuda.synchronize)
+                reference = paths if reference is None else reference
+                one_block = seconds if one_block is None else one_block
+                same = all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(paths, reference))
+                removed = [len(path[0]) for path in paths]
+                name = ("one block per layer" if not plan.cooperative else f"cooperative, {plan.parts} teams a layer")
+                name += " (default)" if plan == default else ""
+                row = dict(B=B, metric=metric, parts=plan.parts, cooperative=plan.cooperative, default=plan == default,
+                           removed=removed, seconds=seconds, per_step_us=1e6 * seconds / max(1, max(removed)),
+                           one_block_over_plan=one_block / seconds, same_path=same, refusal=refusal)
+                rows.append(row)
+                record.add("greedy", row)
+                print(f"| {B} | {metric} | {name} | {', '.join(map(str, removed))} | {1e3 * seconds:.2f} "
+                      f"| {row['per_step_us']:.1f} | {row['one_block_over_plan']:.2f} | {'yes' if same else 'NO'} |",
+                      flush=True)
+    if rows and rows[0]["refusal"]:
+        print(f"\n# no cooperative launch: {rows[0]['refusal']}")
+    return rows
+
+
 def ms(seconds, digits: int = 1) -> str:
     return "–" if seconds is None else f"{1e3 * seconds:.{digits}f}"
 
@@ -284,25 +374,40 @@ def ratio(a, b, digits: int = 1, unit: str = "×") -> str:
 # --------------------------------------------------------------------------
 # The targets
 # --------------------------------------------------------------------------
-def targets(gram: list, steps: list, batch_sizes) -> dict:
-    """The three targets of issue 13, from the rows measured (None where a number is missing)."""
-    chosen = [row for row in gram if row["chosen"] and row["reference"] == "cupy"]
-    small, middle = batch_sizes[0], batch_sizes[1]
-    result = {"gram_kernel_over_cupy_min": min((row["ratio"] for row in chosen), default=None)}
-    for row in steps:
+def targets(record: dict, batch_sizes) -> dict:
+    """The targets (issue 22), from the rows measured so far (None where a number is missing), and the greedy
+    search's plans: the default plan's time over the one-block layout's, at the largest B."""
+    small, middle, large = batch_sizes[0], batch_sizes[1], batch_sizes[-1]
+    result = {}
+    for dtype in ("float64", "float32"):
+        chosen = [row["ratio"] for row in record["gram"]
+                  if row["chosen"] and row["reference"] == "cupy" and row["dtype"] == dtype]
+        result[f"gram_kernel_over_cupy_min_{dtype}"] = min(chosen, default=None)
+    for row in record["steps"]:
         if row["B"] == small and row["plain_s"]:
             result[f"dba_ref_over_plain_B{small}_{row['dtype']}"] = row["dba_ref_s"] / row["plain_s"]
         if row["B"] == middle and row["framework_s"]:
             result[f"framework_over_dba_ref_B{middle}_{row['dtype']}"] = row["framework_s"] / row["dba_ref_s"]
-    print("\n## Targets (issue 13)\n")
-    print(f"- Gram kernel / CuPy ≥ 0.5 at every shape: lowest "
-          f"{fmt(result['gram_kernel_over_cupy_min'])} (block shape chosen by choose_config)")
+    for row in record["greedy"]:
+        if row["B"] == large and row["default"]:
+            result[f"greedy_one_block_over_default_B{large}_{row['metric']}"] = row["one_block_over_plan"]
+    result["greedy_plans_same_path"] = all(row["same_path"] for row in record["greedy"]) if record["greedy"] else None
+    return result
+
+
+def print_targets(result: dict) -> None:
+    print("\n## Targets (issue 22)\n")
     for key, value in result.items():
-        if key.startswith("dba_ref_over_plain"):
+        if key.startswith("gram_kernel"):
+            print(f"- Gram kernel / CuPy ≥ 0.5 at the shape choose_config picks ({key}): lowest {fmt(value)}")
+        elif key.startswith("dba_ref_over_plain"):
             print(f"- dba-ref step ≤ 10× a plain PyTorch step ({key}): {fmt(value)}×")
         elif key.startswith("framework_over"):
             print(f"- framework way / dba-ref step ≥ 50 ({key}): {fmt(value)}×")
-    return result
+        elif key.startswith("greedy_one_block"):
+            print(f"- greedy search, one block per layer / the default plan ({key}): {fmt(value)}×")
+        else:
+            print(f"- every greedy plan gives the one-block path bit for bit: {value}")
 
 
 def fmt(value) -> str:
@@ -327,17 +432,26 @@ def versions() -> dict:
     return found
 
 
+TABLES = ("gram", "greedy", "steps")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes in Numba's CUDA simulator (a code check)")
     parser.add_argument("--json", default="benchmarks/gpu_results.json",
-                        help="where to write every number measured (default: benchmarks/gpu_results.json)")
+                        help="where to write every number measured, after every row "
+                             "(default: benchmarks/gpu_results.json)")
+    parser.add_argument("--tables", default=",".join(TABLES),
+                        help=f"which tables, in this order (default: {','.join(TABLES)}; steps includes the parts)")
     args = parser.parse_args(argv)
+    tables = args.tables.split(",")
+    if not set(tables) <= set(TABLES):
+        parser.error(f"--tables takes some of {', '.join(TABLES)}")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _common import header
 
-    header("CUDA backend: Gram kernel vs CuPy, whole DBA steps vs PyTorch", "python benchmarks/gpu.py"
-           + (" --smoke" if args.smoke else ""))
+    header("CUDA backend: Gram kernel vs CuPy, the greedy search's plans, whole DBA steps vs PyTorch",
+           "python benchmarks/gpu.py" + (" --smoke" if args.smoke else ""))
     reason = unavailable(args.smoke)
     if reason:
         print(f"# not run: {reason}.")
@@ -345,14 +459,18 @@ def main(argv=None) -> int:
     name = "Numba's CUDA simulator" if args.smoke else device_name()
     print(f"# device: {name}; versions: {versions()}")
     sizes, batch_sizes = (SMOKE_SIZES, SMOKE_BATCHES) if args.smoke else (SIZES, BATCHES)
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    gram = gram_rows(batch_sizes, layers, args.smoke)
-    steps, parts = step_rows(sizes, batch_sizes, args.smoke)
-    record = dict(smoke=args.smoke, device=name, versions=versions(), sizes=list(sizes), gram=gram, steps=steps,
-                  parts=parts, targets=targets(gram, steps, batch_sizes),
-                  date=time.strftime("%Y-%m-%d %H:%M"))
-    with open(args.json, "w") as f:
-        json.dump(record, f, indent=1)
+    record = Record(args.json, smoke=args.smoke, device=name, versions=versions(), sizes=list(sizes),
+                    date=time.strftime("%Y-%m-%d %H:%M"), gram=[], greedy=[], steps=[], parts=[])
+    for table in tables:
+        if table == "gram":
+            gram_rows(batch_sizes, list(zip(sizes[:-1], sizes[1:])), args.smoke, record)
+        elif table == "greedy":
+            greedy_rows(sizes, batch_sizes, args.smoke, record)
+        else:
+            step_rows(sizes, batch_sizes, args.smoke, record)
+        record["targets"] = targets(record, batch_sizes)
+        record.save()
+    print_targets(record["targets"])
     print(f"\n# wrote {args.json}")
     return 0
 

@@ -162,9 +162,10 @@ def test_device_step_from_host_signals_has_no_losses(rng):
 
 
 # ---------------------------------------------------------------------------
-# Every block shape of the tiled engine (the production shapes too, at sizes the simulator affords)
+# The production block shapes in the simulator, on one block (tests/test_cuda_kernels.py runs the shapes of
+# cuda_tiles.CONFIGS on multi-block grids, in the simulator and on a GPU)
 # ---------------------------------------------------------------------------
-SHAPES = sorted(set(cuda_tiles.CONFIGS) | {cuda_tiles.TileConfig(16, 8), cuda_tiles.TileConfig(8, 4)})
+SHAPES = [cuda_tiles.TileConfig(16, 8), cuda_tiles.TileConfig(8, 4)]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s.threads}x{s.work}")
@@ -209,45 +210,43 @@ def test_every_block_shape_computes_the_four_products(rng, shape, dtype):
     assert_within_rounding(G.copy_to_host(), numpy_mean_grad(A, D, subset)[0], magnitude, len(subset), dtype, "G")
 
 
-def test_choose_config_gives_every_multiprocessor_two_blocks(monkeypatch):
-    if SIMULATED:
-        monkeypatch.setattr(cuda_tiles, "CONFIGS", (cuda_tiles.TileConfig(16, 8), cuda_tiles.TileConfig(16, 4),
-                                                    cuda_tiles.TileConfig(8, 4)))
-    monkeypatch.setattr(cuda_tiles, "_multiprocessors", lambda: 132)
-    upper = lambda B: lambda tile: cuda_launch.blocks(B, tile) * (cuda_launch.blocks(B, tile) + 1) // 2  # noqa: E731
-    assert cuda_tiles.choose_config(upper(8192)).tile == 128        # 2080 tiles
-    assert cuda_tiles.choose_config(upper(4096)).tile == 128        # 528 tiles
-    assert cuda_tiles.choose_config(upper(1024)).tile == 32         # 36 tiles of 128 or 136 of 64 are too few
-    assert cuda_tiles.choose_config(upper(100)).tile == 32          # the smallest when nothing fills the GPU
-
-
 # ---------------------------------------------------------------------------
 # The kernels compile for a Hopper GPU with their accumulators in registers
 # ---------------------------------------------------------------------------
-def test_tiled_kernels_compile_for_sm90_with_registers_for_accumulators():
-    """``benchmarks/gpu_registers.py --tile 128``: the largest block shape (64 accumulators a thread).
+def test_step_kernels_compile_for_sm90_without_spills(tmp_path):
+    """``benchmarks/gpu_registers.py --tile 128``: every kernel a step launches, the tiled ones at 128-wide tiles
+    (64 accumulators a thread: the most registers), as a float64 and a float32 step launch them.
 
     The simulator checks no types and no registers; libNVVM and, where a CUDA
-    toolkit is installed, ptxas do. A local array indexed at run time (the
-    accumulators not unrolled into registers) shows as ``ld.local`` in the
-    PTX; a thread has at most 255 registers, and the float64 Gram kernel
-    spills a few bytes outside its inner loop (the addresses of its tile,
-    kept across its two products).
+    toolkit is installed, ptxas do. No kernel may spill registers to local
+    memory or keep a local array there (``ld.local`` in the PTX: the
+    accumulators not unrolled into registers), and every kernel must fit on
+    a multiprocessor at its block size (a kernel of over 64 registers a
+    thread cannot run 1,024 threads a block).
     """
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     probe = subprocess.run([sys.executable, "-c", "from numba.cuda.cudadrv.nvvm import NVVM; NVVM()"],
                            env=env, capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip("libNVVM not found: install a CUDA toolkit to run this check without a GPU")
-    result = subprocess.run([sys.executable, "benchmarks/gpu_registers.py", "--tile", "128"], env=env,
-                            capture_output=True, text=True, cwd=ROOT)
+    out = tmp_path / "registers.json"
+    result = subprocess.run([sys.executable, "benchmarks/gpu_registers.py", "--tile", "128", "--json", str(out)],
+                            env=env, capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line.split("|")[1:-1] for line in result.stdout.split("\n") if line.startswith("| float")]
-    assert len(rows) == 10, result.stdout
-    for dtype, block, kernel, registers, spilled, shared, local, *_ in rows:
-        assert int(local) == 0, f"{dtype} {kernel}: a local array was not kept in registers"
-        if registers.strip() != "–":
-            assert int(registers) <= 255 and int(spilled) <= 128, f"{dtype} {kernel}: {registers} registers, {spilled}"
+    import json
+
+    rows = json.loads(out.read_text())["rows"]
+    names = {row["kernel"] for row in rows if row["used_by"] == "step"}
+    assert names >= {"gram", "linear", "backward", "masked_sum", "softmax_cross_entropy", "masked_bias",
+                     "column_sums", "totals", "greedy", "greedy (cooperative)"}, names
+    assert {(row["kernel"], row["dtype"]) for row in rows if row["kernel"] == "gram"} >= {("gram", "float32")}
+    for row in rows:
+        what = f"{row['used_by']} {row['dtype']} {row['kernel']} {row['block']}"
+        assert row["ld_local"] == 0, f"{what}: a local array was not kept in registers"
+        if row["registers"] is not None:
+            assert row["registers"] <= 255 and row["spilled"] == 0, f"{what}: {row['registers']} registers, " \
+                                                                    f"{row['spilled']} bytes spilled"
+            assert row["blocks_per_sm"]["resident"] >= 1, f"{what}: a block does not fit on a multiprocessor"
 
 
 # ---------------------------------------------------------------------------
@@ -288,9 +287,36 @@ def test_gpu_benchmark_smoke_mode_runs_every_table(tmp_path):
     result = subprocess.run([sys.executable, "benchmarks/gpu.py", "--smoke", "--json", str(out)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    for table in ("| dtype | B | in, out | shape |", "| dtype | B | plain PyTorch SGD step", "| dtype | B | device"):
+    for table in ("| dtype | B | in, out | shape |", "| B | metric | plan |", "| dtype | B | plain PyTorch SGD step",
+                  "| dtype | B | device"):
         assert table in result.stdout, result.stdout[-3000:]
     import json
 
     record = json.loads(out.read_text())
-    assert record["smoke"] is True and record["gram"] and record["steps"] and record["parts"]
+    assert record["smoke"] is True and record["gram"] and record["steps"] and record["parts"] and record["greedy"]
+    assert {row["cooperative"] for row in record["greedy"]} == {False, True}
+    assert all(row["same_path"] for row in record["greedy"]) and record["targets"]["greedy_plans_same_path"]
+
+
+# ---------------------------------------------------------------------------
+# The GPU verification script: a stage cut off at its limit leaves its numbers, and the next one runs
+# ---------------------------------------------------------------------------
+def test_gpu_verify_leaves_its_results_when_a_stage_is_cut_off(tmp_path):
+    """``benchmarks/gpu_verify.py run --simulator``: the kernel tests stopped at a 15 s limit, then the sanitizer
+    stage (skipped without compute-sanitizer) in a new process."""
+    import json
+
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "benchmarks/gpu_verify.py", "run", "--simulator", "--out", str(out),
+                             "--only", "kernel-tests,sanitizer", "--limit", "kernel-tests=15"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    stages = results["stages"]
+    assert stages["environment"]["status"] == "passed", stages["environment"]
+    kernel = stages["kernel-tests"]
+    assert kernel["status"] in ("timed out", "passed") and kernel["tests"], kernel
+    assert all(test["outcome"] in ("passed", "skipped") for test in kernel["tests"].values()), kernel["tests"]
+    assert stages["sanitizer"]["status"] in ("skipped", "passed"), stages["sanitizer"]
+    assert "current" not in results
+    assert "## GPU verification" in result.stdout and "- kernel-tests:" in result.stdout

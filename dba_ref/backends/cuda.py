@@ -9,8 +9,8 @@ by step; one module per concern:
 :mod:`~dba_ref.backends.cuda_tiles`         the register-tiled product engine and its block shapes
 :mod:`~dba_ref.backends.cuda_products`      the four tiled kernels: ``K = (Δ Δᵀ) ⊙ (A Aᵀ + 1)``, ``A Wᵀ + b``,
                                             ``Δ' W``, the masked mean ``(1/|S|) Δ_Sᵀ A_S``
-:mod:`~dba_ref.backends.cuda_reductions`    the reduction kernels: K's statistics, the greedy search (one block
-                                            per layer), the masked bias mean
+:mod:`~dba_ref.backends.cuda_reductions`    the reduction kernels: K's statistics, the greedy search (teams of
+                                            threads; one block per layer, or a cooperative grid), the masked bias mean
 :mod:`~dba_ref.backends.cuda_launch`        launching them: uploads, grids and block shapes, copies back
 :mod:`~dba_ref.backends.cuda_backprop`      the forward and backward passes on the device (spec §2)
 :mod:`~dba_ref.backends.cuda_step`          :class:`DeviceStep`, one batch's whole DBA step kept on the device

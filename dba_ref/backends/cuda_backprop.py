@@ -3,7 +3,7 @@
 Layer by layer, with the tiled products of :mod:`dba_ref.backends.cuda_products`::
 
     Z_l = A_{l-1} W_lᵀ + b_l,   A_l = φ(Z_l)           linear kernel        (B, out_l)
-    Δ_L = softmax(Z_L) − onehot(y),   ℓ = −log softmax(Z_L)[y]   _softmax_cross_entropy
+    Δ_L = softmax(Z_L) − onehot(y),   ℓ = −log softmax(Z_L)[y]   softmax_cross_entropy
     Δ_l = (Δ_{l+1} W_{l+1}) ⊙ φ'(Z_l)                 backward kernel      (B, out_l)
 
 Everything stays on the device: the caller gets the layers' inputs
@@ -24,7 +24,7 @@ from .cuda_products import ACTIVATION_IDS, NO_ACTIVATION
 
 
 @cuda.jit
-def _softmax_cross_entropy(Z, y, D, losses):
+def softmax_cross_entropy(Z, y, D, losses):
     """``D[i] = softmax(Z[i]) − onehot(y[i])`` and ``losses[i] = −log softmax(Z[i])[y[i]]``; one thread per sample.
 
     As :func:`dba_ref.model.log_softmax`: ``Z[i] − max`` first, then
@@ -92,7 +92,9 @@ def device_backprop(params, activation: str, X, y):
             inputs.append(dA)
     delta = cuda.device_array_like(pre[-1])
     losses = cuda.device_array(B, dtype)
-    _softmax_cross_entropy[cuda_launch.blocks(B, 128), 128](pre[-1], cuda_launch.upload(y, np.int64), delta, losses)
+    threads = cuda_launch.SOFTMAX_THREADS
+    softmax_cross_entropy[cuda_launch.blocks(B, threads), threads](pre[-1], cuda_launch.upload(y, np.int64), delta,
+                                                                   losses)
     deltas = [delta]
     rows = cuda.to_device(np.arange(max(W.shape[0] for W, _ in params), dtype=np.int64))
     for l in range(len(params) - 2, -1, -1):

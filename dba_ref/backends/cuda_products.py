@@ -99,43 +99,42 @@ def _gram_kernel(engine: TileEngine):
     def gram(A, D, K, one):
         """Tile (blockIdx.y, blockIdx.x) of ``K = (D Dᵀ) ⊙ (A Aᵀ + 1)``; only tiles on and above the diagonal.
 
-        ``A Aᵀ + 1`` is parked in the tile of K between the two products (each
-        thread rereads only what it wrote), and each finished entry is written
-        to (i, j) and (j, i). In a diagonal tile the thread owning (j, i)
-        computes exactly the same sums as the one owning (i, j) (the same
-        products in the same order), so both write the same value and K is
-        exactly symmetric.
+        ``A Aᵀ + 1`` is parked in the tile of K between the two products;
+        each thread rereads only what it wrote, and multiplies it in place
+        (one load and one store an entry: no barrier, and no address kept
+        across the two, which would cost registers: ``benchmarks/gpu_registers.py``).
+        An off-diagonal tile also writes each entry to (j, i), in the lower
+        triangle no block reads. A diagonal tile computes both (i, j) and
+        (j, i), in two threads that form exactly the same sums (the same
+        products in the same order), so K is exactly symmetric.
         """
         bi = U(cuda.blockIdx.y)
         bj = U(cuda.blockIdx.x)
         if bj < bi:
             return
         n = U(K.shape[0])
-        i0 = bi * TILE + U(cuda.threadIdx.y)
-        j0 = bj * TILE + U(cuda.threadIdx.x)
         acc = cuda.local.array(ACC, t)
         left = cuda.shared.array(SLICES, t)
         right = cuda.shared.array(SLICES, t)
         # (both operands by rows: the `rows` argument, here K, is not read)
         by_rows(A, bi * TILE, n, A, bj * TILE, n, K, U(A.shape[1]), acc, left, right)
+        i0 = bi * TILE + U(cuda.threadIdx.y)
+        j0 = bj * TILE + U(cuda.threadIdx.x)
         for u in range(WORK):
             for v in range(WORK):
                 i, j = i0 + THREADS * u, j0 + THREADS * v
                 if i < n and j < n:
                     K[i, j] = acc[u, v] + one
         by_rows(D, bi * TILE, n, D, bj * TILE, n, K, U(D.shape[1]), acc, left, right)
+        mirror = bi != bj
         for u in range(WORK):
             for v in range(WORK):
                 i, j = i0 + THREADS * u, j0 + THREADS * v
                 if i < n and j < n:
-                    acc[u, v] *= K[i, j]
-        cuda.syncthreads()              # in a diagonal tile, K[j, i] is another thread's parked value
-        for u in range(WORK):
-            for v in range(WORK):
-                i, j = i0 + THREADS * u, j0 + THREADS * v
-                if i < n and j < n:
-                    K[i, j] = acc[u, v]
-                    K[j, i] = acc[u, v]
+                    x = acc[u, v] * K[i, j]
+                    K[i, j] = x
+                    if mirror:
+                        K[j, i] = x
 
     return gram
 

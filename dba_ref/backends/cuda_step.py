@@ -136,7 +136,8 @@ class DeviceStep:
     def search(self, metric: str, strategy: str, min_size: int, tol: float) -> list:
         """Every layer's raw search result, as the backend functions return it (None for ``"all"``).
 
-        ``greedy`` runs on the device (one block per layer); ``prefix`` and
+        ``greedy`` runs on the device (every layer in one launch, on the layout
+        :func:`dba_ref.backends.cuda_launch.greedy_plan` picks); ``prefix`` and
         ``exhaustive`` run the Numba CPU kernels on host copies of K.
         """
         if strategy == "all":

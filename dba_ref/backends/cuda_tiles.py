@@ -39,8 +39,9 @@ FMAs.
 
 **Shapes** (:data:`CONFIGS`): ``(THREADS, WORK)`` = (16, 8), (16, 4) or
 (8, 4), i.e. 128-, 64- and 32-wide tiles; :func:`choose_config` takes the
-largest that still gives every multiprocessor two blocks, so small batches
-are not left to a few SMs. In Numba's CUDA simulator (a Python thread per CUDA
+largest whose grid fills the GPU once (as many blocks as the compiled kernel
+has room for on all multiprocessors together), so small batches are not
+left to a few SMs. In Numba's CUDA simulator (a Python thread per CUDA
 thread) the same code runs with 8-wide tiles, so that the tests at B ≤ 40
 cover many tiles and partial ones.
 
@@ -73,21 +74,22 @@ class TileConfig(NamedTuple):
 CONFIGS = (TileConfig(2, 4),) if SIMULATOR else (TileConfig(16, 8), TileConfig(16, 4), TileConfig(8, 4))
 
 
-@functools.cache
-def _multiprocessors() -> int:
-    return 1 if SIMULATOR else cuda.get_current_device().MULTIPROCESSOR_COUNT
+def choose_config(n_blocks, resident) -> TileConfig:
+    """The largest tile whose grid fills the GPU once, else the smallest.
 
-
-def choose_config(n_blocks) -> TileConfig:
-    """The largest tile for which ``n_blocks(tile)`` blocks give every multiprocessor two (else the smallest).
-
-    Larger tiles do more FMAs per shared-memory load, but a grid of fewer
-    blocks than multiprocessors leaves some idle, and one of barely more
-    ends with a wave of a few blocks. Two blocks per SM is a first guess,
-    to be checked against the block-shape columns of ``benchmarks/gpu.py``.
+    ``n_blocks(tile)`` is how many blocks the launch has at that tile width;
+    ``resident(shape)`` how many blocks of the kernel compiled for that shape
+    the whole GPU holds at once (the driver's occupancy calculator, from the
+    registers and shared memory of the compiled kernel: see
+    :func:`dba_ref.backends.cuda_launch.resident_blocks`). A grid of fewer
+    blocks leaves multiprocessors, or their room for more warps, idle; so a
+    larger tile (more FMAs per shared-memory load) is taken only when its
+    grid fills every place at least once. ``resident`` is asked from the
+    largest shape down, and never for the smallest: a shape is compiled only
+    when it may be chosen. ``benchmarks/gpu.py`` times every shape, to check the rule.
     """
-    for shape in CONFIGS:
-        if n_blocks(shape.tile) >= 2 * _multiprocessors():
+    for shape in CONFIGS[:-1]:
+        if n_blocks(shape.tile) >= resident(shape):
             return shape
     return CONFIGS[-1]
 
