@@ -16,6 +16,7 @@ import pytest
 from dba_ref import MLP, apply_updates, backprop
 from dba_ref.agreement import (AMBIGUITY, SAFETY, check_against, decision_margins, decisive_steps, error_ratio,
                                gram_entry_rtol, machine_epsilon, network_ops, rounding_tolerance, selection_tolerances)
+from dba_ref.backends import get_backend
 from dba_ref.backprop import mean_grad, mean_grads
 
 
@@ -266,3 +267,14 @@ def replay_training(model, optimizer, X, y, batch_size, epochs, dtype=np.float64
             rounding = [r + a for r, a in zip(rounding, training_step_rounding(model, updates, signals, step))]
             model.set_params(apply_updates(model.params, updates))
     return model, rounding, np.array(loss_tolerance)
+
+
+def skip_module_without_cuda_backend() -> None:
+    """Skip the calling test module when ``DBA_REF_REAL_GPU=1`` is set and no GPU answers; under the simulator
+    the CUDA backend is always there, so a failure to load it is raised."""
+    try:
+        get_backend("cuda")
+    except OSError as error:
+        if os.environ.get("DBA_REF_REAL_GPU") != "1":      # the simulator is always there: a real failure
+            raise
+        pytest.skip(f"DBA_REF_REAL_GPU=1 but {error}", allow_module_level=True)

@@ -22,14 +22,9 @@ from dba_ref.backprop import mean_grad as numpy_mean_grad
 from dba_ref.gram import gram as numpy_gram
 from dba_ref.model import ACTIVATIONS
 
-from helpers import clear_steps
+from helpers import clear_steps, skip_module_without_cuda_backend
 
-try:
-    get_backend("cuda")
-except OSError as error:
-    if os.environ.get("DBA_REF_REAL_GPU") != "1":      # the simulator is always there: a real failure
-        raise
-    pytest.skip(f"DBA_REF_REAL_GPU=1 but {error}", allow_module_level=True)
+skip_module_without_cuda_backend()
 from dba_ref.backends import cuda as cuda_backend  # noqa: E402  (after the backend check above)
 from dba_ref.backends import cuda_environment, cuda_launch, cuda_products, cuda_tiles  # noqa: E402
 

@@ -31,14 +31,9 @@ from dba_ref.backends import get_backend
 from dba_ref.gram import gram as numpy_gram
 from dba_ref.metrics import METRIC_NAMES
 
-from helpers import assert_same_selection, assert_within_rounding
+from helpers import assert_same_selection, assert_within_rounding, skip_module_without_cuda_backend
 
-try:
-    get_backend("cuda")
-except OSError as error:
-    if os.environ.get("DBA_REF_REAL_GPU") != "1":      # the simulator is always there: a real failure
-        raise
-    pytest.skip(f"DBA_REF_REAL_GPU=1 but {error}", allow_module_level=True)
+skip_module_without_cuda_backend()
 from numba import cuda  # noqa: E402  (after the backend check above)
 
 from dba_ref.backends import cuda_launch, cuda_products, cuda_reductions, cuda_tiles  # noqa: E402

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..agreement import decisive_steps, exhaustive_margins
+from ..agreement import exhaustive_margins
 from ..search import mask_indices, subset_values
 from .definitions import Exercise
 from .differences import with_cause
-from .subset_answers import METRIC, batch_case, kept_by, read_subset, subset_message
+from .subset_answers import METRIC, batch_case, clear_random_batch, kept_by, read_subset, subset_message
 
 
 def reference_exhaustive_search(K, min_size) -> list:
@@ -59,13 +59,7 @@ def _edges(rng) -> list:
 
 def _random(rng):
     """A random batch whose best subset is clear (the gap to the second best above the agreement rule's AMBIGUITY)."""
-    while True:
-        B, P = int(rng.integers(3, MAX_B + 1)), int(rng.integers(2, 6))
-        G = rng.normal(size=P) + rng.uniform(0.2, 2.0) * rng.normal(size=(B, P))
-        min_size = int(rng.integers(2, min(B, 4) + 1))
-        margins = exhaustive_margins(G @ G.T, METRIC, min_size)
-        if decisive_steps(margins) == len(margins):
-            return batch_case("random batch", G, min_size)
+    return clear_random_batch(rng, exhaustive_margins, MAX_B, 2)
 
 
 def _grade(got, expected, case) -> str | None:

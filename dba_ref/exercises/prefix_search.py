@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..agreement import decisive_steps, prefix_margins
+from ..agreement import prefix_margins
 from ..metrics import metric_value
 from ..search import alignment_scores
 from .definitions import Exercise
 from .differences import with_cause
-from .subset_answers import METRIC, batch_case, kept_by, read_subset, subset_message
+from .subset_answers import METRIC, batch_case, clear_random_batch, kept_by, read_subset, subset_message
 
 
 def reference_prefix_search(K, min_size) -> list:
@@ -57,14 +57,7 @@ def _edges(rng) -> list:
 
 def _random(rng):
     """A random batch whose every prefix-search decision is clear (margins above the agreement rule's AMBIGUITY)."""
-    while True:
-        B, P = int(rng.integers(3, 13)), int(rng.integers(2, 6))
-        G = rng.normal(size=P) + rng.uniform(0.2, 2.0) * rng.normal(size=(B, P))
-        min_size = int(rng.integers(1, min(B, 4) + 1))
-        K = G @ G.T
-        margins = prefix_margins(K, METRIC, min_size)
-        if decisive_steps(margins) == len(margins):
-            return batch_case("random batch", G, min_size)
+    return clear_random_batch(rng, prefix_margins, 12, 1)
 
 
 def _grade(got, expected, case) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..agreement import decisive_steps
 from ..metrics import metric_value, subset_stats
 from ..search import search
 from .definitions import Case
@@ -21,6 +22,18 @@ def batch_case(name, G, min_size, function=None) -> Case:
     """A case ``(K, min_size)`` from the gradients ``G`` (B, P): ``K = G Gᵀ``."""
     G = np.asarray(G, np.float64)
     return Case(f"{name} (B = {G.shape[0]}, min_size = {min_size})", (G @ G.T, int(min_size)), function)
+
+
+def clear_random_batch(rng, margins_of, max_B: int, smallest_min_size: int) -> Case:
+    """A random batch (3 to ``max_B`` samples of 2 to 5 features sharing a direction) whose every decision is clear:
+    ``margins_of(K, METRIC, min_size)`` above the agreement rule's AMBIGUITY, so every correct search agrees."""
+    while True:
+        B, P = int(rng.integers(3, max_B + 1)), int(rng.integers(2, 6))
+        G = rng.normal(size=P) + rng.uniform(0.2, 2.0) * rng.normal(size=(B, P))
+        min_size = int(rng.integers(smallest_min_size, min(B, 4) + 1))
+        margins = margins_of(G @ G.T, METRIC, min_size)
+        if decisive_steps(margins) == len(margins):
+            return batch_case("random batch", G, min_size)
 
 
 def kept_by(strategy: str, K, min_size) -> list:
