@@ -14,8 +14,7 @@ import numpy as np
 from ..agreement import exhaustive_margins
 from ..search import mask_indices, subset_values
 from .definitions import Exercise
-from .differences import with_cause
-from .subset_answers import METRIC, batch_case, clear_random_batch, kept_by, read_subset, subset_message
+from .subset_answers import METRIC, batch_case, clear_random_batch, grade_subset, kept_by
 
 
 def reference_exhaustive_search(K, min_size) -> list:
@@ -65,12 +64,6 @@ def _random(rng):
 def _grade(got, expected, case) -> str | None:
     K, m = case.args
     B = K.shape[0]
-    kept, problem = read_subset(got, B)
-    if problem:
-        return problem
-    if kept == expected:
-        return None
-    message = subset_message(K, kept, expected)
     wrong = [(lambda: sorted(set(range(B)) - set(expected)), "you returned the samples removed; return the ones kept"),
              (lambda: exhaustive_variant(K, 1), f"your search includes subsets smaller than min_size = {m}"),
              (lambda: exhaustive_variant(K, m, largest=False),
@@ -79,10 +72,7 @@ def _grade(got, expected, case) -> str | None:
              (lambda: exhaustive_variant(K, m, sizes={m}),
               f"you searched only the subsets of exactly min_size = {m} samples: every size from min_size to B "
               "counts")]
-    cause = next((why for candidate, why in wrong if candidate() == kept), None)
-    if cause is None and len(kept) < m:
-        cause = f"you kept {len(kept)} samples, fewer than min_size = {m}"
-    return with_cause(message, cause)
+    return grade_subset(got, expected, K, m, wrong)
 
 
 EXERCISE = Exercise(8, "exhaustive_search", "the exhaustive search", (("exhaustive_search", ("K", "min_size")),),

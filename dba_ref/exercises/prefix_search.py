@@ -17,8 +17,7 @@ from ..agreement import prefix_margins
 from ..metrics import metric_value
 from ..search import alignment_scores
 from .definitions import Exercise
-from .differences import with_cause
-from .subset_answers import METRIC, batch_case, clear_random_batch, kept_by, read_subset, subset_message
+from .subset_answers import METRIC, batch_case, clear_random_batch, grade_subset, kept_by
 
 
 def reference_prefix_search(K, min_size) -> list:
@@ -63,32 +62,23 @@ def _random(rng):
 def _grade(got, expected, case) -> str | None:
     K, m = case.args
     B = K.shape[0]
-    kept, problem = read_subset(got, B)
-    if problem:
-        return problem
-    if kept == expected:
-        return None
-    message = subset_message(K, kept, expected)
     norms = np.sqrt(np.maximum(np.diag(K), 0.0))
     removed = sorted(set(range(B)) - set(expected))
-    wrong = [(removed, "you returned the samples removed; return the ones kept"),
-             (prefix_variant(K, m, scores=-alignment_scores(K)),
+    wrong = [(lambda: removed, "you returned the samples removed; return the ones kept"),
+             (lambda: prefix_variant(K, m, scores=-alignment_scores(K)),
               "the ranking is upside down: sort by c_i in descending order (the best-aligned sample first)"),
-             (prefix_variant(K, m, scores=K.sum(axis=1)),
+             (lambda: prefix_variant(K, m, scores=K.sum(axis=1)),
               "you ranked by r_i = ⟨g_i, s⟩ alone: divide by ‖g_i‖ = √K[i,i], c_i = r_i / ‖g_i‖, "
               "so that a long gradient does not win by its length"),
-             (prefix_variant(K, m, longest=False),
+             (lambda: prefix_variant(K, m, longest=False),
               "on a tie between prefixes, keep the longest (a removal must strictly improve the metric)"),
-             (prefix_variant(K, 1), f"a prefix must keep at least min_size = {m} samples")]
+             (lambda: prefix_variant(K, 1), f"a prefix must keep at least min_size = {m} samples")]
     if (norms == 0).any():
         with np.errstate(divide="ignore", invalid="ignore"):
             raw = K.sum(axis=1) / norms
-        wrong.append((prefix_variant(K, m, scores=np.nan_to_num(raw, nan=-np.inf)),
+        wrong.append((lambda: prefix_variant(K, m, scores=np.nan_to_num(raw, nan=-np.inf)),
                       "a zero gradient's score is 0 (0/0 is not a number): c_i = 0 where ‖g_i‖ = 0"))
-    cause = next((why for candidate, why in wrong if candidate == kept and candidate != expected), None)
-    if len(kept) < m and cause is None:
-        cause = f"you kept {len(kept)} samples, fewer than min_size = {m}"
-    return with_cause(message, cause)
+    return grade_subset(got, expected, K, m, wrong)
 
 
 EXERCISE = Exercise(7, "prefix_search", "the prefix search", (("prefix_search", ("K", "min_size")),),

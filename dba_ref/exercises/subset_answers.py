@@ -13,7 +13,7 @@ from ..agreement import decisive_steps
 from ..metrics import metric_value, subset_stats
 from ..search import search
 from .definitions import Case
-from .differences import fmt
+from .differences import fmt, with_cause
 
 METRIC = "mean_variance"
 
@@ -72,3 +72,22 @@ def subset_message(K, got, expected) -> str:
     """``you kept [...] (mean_variance v); the search keeps [...] (v')``."""
     return (f"you kept {got} ({METRIC} {fmt(subset_value(K, got))}); the search keeps {expected} "
             f"({METRIC} {fmt(subset_value(K, expected))})")
+
+
+def grade_subset(got, expected: list, K, min_size: int, mistakes) -> str | None:
+    """The grade of a subset answer: None when ``got`` is the ``expected`` sorted indices, else what is wrong.
+
+    ``mistakes`` are ``(candidate, why)`` pairs, ``candidate()`` the subset a
+    typical mistake would return: the first one that matches ``got`` (and is not
+    the right answer) names the likely cause; keeping fewer than ``min_size``
+    samples is named otherwise.
+    """
+    kept, problem = read_subset(got, K.shape[0])
+    if problem:
+        return problem
+    if kept == expected:
+        return None
+    cause = next((why for candidate, why in mistakes if (answer := candidate()) == kept and answer != expected), None)
+    if cause is None and len(kept) < min_size:
+        cause = f"you kept {len(kept)} samples, fewer than min_size = {min_size}"
+    return with_cause(subset_message(K, kept, expected), cause)
