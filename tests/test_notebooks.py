@@ -137,6 +137,17 @@ def test_the_reading_order_lists_every_notebook_in_order():
     assert [int(n) for n, _ in listed] == list(range(1, len(NOTEBOOKS) + 1))
 
 
+def test_the_exercises_table_matches_the_exercises():
+    from dba_ref.exercises import EXERCISES
+
+    readme = (TUTORIALS / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Exercises"):readme.index("## For maintainers")]
+    rows = re.findall(r"^\| (\d+) \| `(\w+)` \| .+ \| (\d+) \|$", table, re.M)
+    assert all((TUTORIALS / ex.reads_first).is_file() for ex in EXERCISES.values()), "reads_first names no notebook"
+    assert [(int(n), slug, int(after)) for n, slug, after in rows] == [
+        (n, ex.slug, int(ex.reads_first[:2])) for n, ex in EXERCISES.items()]
+
+
 def test_runner_fails_on_an_error_and_on_the_time_limit(tmp_path):
     cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]
     with pytest.raises(nbclient.exceptions.CellExecutionError, match="ZeroDivisionError"):
