@@ -22,7 +22,8 @@ nbclient = pytest.importorskip("nbclient")
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 #: Seconds a whole notebook may take before the test fails (all of its cells together). The longest,
-#: notebook 5, took 141 to 224 s on 2 cores shared with other jobs (tutorials/README.md).
+#: notebook 5, took 65 to 72 s at load averages of 3 to 5 and 141 to 224 s at 8 to 24, on 2 cores shared
+#: with other jobs (tutorials/README.md).
 NOTEBOOK_TIME_LIMIT = 600
 
 
