@@ -110,8 +110,8 @@ nitpick_ignore_regex = [
     # Python's, NumPy's and the other libraries' names: offline there is no intersphinx to link them.
     ("py:.*", r"(builtins\.)?(int|float|bool|str|bytes|list|tuple|dict|set|frozenset|callable|object|type|slice"
               r"|complex|None|True|False|Ellipsis|Exception|ValueError|TypeError|OSError|KeyError)"),
-    ("py:.*", r"(typing|collections|pathlib|os|io|argparse|dataclasses|enum|types|numbers|functools|contextlib"
-              r"|subprocess)\..*|Path|PathLike|Callable|Iterable|Iterator|Sequence|Mapping|Any|NamedTuple"),
+    ("py:.*", r"(typing|collections|concurrent|pathlib|os|io|argparse|dataclasses|enum|types|numbers|functools"
+              r"|contextlib|subprocess)\..*|Path|PathLike|Callable|Iterable|Iterator|Sequence|Mapping|Any|NamedTuple"),
     ("py:.*", r"(np|numpy|numba|scipy|sklearn|torch|nn|F|jax|jnp|lax|matplotlib|plt|threadpoolctl)(\..*)?"
               r"|float16|float32|float64|int64|RandomState|Generator"),
     # The words NumPy-style docstrings use as types.

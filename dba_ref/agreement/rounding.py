@@ -5,7 +5,7 @@ count, another library, another backend, the committed golden file) differ by
 rounding, and rounding is relative to the *terms* a result is made of, not to
 the result: a sum of n terms ``x_p``, in any order, is off by at most
 ``γ_n Σ|x_p|`` to first order, ``γ_n = n·u``, with ``u = ε/2`` the unit
-roundoff and ``ε = np.finfo(dtype).eps`` the machine epsilon. The rule:
+roundoff and ``ε = np.finfo(dtype).eps`` the machine epsilon. The rule::
 
     two computations agree when  |a − b|  <=  2 (e_a + e_b),
 

@@ -139,5 +139,5 @@ def _grade(got, expected, case) -> str | None:
 
 
 EXERCISE = Exercise(12, "norm_test", "AdAdaGrad's norm test", (("norm_test", ("G", "eta")),), reference_batch_test,
-                    _edges, _random, _grade, reads_first="07_adaptive_batch_sizes.ipynb", minutes=30,
+                    _edges, _random, _grade, reads_first="06_adaptive_batch_sizes.ipynb", minutes=30,
                     builds_on=(4,))

@@ -37,8 +37,9 @@ def sum_over_batch(optimizer: Optimizer) -> Optimizer:
 
     Returns
     -------
-    Optimizer named ``"dba(sgd)/B"``, called like DBA (``update(None, state, params, signals=signals)``);
-    its state is DBA's, so the trainer records the selections as usual.
+    Optimizer
+        Named ``"dba(sgd)/B"`` and called like DBA, ``update(None, state, params, signals=signals)``;
+        its state is DBA's, so the trainer records the selections as usual.
     """
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a dba_ref Optimizer, got {type(optimizer).__name__}")
