@@ -89,7 +89,7 @@ def export_inputs(directory, golden=None, declaration: Declaration | None = None
                   for name in names}
     paths, lines = [], [
         f"Outputs expected by `dba-ref conformance check RESULTS.npz --inputs {directory}` for the declaration",
-        f"  {declaration.flags() or '(everything)'}",
+        f"  {declaration.flags() or 'everything (no --case, --only, --metric, --strategy or --base)'}",
         "(DECLARATION.json): one .npz holding each key below as <case>/<key>. Shapes are those of the reference;",
         "1-D keys (selected sets, removal orders, path values) may have any length. The dba_<base>/ keys are",
         "trajectories, one row per step: step t starts from the weights after step t-1 (the case's W<l>, b<l>",
