@@ -274,7 +274,7 @@ def test_the_plain_statement_follows_the_numbers(dba_accs, verdicts):
 
 def test_methods_build_exactly_the_optimizers_of_the_committed_runs():
     """``Method.build`` (through ``make_optimizer``) gives each committed run's optimizer name and hyper-parameters,
-    but for the two entries version 0.2 dropped (CHANGELOG.md): DBA's ``backend`` (a run's backend is its
+    but for the two entries version 0.2 dropped (docs/CHANGELOG.md): DBA's ``backend`` (a run's backend is its
     top-level ``backend`` field) and momentum's ``nesterov`` (momentum and nesterov are two optimizers)."""
     runs = Path(__file__).resolve().parents[1] / "docs" / "reproduction" / "runs"
     protocol = full_protocol(datasets=("mnist5k",))
