@@ -40,7 +40,8 @@ from _common import header, load
 from dba_ref.data import Split, load_dataset
 from dba_ref.reproduction import full_protocol, run_protocol
 from dba_ref.reproduction.protocol import Protocol, core_methods
-from dba_ref.reproduction.runner import Schedule, execute_run, load_record, without_wall_times
+from dba_ref.reproduction.runner import Schedule
+from dba_ref.reproduction.runs import execute_run, load_record, without_wall_times
 from dba_ref.reproduction.workers import InProcess, Processes
 
 COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "reproduction"
@@ -158,7 +159,7 @@ class StandIn:
     """A data cache that hands out :func:`stand_in_split` where the real data set is missing."""
 
     def __init__(self):
-        from dba_ref.reproduction.runner import DataCache
+        from dba_ref.reproduction.runs import DataCache
 
         self.real, self.mnist = DataCache(), load_dataset("mnist5k")
 

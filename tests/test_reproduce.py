@@ -17,7 +17,8 @@ from dba_ref.reproduction.figures import accuracy_axis_start
 from dba_ref.reproduction.protocol import PAPER, Setting
 from dba_ref.reproduction.provenance import read_provenance, this_machine
 from dba_ref.reproduction.report import write_report
-from dba_ref.reproduction.runner import choose_learning_rate, run_path, tuning_runs, write_json
+from dba_ref.reproduction.runner import choose_learning_rate, tuning_runs
+from dba_ref.reproduction.runs import run_path, write_json
 from dba_ref.reproduction.statements import claim_statements, summary_statement
 from dba_ref.reproduction.statistics import rer
 

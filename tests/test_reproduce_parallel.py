@@ -16,7 +16,8 @@ from dba_ref.cli import main
 from dba_ref.reproduction import Method, quick_protocol, run_protocol
 from dba_ref.reproduction.protocol import Cell, Protocol, Setting
 from dba_ref.reproduction.report import write_report
-from dba_ref.reproduction.runner import Schedule, without_wall_times, write_json
+from dba_ref.reproduction.runner import Schedule
+from dba_ref.reproduction.runs import without_wall_times, write_json
 from dba_ref.reproduction.workers import InProcess, Processes, available_cores, make_pool
 
 

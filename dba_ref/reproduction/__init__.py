@@ -4,7 +4,8 @@ What is run:
 
 - :mod:`~dba_ref.reproduction.protocol`    settings, methods, cells, the fair tuning budget, and their description
 - :mod:`~dba_ref.reproduction.readings`    readings of the paper other than the reference (Σ/B update)
-- :mod:`~dba_ref.reproduction.runner`      running it, one JSON file per finished run, resumable
+- :mod:`~dba_ref.reproduction.runs`        one run: what identifies it, its file, training it
+- :mod:`~dba_ref.reproduction.runner`      running them all: which run next, one writer for the files, resumable
 - :mod:`~dba_ref.reproduction.workers`     where the runs train: here, worker processes, a Dask cluster
 - :mod:`~dba_ref.reproduction.provenance`  the machine that trained the runs, and the notes about them
 
@@ -20,7 +21,8 @@ What is reported, from whatever has finished:
 """
 from .protocol import PAPER, Cell, Method, Protocol, Setting, full_protocol, quick_protocol
 from .readings import sum_over_batch
-from .runner import choose_learning_rate, execute_run, run_protocol
+from .runner import choose_learning_rate, run_protocol
+from .runs import execute_run
 
 __all__ = ["PAPER", "Cell", "Method", "Protocol", "Setting", "full_protocol", "quick_protocol", "sum_over_batch",
            "choose_learning_rate", "execute_run", "run_protocol"]

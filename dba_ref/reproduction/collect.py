@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .protocol import Cell, Method, Protocol
-from .runner import choose_from_records, load_record, run_path
+from .runner import choose_from_records
+from .runs import load_record, run_path
 
 
 @dataclass

@@ -26,7 +26,8 @@ from .convergence import measured_cells, rules
 from .figures import plot_accuracy, plot_convergence, plot_selected
 from .protocol import CONVERGENCE_CLAIM, READINGS, Protocol
 from .provenance import read_provenance
-from .runner import unresolved_failures, write_json
+from .runner import unresolved_failures
+from .runs import write_json
 from .statements import (claim_statements, convergence_statements, other_dataset_statements, reading_statements,
                          summary_statement, variant_statement)
 from .tables import cell_table, cell_title, comparison_table, convergence_table, headline_table, summary

@@ -1,65 +1,36 @@
-"""Running the protocol: one JSON file per finished run, so a stopped reproduction resumes where it was.
+"""Running the protocol: which run trains next, and one writer for every run's file, so a stopped reproduction
+resumes where it was.
 
-A run is identified by its setting, role, seed, method and learning rate;
-its file is ``runs/<setting>/<role>-s<seed>/<method>-lr<lr>.json`` under the
-results folder. Roles:
-
-``tune``
-    scored on the validation slice; the test set is not evaluated.
-``final``
-    the selected learning rate; the test set is evaluated once, after the last epoch.
-``final-peek``
-    as ``final`` but with the test set evaluated after every epoch (the
-    ``peek`` reading only; never used for the headline numbers).
-
-A file is written atomically when its run has finished, so an interrupted
-reproduction loses at most the runs in progress; a run whose file exists is
-never redone. Two cells that ask for the same run share its file. Runs train
-in this process, in worker processes or on a Dask cluster
-(:mod:`~dba_ref.reproduction.workers`); wherever they train, one writer, the
-process that runs :func:`run_protocol`, writes every file. The machines that
-trained runs are added to ``provenance.json`` beside them
+A run whose file exists is never redone (:mod:`~dba_ref.reproduction.runs`: a
+run, its file, training it); two cells that ask for the same run share its
+file. A method's tuning runs come first; its learning rate is chosen from
+them (:func:`choose_learning_rate`), then its final runs train
+(:class:`Schedule`). Runs train in this process, in worker processes or on a
+Dask cluster (:mod:`~dba_ref.reproduction.workers`); wherever they train, one
+writer, the process that runs :func:`run_protocol`, writes every file, so an
+interrupted reproduction loses at most the runs in progress. The machines
+that trained runs are added to ``provenance.json`` beside them
 (:mod:`~dba_ref.reproduction.provenance`).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from .. import __version__
 from .._progress import Progress
-from ..checkpoint import atomic_write
-from ..data import load_dataset, make_split
-from ..model import MLP
-from ..training import TrainingDiverged, train
 from .protocol import Cell, Method, Protocol, Setting
-from .provenance import add_provenance, this_machine
+from .provenance import add_provenance
+from .runs import RUN_ERRORS, Run, load_record, run_path, train_run, write_json
 
 
 #: Where the runs that raised are listed (relative to the results folder), to be retried.
 FAILURES = "failures.json"
-
-
-def run_path(out, setting: Setting, role: str, seed: int, method: Method, lr: float) -> Path:
-    """Where the record of one run lives."""
-    return Path(out) / "runs" / setting.key / f"{role}-s{seed}" / f"{method.key}-lr{lr:g}.json"
-
-
-def load_record(path) -> dict | None:
-    """The record at ``path``, or None if the run has not finished."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
 
 
 def unresolved_failures(out) -> list[dict]:
@@ -67,112 +38,6 @@ def unresolved_failures(out) -> list[dict]:
     path = Path(out) / FAILURES
     failed = json.loads(path.read_text()) if path.is_file() else []
     return [f for f in failed if not (Path(out) / f["run"]).is_file()]
-
-
-def write_json(path, obj) -> Path:
-    """Write ``obj`` as compact JSON with :func:`~dba_ref.checkpoint.atomic_write` (old file or new, never half)."""
-    return atomic_write(path, json.dumps(obj, separators=(",", ":"), allow_nan=True).encode())
-
-
-def _round(values, digits: int = 5) -> list:
-    return [float(f"{v:.{digits}g}") if math.isfinite(v) else v for v in values]
-
-
-class DataCache:
-    """Data sets loaded once per process, and the split of each (data set, per class, seed, validation)."""
-
-    def __init__(self, data_dir=None):
-        self.data_dir = data_dir
-        self._data, self._splits = {}, {}
-
-    def split(self, setting: Setting, seed: int):
-        key = (setting.dataset, setting.per_class, seed, setting.val_per_class)
-        if key not in self._splits:
-            if setting.dataset not in self._data:
-                data_dir = self.data_dir if setting.dataset != "mnist5k" else None
-                self._data[setting.dataset] = load_dataset(setting.dataset, data_dir)
-            self._splits[key] = make_split(self._data[setting.dataset], per_class=setting.per_class, seed=seed,
-                                           val_per_class=setting.val_per_class)
-        return self._splits[key]
-
-
-def execute_run(setting: Setting, role: str, seed: int, method: Method, lr: float, data: DataCache,
-                backend: str = "numpy") -> dict:
-    """Train one configuration and return its record (nothing is written here).
-
-    The model, the slices and the shuffling all use ``seed``. The validation
-    slice is evaluated after every epoch; the test set only in the final
-    roles (after the last epoch, or after every epoch for ``final-peek``).
-    ``curves`` holds, per evaluation (epoch 0 = before training), the
-    optimizer steps taken, the wall seconds since training started (the
-    evaluations included), and the losses and accuracies. Records written
-    before issue 21 lack ``step`` and ``seconds``.
-    A run whose parameters become NaN or inf is recorded as diverged, with the
-    accuracies of its last finite parameters.
-    """
-    split = data.split(setting, seed)
-    model = MLP([split.X_train.shape[1], setting.hidden, int(split.y_train.max()) + 1], seed=seed)
-    optimizer = method.build(lr)
-    peek = role == "final-peek"
-    X_watch, y_watch = (split.X_test, split.y_test) if peek else (split.X_val, split.y_val)
-    load_before = os.getloadavg()[0]
-    started = time.perf_counter()
-    history, diverged = None, False
-    try:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            history = train(model, optimizer, split.X_train, split.y_train, X_watch, y_watch,
-                            epochs=setting.epochs, batch_size=setting.batch_size, seed=seed, progress=False,
-                            backend=backend)
-    except TrainingDiverged:
-        diverged = True
-    train_seconds = time.perf_counter() - started
-    n = split.X_train.shape[0]
-    batch = n if setting.batch_size is None else min(setting.batch_size, n)
-    steps_per_epoch = math.ceil(n / batch)
-    result = {"diverged": diverged, "train_seconds": train_seconds}
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        result["train_loss"], result["train_acc"] = model.evaluate(split.X_train, split.y_train)
-        result["val_loss"], result["val_acc"] = model.evaluate(split.X_val, split.y_val)
-        if role != "tune":
-            result["test_loss"], result["test_acc"] = model.evaluate(split.X_test, split.y_test)
-    record = {
-        "setting": asdict(setting), "setting_key": setting.key, "role": role, "seed": seed,
-        "method": method.to_dict(), "learning_rate": lr, "optimizer": optimizer.name,
-        "hyperparams": optimizer.hyperparams, "backend": backend,
-        "n_train": n, "n_val": int(split.y_val.shape[0]), "n_test": int(split.y_test.shape[0]),
-        "result": result,
-        "budget": {"epochs": setting.epochs, "batch_size": batch, "steps": steps_per_epoch * setting.epochs,
-                   "samples_processed": n * setting.epochs},
-        "environment": {"dba_ref": __version__, "python": platform.python_version(), "numpy": np.__version__,
-                        "machine": platform.machine(), "cpus": os.cpu_count(),
-                        "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
-                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S")},
-    }
-    if history is not None:
-        batches = np.asarray(history.steps["batch_size"])
-        record["budget"]["steps"] = int(batches.size)
-        record["budget"]["samples_processed"] = int(batches.sum())
-        record["result"]["mean_batch_size"] = float(batches.mean())
-        watch = "test" if peek else "val"
-        record["curves"] = {
-            "epoch": [row["epoch"] for row in history.epochs],
-            "step": [row["step"] for row in history.epochs],
-            "seconds": _round((row["seconds"] for row in history.epochs), 4),
-            "train_loss": _round(row["train_loss"] for row in history.epochs),
-            "train_acc": _round(row["train_acc"] for row in history.epochs),
-            f"{watch}_loss": _round(row["test_loss"] for row in history.epochs),
-            f"{watch}_acc": _round(row["test_acc"] for row in history.epochs),
-        }
-        if "selected" in history.steps:
-            selected = [np.asarray(s) for s in history.steps["selected"]]
-            record["result"]["mean_selected"] = [float(s.mean()) for s in selected]
-            record["result"]["samples_in_updates"] = [int(s.sum()) for s in selected]
-            record["curves"]["selected_mean"] = [
-                _round(s[:steps_per_epoch * setting.epochs].reshape(setting.epochs, -1).mean(axis=1), 4)
-                for s in selected]
-            if role != "tune":
-                record["selected_per_step"] = [s.tolist() for s in selected]
-    return record
 
 
 def tuning_score(record: dict | None) -> tuple:
@@ -215,19 +80,6 @@ def choose_from_records(grid) -> tuple[float | None, dict]:
     return best, scores
 
 
-class Run(NamedTuple):
-    """One training run: a setting, a role, a seed, a method and a learning rate (its file: :func:`run_path`)."""
-
-    setting: Setting
-    role: str
-    seed: int
-    method: Method
-    lr: float
-
-    def path(self, out) -> Path:
-        return run_path(out, *self)
-
-
 def tuning_runs(protocol: Protocol, cell: Cell, method: Method):
     """The tuning runs of one method of a cell: every learning rate × tuning seed."""
     for lr in method.learning_rates(protocol.lr_multipliers):
@@ -243,39 +95,6 @@ def final_runs(protocol: Protocol, cell: Cell, method: Method, out):
             yield Run(cell.setting, cell.final_role, seed, method, lr)
 
 
-#: Fields of a record that differ between two trainings of the same run (wall-clock times, and the load
-#: they ran under): everything else is the same bytes whether a run trained here, in a worker process or on
-#: a Dask worker (of the same software).
-WALL_TIME_FIELDS = (("result", "train_seconds"), ("curves", "seconds"), ("environment", "load_average_before"),
-                    ("environment", "load_average_after"), ("environment", "finished"))
-
-
-def without_wall_times(record: dict) -> dict:
-    """``record`` less its ``WALL_TIME_FIELDS``: what two trainings of the same run agree on, to the bit."""
-    return {key: ({k: v for k, v in value.items() if (key, k) not in WALL_TIME_FIELDS}
-                  if isinstance(value, dict) else value) for key, value in record.items()}
-
-
-_DATA: dict = {}        # data folder -> DataCache: a process keeps its data sets and splits between runs
-
-
-def train_run(run: Run, backend: str = "numpy", data_dir=None, threads: int = 1) -> tuple[dict, str]:
-    """:func:`execute_run` with ``threads`` BLAS threads, in whichever process runs it; returns the record and
-    :func:`~dba_ref.reproduction.provenance.this_machine`.
-
-    This is what a pool's worker runs (:mod:`~dba_ref.reproduction.workers`): it writes nothing, the
-    process that called :func:`run_protocol` writes the file.
-    """
-    from threadpoolctl import threadpool_limits
-
-    data = _DATA.setdefault(None if data_dir is None else str(data_dir), DataCache(data_dir))
-    with threadpool_limits(threads):
-        record = execute_run(*run, data, backend)
-    return record, this_machine()
-
-
-#: Errors of a run itself (bad numbers, a refused configuration, no memory): recorded in ``failures.json``.
-RUN_ERRORS = (ArithmeticError, ValueError, TypeError, MemoryError)
 #: How many times a run lost with its worker process is handed out again in one invocation.
 MAX_LOST = 3
 
