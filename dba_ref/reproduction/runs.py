@@ -193,7 +193,7 @@ def train_run(run: Run, backend: str = "numpy", data_dir=None, threads: int = 1)
     :func:`~dba_ref.reproduction.provenance.this_machine`.
 
     This is what a pool's worker runs (:mod:`~dba_ref.reproduction.workers`): it writes nothing, the
-    process that called :func:`run_protocol` writes the file.
+    process that called :func:`~dba_ref.reproduction.runner.run_protocol` writes the file.
     """
     from threadpoolctl import threadpool_limits
 
