@@ -165,7 +165,10 @@ def main_job(epochs: int, quiet_out: Path, record: dict) -> None:
 def reproduction_run(backends, record: dict) -> dict:
     """One run of the reproduction's runner per backend: its time whole and split; returns CPU seconds per backend."""
     from dba_ref.reproduction.protocol import Method, Setting, full_protocol
-    from dba_ref.reproduction.runs import DataCache, execute_run
+    try:
+        from dba_ref.reproduction.runs import DataCache, execute_run
+    except ImportError:                      # a version from before the runner's split (e.g. "before" above)
+        from dba_ref.reproduction.runner import DataCache, execute_run
 
     setting = Setting("mnist5k", 60, 256, 64, 100, 50)
     method = Method("adam", dba=True, metric="mean_variance", strategy="prefix")
