@@ -86,9 +86,14 @@ class Example:
 # ---------------------------------------------------------------------------------------------------------------
 # Discovery
 # ---------------------------------------------------------------------------------------------------------------
+#: Pages whose commands are not examples: the changelog quotes options as they were and as they became.
+NOT_EXAMPLES = ("docs/CHANGELOG.md",)
+
+
 def markdown_files() -> list[Path]:
-    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), REPO / "tutorials" / "README.md",
-            *sorted((REPO / "tutorials" / "_src").glob("*.py"))]
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), REPO / "tutorials" / "README.md",
+             *sorted((REPO / "tutorials" / "_src").glob("*.py"))]
+    return [page for page in pages if page.relative_to(REPO).as_posix() not in NOT_EXAMPLES]
 
 
 def _shell_commands(language: str, body: str):
