@@ -22,7 +22,7 @@ from _common import header, load, median_times, mnist_batches
 from dba_ref import MLP, backprop
 from dba_ref.optimizers import OPTIMIZERS, make_optimizer
 from dba_ref.optimizers import elementwise as ew
-from dba_ref.optimizers.base import tree_leaves
+from dba_ref.optimizers.tree import tree_leaves
 
 
 def arrays_moved(opt, grads, state, params, signals) -> int:

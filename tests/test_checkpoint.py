@@ -19,7 +19,7 @@ from dba_ref import MLP, adam, backprop, dba, make_optimizer, sgd
 from dba_ref.checkpoint import CheckpointError, atomic_write, decode, encode, read_checkpoint, write_checkpoint
 from dba_ref.data import load_dataset, make_split
 from dba_ref.optimizers import OPTIMIZERS, WRAPPABLE
-from dba_ref.optimizers.base import tree_leaves
+from dba_ref.optimizers.tree import tree_leaves
 from dba_ref.training import CHECKPOINT_FILE, BatchSampler, Trainer, TrainingDiverged, train
 
 from helpers import random_batch

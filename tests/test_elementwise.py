@@ -9,7 +9,7 @@ from dba_ref import MLP, backprop
 from dba_ref.optimizers import OPTIMIZERS, make_optimizer
 from dba_ref.optimizers import elementwise as ew
 from dba_ref.optimizers.adam import adam_step
-from dba_ref.optimizers.base import tree_leaves
+from dba_ref.optimizers.tree import tree_leaves
 
 from helpers import assert_within_rounding, random_batch
 

@@ -21,7 +21,7 @@ from dba_ref.optimizers import (OPTIMIZERS, WRAPPABLE, EmptyState, adam, adamp, 
 from dba_ref.optimizers.adagrad import adagrad_norm
 from dba_ref.optimizers.adam import adam_direction
 from dba_ref.optimizers.adamp import project_radial
-from dba_ref.optimizers.base import apply_updates, tree_leaves
+from dba_ref.optimizers.tree import apply_updates, tree_leaves
 from dba_ref.optimizers.diffgrad import abs_sigmoid
 from dba_ref.optimizers.enhanced_sgd import ACTIONS
 

@@ -23,7 +23,7 @@ po = pytest.importorskip("pytorch_optimizer")
 
 from dba_ref.optimizers import (adabelief, adagrad, adam, adamp, adan, diffgrad, momentum, nesterov,  # noqa: E402
                                 sgd, sgdp)
-from dba_ref.optimizers.base import apply_updates, tree_leaves  # noqa: E402
+from dba_ref.optimizers.tree import apply_updates, tree_leaves  # noqa: E402
 from helpers import assert_within_rounding, step_rounding_scale  # noqa: E402
 
 pytestmark = pytest.mark.torch

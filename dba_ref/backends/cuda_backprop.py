@@ -3,7 +3,7 @@
 Layer by layer, with the tiled products of :mod:`dba_ref.backends.cuda_products`::
 
     Z_l = A_{l-1} W_lᵀ + b_l,   A_l = φ(Z_l)           linear kernel        (B, out_l)
-    Δ_L = softmax(Z_L) − onehot(y),   ℓ = −log softmax(Z_L)[y]   softmax_cross_entropy
+    Δ_L = softmax(Z_L) − onehot(y),   ℓ = −log softmax(Z_L)[y]   softmax kernel (cuda_reductions)
     Δ_l = (Δ_{l+1} W_{l+1}) ⊙ φ'(Z_l)                 backward kernel      (B, out_l)
 
 Everything stays on the device: the caller gets the layers' inputs
@@ -14,40 +14,12 @@ another order (tiles of the contraction), so results agree to rounding.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import cuda
 
 from . import cuda_launch
 from .cuda_products import ACTIVATION_IDS, NO_ACTIVATION
-
-
-@cuda.jit
-def softmax_cross_entropy(Z, y, D, losses):
-    """``D[i] = softmax(Z[i]) − onehot(y[i])`` and ``losses[i] = −log softmax(Z[i])[y[i]]``; one thread per sample.
-
-    As :func:`dba_ref.model.log_softmax`: ``Z[i] − max`` first, then
-    ``log_softmax = shifted − log Σ exp(shifted)`` and ``softmax = exp(log_softmax)``.
-    """
-    i = cuda.grid(1)
-    if i >= Z.shape[0]:
-        return
-    C = Z.shape[1]
-    top = Z[i, 0]
-    for c in range(1, C):
-        if Z[i, c] > top:
-            top = Z[i, c]
-    total = Z[i, 0] - Z[i, 0]                    # zero of Z's float type
-    for c in range(C):
-        total += math.exp(Z[i, c] - top)
-    log_total = math.log(total)
-    for c in range(C):
-        log_p = (Z[i, c] - top) - log_total
-        D[i, c] = math.exp(log_p)
-        if c == y[i]:
-            D[i, c] -= 1
-            losses[i] = -log_p
+from .cuda_reductions import softmax_cross_entropy
 
 
 def device_backprop(params, activation: str, X, y):

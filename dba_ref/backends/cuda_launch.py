@@ -270,7 +270,6 @@ def step_variants(dtype) -> list[KernelVariant]:
     the forward and backward passes in ``dtype``; the Gram matrix and the
     masked means accumulated in float64 from ``dtype`` inputs (spec §4).
     """
-    from .cuda_backprop import softmax_cross_entropy
 
     t, f64, i64 = from_dtype(np.dtype(dtype)), types.float64, types.int64
 
@@ -293,7 +292,7 @@ def step_variants(dtype) -> list[KernelVariant]:
     greedy = (array(f64, 3), array(f64, 2), array(f64, 2), array(f64, 2), i64, i64, f64, i64, array(f64, 2),
               array(types.int8, 2), array(f64, 3), array(i64, 3), array(i64, 2), array(f64, 2), array(i64, 1))
     found += [
-        KernelVariant("softmax_cross_entropy", softmax_cross_entropy, (array(t, 2), array(i64, 1), array(t, 2),
+        KernelVariant("softmax_cross_entropy", cuda_reductions.softmax_cross_entropy, (array(t, 2), array(i64, 1), array(t, 2),
                                                                        array(t, 1)), SOFTMAX_THREADS, None),
         KernelVariant("masked_bias", cuda_reductions.masked_bias, (array(t, 2), array(i64, 1), f64, array(f64, 1)),
                       REDUCE, None),

@@ -1,4 +1,5 @@
-"""The reduction kernels of the CUDA backend: K's statistics, the greedy search, the masked bias mean.
+"""The reduction kernels of the CUDA backend: K's statistics, the greedy search, the masked bias mean, and the
+softmax cross-entropy of the last layer (a reduction over each sample's logits).
 
 Device code only (the launches are :mod:`dba_ref.backends.cuda_launch`); K is
 ``(L, B, B)``, the Gram matrices of a batch's L layers stacked:
@@ -269,3 +270,30 @@ def greedy_kernel(cooperative: bool):
             counts[l] = B - k
 
     return greedy
+
+
+@cuda.jit
+def softmax_cross_entropy(Z, y, D, losses):
+    """``D[i] = softmax(Z[i]) − onehot(y[i])`` and ``losses[i] = −log softmax(Z[i])[y[i]]``; one thread per sample.
+
+    As :func:`dba_ref.model.log_softmax`: ``Z[i] − max`` first, then
+    ``log_softmax = shifted − log Σ exp(shifted)`` and ``softmax = exp(log_softmax)``.
+    """
+    i = cuda.grid(1)
+    if i >= Z.shape[0]:
+        return
+    C = Z.shape[1]
+    top = Z[i, 0]
+    for c in range(1, C):
+        if Z[i, c] > top:
+            top = Z[i, c]
+    total = Z[i, 0] - Z[i, 0]                    # zero of Z's float type
+    for c in range(C):
+        total += math.exp(Z[i, c] - top)
+    log_total = math.log(total)
+    for c in range(C):
+        log_p = (Z[i, c] - top) - log_total
+        D[i, c] = math.exp(log_p)
+        if c == y[i]:
+            D[i, c] -= 1
+            losses[i] = -log_p

@@ -17,13 +17,13 @@ from .adam import EPS_PLACEMENTS, AdamState, adam
 from .adamp import ProjectedState, adamp, sgdp
 from .adan import AdanState, adan
 from .adaptive_batch import AdaptiveBatchState, BatchTest, adadagrad, adadagrad_norm, adaptive_batch
-from .base import (EmptyState, Optimizer, apply_updates, check_base, gradient_optimizer, tree_map, tree_norm,
-                   tree_zeros_like, wraps_another)
+from .base import EmptyState, Optimizer, check_base, gradient_optimizer, wraps_another
 from .dba import DBA_DEFAULTS, DBAState, LayerStep, dba
 from .elementwise import ElementRule, Elementwise, element_function, element_rule, elementwise_for
 from .diffgrad import DiffGradState, diffgrad
 from .enhanced_sgd import EnhancedSGDState, enhanced_sgd
 from .sgd import MomentumState, momentum, nesterov, sgd
+from .tree import apply_updates, tree_map, tree_norm, tree_zeros_like
 
 OPTIMIZERS = {
     "sgd": (sgd, "stochastic gradient descent, Δθ = −η g"),
@@ -80,8 +80,8 @@ def make_optimizer(name: str, **options) -> Optimizer:
 WRAPPABLE = tuple(name for name, (factory, _) in OPTIMIZERS.items() if not wraps_another(factory()))
 
 
-__all__ = ["Optimizer", "apply_updates", "tree_map", "tree_norm", "tree_zeros_like", "sgd", "momentum", "nesterov", "adam", "adagrad", "adagrad_norm", "adadagrad",
-           "adadagrad_norm", "adaptive_batch", "adabelief", "adan", "diffgrad", "adamp", "sgdp", "enhanced_sgd",
+__all__ = ["Optimizer", "apply_updates", "tree_map", "tree_norm", "tree_zeros_like", "sgd", "momentum", "nesterov",
+           "adam", "adagrad", "adagrad_norm", "adadagrad", "adadagrad_norm", "adaptive_batch", "adabelief", "adan", "diffgrad", "adamp", "sgdp", "enhanced_sgd",
            "EPS_PLACEMENTS", "dba", "DBA_DEFAULTS", "WRAPPABLE", "OPTIMIZERS", "make_optimizer", "gradient_optimizer",
            "check_base", "wraps_another", "ElementRule", "Elementwise", "element_rule", "element_function",
            "elementwise_for",

@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 from .._validation import check_positive
 from .adam import adam_direction, first_moment, second_moment
-from .base import Optimizer, check_decay, gradient_optimizer, tree_zeros_like
+from .base import Optimizer, check_decay, gradient_optimizer
+from .tree import tree_zeros_like
 from .elementwise import element_rule
 
 

@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, gradient_optimizer, tree_leaves, tree_map
+from .base import Optimizer, gradient_optimizer
+from .tree import tree_leaves, tree_map
 from .elementwise import element_rule
 from .sgd import sgd_step
 

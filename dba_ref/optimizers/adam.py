@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_choice, check_positive
-from .base import Optimizer, check_decay, gradient_optimizer, tree_zeros_like
+from .base import Optimizer, check_decay, gradient_optimizer
+from .tree import tree_zeros_like
 from .elementwise import element_function, element_rule
 
 #: Where ε enters the denominator of an Adam-type step (see the module docstring).

@@ -40,7 +40,8 @@ import numpy as np
 
 from .._validation import check_positive
 from .adam import AdamState, adam_direction, check_eps_placement, first_moment, second_moment
-from .base import Optimizer, check_decay, check_flag, gradient_optimizer, tree_leaves, tree_unflatten, tree_zeros_like
+from .base import Optimizer, check_decay, check_flag, gradient_optimizer
+from .tree import tree_leaves, tree_unflatten, tree_zeros_like
 from .elementwise import ElementRule, element_rule
 from .sgd import MomentumState, momentum_direction, sgd_step
 

@@ -33,7 +33,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, check_flag, gradient_optimizer, tree_map, tree_zeros_like
+from .base import Optimizer, check_flag, gradient_optimizer
+from .tree import tree_map, tree_zeros_like
 from .elementwise import element_function, element_rule
 
 

@@ -58,7 +58,8 @@ import numpy as np
 from .._validation import check_choice, check_positive
 from ..metrics import mean_variance
 from .adagrad import adagrad, adagrad_norm
-from .base import Optimizer, check_base, tree_leaves
+from .base import Optimizer, check_base
+from .tree import tree_leaves
 
 #: The adaptive-sampling tests.
 TESTS = ("norm", "coordinate")

@@ -29,7 +29,8 @@ from .._validation import check_choice, check_min_size, check_tol
 from ..backends import get_backend
 from ..metrics import METRICS
 from ..search import DBA_DEFAULTS, STRATEGIES, Selection
-from .base import Optimizer, check_base, tree_norm
+from .base import Optimizer, check_base
+from .tree import tree_norm
 
 
 class LayerStep(NamedTuple):

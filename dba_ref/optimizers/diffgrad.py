@@ -22,7 +22,8 @@ import numpy as np
 
 from .._validation import check_positive
 from .adam import adam_direction, check_eps_placement, first_moment, second_moment
-from .base import Optimizer, check_decay, gradient_optimizer, tree_zeros_like
+from .base import Optimizer, check_decay, gradient_optimizer
+from .tree import tree_zeros_like
 from .elementwise import element_function, element_rule
 
 

@@ -61,7 +61,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .base import tree_leaves, tree_unflatten
+from .tree import tree_leaves, tree_unflatten
 
 _HELPERS: list = []          # functions rules call: made callable from compiled code on the first compilation
 _KERNELS: dict = {}          # (rule, number of arrays, number of scalars) -> compiled loop

@@ -40,7 +40,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_positive
-from .base import Optimizer, check_decay, check_flag, gradient_optimizer, tree_leaves, tree_unflatten, tree_zeros_like
+from .base import Optimizer, check_decay, check_flag, gradient_optimizer
+from .tree import tree_leaves, tree_unflatten, tree_zeros_like
 from .elementwise import element_rule
 from .sgd import momentum_direction
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .._validation import check_positive
-from .base import EmptyState, Optimizer, check_decay, gradient_optimizer, tree_zeros_like
+from .base import EmptyState, Optimizer, check_decay, gradient_optimizer
+from .tree import tree_zeros_like
 from .elementwise import element_function, element_rule
 
 

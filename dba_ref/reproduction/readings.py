@@ -24,7 +24,7 @@ Adam) it is not, so only SGD is accepted.
 from __future__ import annotations
 
 from ..optimizers import Optimizer
-from ..optimizers.base import tree_map
+from ..optimizers.tree import tree_map
 
 
 def sum_over_batch(optimizer: Optimizer) -> Optimizer:

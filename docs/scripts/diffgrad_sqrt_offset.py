@@ -29,7 +29,7 @@ import numpy as np
 
 from dba_ref.agreement import max_rel_error
 from dba_ref.optimizers import apply_updates, diffgrad
-from dba_ref.optimizers.base import tree_leaves
+from dba_ref.optimizers.tree import tree_leaves
 from dba_ref.optimizers.adam import adam_direction
 from dba_ref.optimizers.diffgrad import abs_sigmoid
 
