@@ -25,6 +25,11 @@ that two versions can be compared for equality.
 
     OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/run_time.py
     OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/run_time.py --parts reproduction --backends numba
+
+``--what-if fused-numpy-updates`` times the reproduction run with a change the package does not make, for
+the decision issue 24 leaves open (``docs/performance.md``): the numpy backend running every optimizer's
+element rule fused, as the numba backend does (the exact rules give the same bits: compare the ``--record``
+files). It patches this version's internals (not the "before" one's).
 """
 from __future__ import annotations
 
@@ -198,6 +203,21 @@ def reproduction_run(backends, record: dict) -> dict:
     return seconds
 
 
+WHAT_IFS = ("fused-numpy-updates",)
+
+
+@contextlib.contextmanager
+def what_if(changes):
+    """The package as it would be with ``changes`` (names of :data:`WHAT_IFS`), until the block ends."""
+    with contextlib.ExitStack() as patches:
+        if "fused-numpy-updates" in changes:
+            from dba_ref.optimizers import base
+            from dba_ref.optimizers.elementwise import Elementwise
+            patches.callback(setattr, base, "elementwise_for", base.elementwise_for)
+            base.elementwise_for = lambda signals: Elementwise(fused=True)
+        yield
+
+
 def version() -> str:
     """The package timed: its folder and, if it is a git checkout, its commit."""
     root = Path(dba_ref.__file__).resolve().parent.parent
@@ -214,6 +234,8 @@ def main(argv=None) -> int:
     p.add_argument("--parts", nargs="+", default=["main", "reproduction"], choices=["main", "reproduction"])
     p.add_argument("--backends", nargs="+", default=["numpy", "numba"],
                    help="backends of the reproduction run (default: numpy numba)")
+    p.add_argument("--what-if", nargs="+", default=[], choices=WHAT_IFS,
+                   help="time the reproduction run with this change to the package (see the docstring)")
     p.add_argument("--epochs", type=int, default=100, help="epochs of the main job (default: its own, 100)")
     p.add_argument("--record", default=None, help="write what the runs computed (no times) to this JSON file")
     args = p.parse_args(argv)
@@ -226,7 +248,10 @@ def main(argv=None) -> int:
         if "main" in args.parts:
             main_job(args.epochs, Path(tmp), record)
         if "reproduction" in args.parts:
-            reproduction_run(args.backends, record)
+            with what_if(args.what_if):
+                if args.what_if:
+                    print(f"\n# what if: {', '.join(args.what_if)} (not what the package does)")
+                reproduction_run(args.backends, record)
     if args.record:
         Path(args.record).write_text(json.dumps(record, indent=1, sort_keys=True, default=str, allow_nan=True))
         print(f"\nwrote {args.record}")

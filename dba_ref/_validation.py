@@ -117,6 +117,14 @@ def check_choice(value, choices, name: str) -> str:
     return value
 
 
+def check_names(names, choices, name: str) -> tuple:
+    """``names`` must be a list (or tuple) of strings, each one of ``choices``."""
+    if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)):
+        raise TypeError(f"{name} must be a list of names from {sorted(choices)}, e.g. [{sorted(choices)[0]!r}]; "
+                        f"got {names!r}")
+    return tuple(check_choice(value, choices, name) for value in names)
+
+
 def check_tol(tol) -> float:
     """The greedy tolerance: a real number in [0, 1)."""
     if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):

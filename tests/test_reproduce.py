@@ -314,3 +314,18 @@ def test_the_summary_says_whether_the_baselines_match_the_paper(sgd_accs, verdic
     methods = [_fake_method(Method("sgd"), sgd_accs, val=0.88),
                _fake_method(Method("sgd", dba=True), [89.5, 89.9, 89.1, 89.7, 89.3], val=0.9)]
     assert verdict in summary_statement([CellResult(cell, methods, planned=10, finished=10)])
+
+
+def test_a_run_computes_no_diagnostic_its_file_does_not_keep(monkeypatch):
+    """A reproduction run records DBA's selections only: the per-step norms are neither recorded nor computed."""
+    from dba_ref.optimizers import LayerStep
+    from dba_ref.reproduction.runs import DataCache, execute_run
+
+    def refuse(step):
+        raise AssertionError("a norm the run file does not keep was computed")
+    for name in ("grad_norm", "update_norm"):
+        monkeypatch.setattr(LayerStep, name, property(refuse))
+    setting = Setting("mnist5k", 5, 16, 16, 2, 5)
+    record = execute_run(setting, "final", 0, Method("sgd", dba=True), 0.1, DataCache())
+    assert not record["result"]["diverged"]
+    assert len(record["selected_per_step"]) == 2 and len(record["selected_per_step"][0]) == record["budget"]["steps"]

@@ -48,6 +48,42 @@ def test_training_reduces_the_loss_and_records_dba_steps(digits):
     assert np.all(np.array(history.steps["selected_metric"]) <= np.array(history.steps["full_metric"]))  # greedy
 
 
+def _norms_must_not_be_computed(monkeypatch):
+    from dba_ref.optimizers import LayerStep
+
+    def refuse(step):
+        raise AssertionError("a norm that is not recorded was computed")
+    for name in ("grad_norm", "update_norm"):
+        monkeypatch.setattr(LayerStep, name, property(refuse))
+
+
+def test_diagnostics_not_asked_for_are_neither_recorded_nor_computed(digits, monkeypatch):
+    _, everything = run(digits, dba(sgd(0.3), min_size=4))
+    _norms_must_not_be_computed(monkeypatch)
+    model, history = run(digits, dba(sgd(0.3), min_size=4), diagnostics=["selected", "full_metric"])
+    assert {"selected", "full_metric"} <= set(history.steps)
+    assert not {"selected_metric", "grad_norm", "update_norm"} & set(history.steps)
+    assert history.steps["selected"] == everything.steps["selected"]
+    assert history.final == {**everything.final, "seconds": history.final["seconds"]}
+
+
+def test_a_diagnostic_the_optimizer_does_not_offer_is_not_recorded(digits):
+    from dba_ref import adadagrad
+    _, history = run(digits, adadagrad(0.1), diagnostics=["selected"])
+    assert "batch_test" not in history.steps and "selected" not in history.steps
+    _, history = run(digits, adadagrad(0.1), diagnostics=["batch_test"])
+    assert len(history.steps["batch_test"]) == len(history.steps["loss"])
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    ("selected", TypeError, r"diagnostics must be a list of names from \['batch_test'"),
+    (["selected", "grad_norms"], ValueError, r"unknown diagnostics 'grad_norms'; choose one of"),
+])
+def test_diagnostics_are_checked(digits, bad, error, message):
+    with pytest.raises(error, match=message):
+        run(digits, dba(sgd(0.3)), diagnostics=bad)
+
+
 def test_plain_optimizer_history_has_no_dba_records(digits):
     _, history = run(digits, adam(1e-2))
     assert "selected" not in history.steps

@@ -16,8 +16,10 @@ from .adagrad import AdaGradNormState, AdaGradState, adagrad, adagrad_norm
 from .adam import EPS_PLACEMENTS, AdamState, adam
 from .adamp import ProjectedState, adamp, sgdp
 from .adan import AdanState, adan
+from .adaptive_batch import DIAGNOSTICS as ADAPTIVE_BATCH_DIAGNOSTICS
 from .adaptive_batch import AdaptiveBatchState, BatchTest, adadagrad, adadagrad_norm, adaptive_batch
 from .base import EmptyState, Optimizer, check_base, gradient_optimizer, wraps_another
+from .dba import DIAGNOSTICS as DBA_DIAGNOSTICS
 from .dba import DBA_DEFAULTS, DBAState, LayerStep, dba
 from .elementwise import ElementRule, Elementwise, element_function, element_rule, elementwise_for
 from .diffgrad import DiffGradState, diffgrad
@@ -79,10 +81,14 @@ def make_optimizer(name: str, **options) -> Optimizer:
 #: The registry optimizers DBA can wrap: all but the adaptive-batch ones, which wrap a base of their own.
 WRAPPABLE = tuple(name for name, (factory, _) in OPTIMIZERS.items() if not wraps_another(factory()))
 
+#: Every quantity a state's ``diagnostics()`` can record per step (DBA's, then AdAdaGrad's): the names the
+#: training loop may ask for (``train(diagnostics=...)``).
+DIAGNOSTIC_NAMES = (*DBA_DIAGNOSTICS, *ADAPTIVE_BATCH_DIAGNOSTICS)
+
 
 __all__ = ["Optimizer", "apply_updates", "tree_map", "tree_norm", "tree_zeros_like", "sgd", "momentum", "nesterov",
            "adam", "adagrad", "adagrad_norm", "adadagrad", "adadagrad_norm", "adaptive_batch", "adabelief", "adan", "diffgrad", "adamp", "sgdp", "enhanced_sgd",
-           "EPS_PLACEMENTS", "dba", "DBA_DEFAULTS", "WRAPPABLE", "OPTIMIZERS", "make_optimizer", "gradient_optimizer",
+           "EPS_PLACEMENTS", "dba", "DBA_DEFAULTS", "DIAGNOSTIC_NAMES", "WRAPPABLE", "OPTIMIZERS", "make_optimizer", "gradient_optimizer",
            "check_base", "wraps_another", "ElementRule", "Elementwise", "element_rule", "element_function",
            "elementwise_for",
            "EmptyState", "MomentumState", "AdamState", "AdaBeliefState", "DiffGradState", "AdanState",

@@ -99,9 +99,14 @@ class AdaptiveBatchState(NamedTuple):
         """The size the training loop draws the next batch with (None: keep the current one)."""
         return self.batch_size
 
-    def diagnostics(self) -> dict:
-        """What the training loop records of a step: the test statistic (the test passes when it is at most η²)."""
-        return {"batch_test": float(self.last.statistic)}
+    def diagnostics(self, names=None) -> dict:
+        """What the training loop records of a step: ``batch_test``, the test statistic (the test passes when it
+        is at most η²), unless ``names`` leaves it out (None: all)."""
+        return {"batch_test": float(self.last.statistic)} if names is None or "batch_test" in names else {}
+
+
+#: What :meth:`AdaptiveBatchState.diagnostics` records.
+DIAGNOSTICS = ("batch_test",)
 
 
 def gram_diagonal(A: np.ndarray, D: np.ndarray) -> np.ndarray:

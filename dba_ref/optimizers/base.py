@@ -44,8 +44,9 @@ class Optimizer(NamedTuple):
 
     ``name`` (e.g. ``"adam"``, ``"dba(sgd)"``) and ``hyperparams`` (what it was
     built with, recorded in results files) describe it. What a step did is read
-    from the state it returns, when asked: a state with a ``diagnostics()``
-    method (DBA's, AdAdaGrad's) says what the training loop records, and one with
+    from the state it returns, when asked: a state with a ``diagnostics(names=None)``
+    method (DBA's, AdAdaGrad's) says what the training loop records (the quantities
+    of :data:`~dba_ref.optimizers.DIAGNOSTIC_NAMES` it has, all or those named), and one with
     a ``next_batch_size`` (AdAdaGrad's) chooses the size of the next batch.
     """
 

@@ -73,14 +73,21 @@ class DBAState(NamedTuple):
     base: Any
     last: tuple = ()
 
-    def diagnostics(self) -> dict:
-        """What the training loop records of the last step, one entry per layer: samples kept, metric of the
-        whole batch and of the selection, ``‖ḡ_l‖`` and the norm of the update."""
-        return {"selected": tuple(step.size for step in self.last),
-                "full_metric": tuple(float(step.full_value) for step in self.last),
-                "selected_metric": tuple(float(step.value) for step in self.last),
-                "grad_norm": tuple(step.grad_norm for step in self.last),
-                "update_norm": tuple(step.update_norm for step in self.last)}
+    def diagnostics(self, names=None) -> dict:
+        """What the training loop records of the last step, a tuple per quantity with one entry per layer:
+        :data:`DIAGNOSTICS`, or only those in ``names`` (None: all). The norms take a pass over every
+        gradient and update: a run that does not record them does not ask for them."""
+        return {name: tuple(read(step) for step in self.last)
+                for name, read in DIAGNOSTICS.items() if names is None or name in names}
+
+
+#: What :meth:`DBAState.diagnostics` records of each layer's :class:`LayerStep`: samples kept, the metric of the
+#: whole batch and of the selection, ``‖ḡ_l‖`` and the norm of the layer's update.
+DIAGNOSTICS = {"selected": lambda step: step.size,
+               "full_metric": lambda step: float(step.full_value),
+               "selected_metric": lambda step: float(step.value),
+               "grad_norm": lambda step: step.grad_norm,
+               "update_norm": lambda step: step.update_norm}
 
 
 def dba(base: Optimizer, metric: str = DBA_DEFAULTS["metric"], strategy: str = DBA_DEFAULTS["strategy"],

@@ -92,7 +92,8 @@ def execute_run(setting: Setting, role: str, seed: int, method: Method, lr: floa
     evaluations included), and the losses and accuracies. Records written
     before issue 21 lack ``step`` and ``seconds``.
     A run whose parameters become NaN or inf is recorded as diverged, with the
-    accuracies of its last finite parameters.
+    accuracies of its last finite parameters. Of the optimizer's per-step
+    diagnostics only DBA's ``selected`` is recorded (and computed).
     """
     split = data.split(setting, seed)
     model = MLP([split.X_train.shape[1], setting.hidden, int(split.y_train.max()) + 1], seed=seed)
@@ -106,7 +107,7 @@ def execute_run(setting: Setting, role: str, seed: int, method: Method, lr: floa
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             history = train(model, optimizer, split.X_train, split.y_train, X_watch, y_watch,
                             epochs=setting.epochs, batch_size=setting.batch_size, seed=seed, progress=False,
-                            backend=backend)
+                            backend=backend, diagnostics=["selected"])
     except TrainingDiverged:
         diverged = True
     train_seconds = time.perf_counter() - started

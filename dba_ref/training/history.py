@@ -26,7 +26,8 @@ class History:
     ``steps`` has one list per quantity, one entry per optimizer step:
     ``loss`` (mean over the batch) and ``batch_size`` (the samples in that
     step's batch), and what the optimizer asks to record
-    (the ``diagnostics()`` of its state): DBA, per layer l, ``selected[l]``,
+    (the ``diagnostics()`` of its state; all of them, or those the run names:
+    ``train(diagnostics=...)``): DBA, per layer l, ``selected[l]``,
     ``full_metric[l]``, ``selected_metric[l]``, ``grad_norm[l]`` and
     ``update_norm[l]``; AdAdaGrad ``batch_test`` (the test statistic; the
     test passes when it is at most η²). A run whose optimizer chooses the

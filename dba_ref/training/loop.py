@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from .._progress import Progress
-from .._validation import check_positive
+from .._validation import check_names, check_positive
 from ..backends import get_backend
 from ..model import MLP
-from ..optimizers import Optimizer, apply_updates
+from ..optimizers import DIAGNOSTIC_NAMES, Optimizer, apply_updates
 from . import resume as checkpoints
 from .history import History, HistoryLog
 from .sampler import BatchSampler
@@ -49,11 +49,15 @@ class Trainer:
     continue an earlier run (the optimizer's state and the steps taken).
     ``backend`` computes the forward and backward passes, and with them DBA's
     Gram matrices, searches and means (:mod:`dba_ref.backends`); with
-    ``"cuda"`` a batch's signals stay on the device.
+    ``"cuda"`` a batch's signals stay on the device. ``diagnostics``: which of
+    the optimizer's per-step quantities ``history.steps`` records, names of
+    :data:`~dba_ref.optimizers.DIAGNOSTIC_NAMES` (None: all its state offers;
+    a name the optimizer does not offer is not recorded); what is not recorded
+    is not computed.
     """
 
     def __init__(self, model: MLP, optimizer: Optimizer, history: History | None = None, state=None, step: int = 0,
-                 backend: str = "numpy"):
+                 backend: str = "numpy", diagnostics=None):
         if not isinstance(model, MLP):
             raise TypeError(f"model must be a dba_ref.MLP, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
@@ -64,6 +68,7 @@ class Trainer:
             raise ValueError(f"the model's layer {layer} has NaN or inf parameters; train a model with finite "
                              "weights (set them with model.set_params, which checks them)")
         self.model, self.optimizer = model, optimizer
+        self.diagnostics = None if diagnostics is None else check_names(diagnostics, DIAGNOSTIC_NAMES, "diagnostics")
         self.backend = get_backend(backend)
         self.state = optimizer.init(model.params) if state is None else state
         self.step = step
@@ -95,7 +100,7 @@ class Trainer:
         loss = float(signals.losses.mean())
         record = {"loss": loss, "batch_size": int(signals.batch_size)}
         if hasattr(state, "diagnostics"):
-            record.update(state.diagnostics())
+            record.update(state.diagnostics(self.diagnostics))
         self.history.append_step(record)
         return loss
 
@@ -132,7 +137,7 @@ class Trainer:
 def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, epochs: int = 10,
           batch_size: int | None = 64, seed: int = 0, shuffle: bool = True, progress: bool = True,
           results_path=None, config: dict | None = None, checkpoint_dir=None, checkpoint_every: int | None = None,
-          resume: bool = False, backend: str = "numpy", test_every: int = 1) -> History:
+          resume: bool = False, backend: str = "numpy", test_every: int = 1, diagnostics=None) -> History:
     """Train ``model`` in place with ``optimizer``; return the :class:`~dba_ref.training.History`.
 
     Parameters
@@ -182,6 +187,11 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
         training and after the last epoch); the rows of the other epochs have no
         ``test_loss``, ``test_acc``. The training set is evaluated every epoch.
         Recorded as ``history.config["test_every"]``.
+    diagnostics : list of str, optional
+        Which of the optimizer's per-step quantities ``history.steps`` records
+        (names of :data:`~dba_ref.optimizers.DIAGNOSTIC_NAMES`); None: all it
+        offers. What is not recorded is not computed: DBA's ``grad_norm`` and
+        ``update_norm`` take a pass over every gradient and update per step.
 
     Raises
     ------
@@ -190,7 +200,7 @@ def train(model: MLP, optimizer: Optimizer, X, y, X_test=None, y_test=None, *, e
     dba_ref.checkpoint.CheckpointError
         (a ValueError) for a corrupt checkpoint or one of another run.
     """
-    trainer = Trainer(model, optimizer, backend=backend)
+    trainer = Trainer(model, optimizer, backend=backend, diagnostics=diagnostics)
     X, y = model.check_batch(X, y)
     has_test = X_test is not None or y_test is not None
     if has_test:
