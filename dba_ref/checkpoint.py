@@ -11,7 +11,9 @@ package's own frozen dataclasses and named tuples (``DBAState``,
 **Exact.** Arrays are stored with their dtype and bytes, floats as the
 hex of their 8 bytes, ints as JSON integers: what is read back is equal bit
 for bit to what was written, so a resumed run continues exactly where the
-interrupted one stopped.
+interrupted one stopped. A named tuple's ``RECORD_FIELDS`` (``DBAState.last``:
+what the last step did, its mean gradients and updates) are not stored: no
+update reads them, and they come back as their defaults.
 
 **Safe: no pickle.** The tree is JSON (structure) plus an ``.npz`` archive of
 plain arrays read with ``allow_pickle=False``. A class is rebuilt only if it
@@ -103,8 +105,10 @@ def encode(obj, arrays: list, where: str = "state"):
         if not cls.__module__.split(".")[0] == PACKAGE:
             raise TypeError(f"{where}: cannot checkpoint {_class_name(cls)}: only dba_ref's own state classes")
         if _is_namedtuple(obj):
+            skipped = getattr(cls, "RECORD_FIELDS", ())      # what the last step did: not needed to continue
             return {"$": "namedtuple", "class": _class_name(cls),
-                    "items": [encode(v, arrays, f"{where}.{k}") for k, v in zip(cls._fields, obj)]}
+                    "fields": {k: encode(v, arrays, f"{where}.{k}") for k, v in zip(cls._fields, obj)
+                               if k not in skipped}}
         fields = dataclasses.fields(obj)
         if not all(f.init for f in fields):
             raise TypeError(f"{where}: cannot checkpoint {_class_name(cls)}: it has fields set outside __init__")
@@ -151,9 +155,7 @@ def decode(tree, arrays):
         return items if tag == "list" else tuple(items)
     if tag == "dict":
         return {decode(k, arrays): decode(v, arrays) for k, v in tree["items"]}
-    if tag == "namedtuple":
-        return _state_class(tree["class"])(*(decode(v, arrays) for v in tree["items"]))
-    if tag == "dataclass":
+    if tag in ("namedtuple", "dataclass"):
         return _state_class(tree["class"])(**{k: decode(v, arrays) for k, v in tree["fields"].items()})
     raise CheckpointError(f"unknown node type {tag!r} in the checkpoint (written by another version of dba-ref?)")
 

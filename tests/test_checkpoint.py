@@ -65,6 +65,21 @@ def test_any_state_tree_round_trips_exactly(tree):
     assert same(back, tree)
 
 
+def test_a_dba_checkpoint_leaves_out_the_record_of_the_last_step(tmp_path, rng):
+    """``DBAState.last`` (each layer's mean gradient and update) is not stored: only the base state's arrays are."""
+    model = MLP([5, 7, 3], seed=2)
+    optimizer = dba(adam(1e-2))
+    _, state = optimizer.update(None, optimizer.init(model.params), model.params,
+                                signals=backprop(model, *random_batch(rng, model, 9)))
+    assert len(state.last) == 2
+    stored, base_only = [], []
+    encode(state, stored)
+    encode(state.base, base_only)
+    assert len(stored) == len(base_only)
+    restored = read_checkpoint(write_checkpoint(tmp_path / "c", {"state": state}))["state"]
+    assert restored.last == ()
+
+
 def optimizers_to_check():
     """Every optimizer of the registry, and DBA around the ones it can wrap (with every strategy once)."""
     opts = [make_optimizer(name) for name in OPTIMIZERS]

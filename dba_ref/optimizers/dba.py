@@ -73,6 +73,9 @@ class DBAState(NamedTuple):
     base: Any
     last: tuple = ()
 
+    #: What a checkpoint leaves out (:mod:`dba_ref.checkpoint`): the record of the last step, which no update reads.
+    RECORD_FIELDS = ("last",)
+
     def diagnostics(self, names=None) -> dict:
         """What the training loop records of the last step, a tuple per quantity with one entry per layer:
         :data:`DIAGNOSTICS`, or only those in ``names`` (None: all). The norms take a pass over every
