@@ -25,6 +25,7 @@ first use. The specification modules never import this package.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Callable, NamedTuple
 
@@ -82,9 +83,21 @@ def get_backend(name: str) -> Backend:
     Raises ``OSError`` for ``"cuda"`` when no GPU (and no simulator) is available.
     """
     module_name = _MODULES[check_choice(name, _MODULES, "backend")]
+    if name == "cuda":
+        importlib.import_module(module_name).require_device()
+    return _loaded(name)
+
+
+def backend_of(signals) -> Backend:
+    """The backend that computed ``signals`` (``signals.backend``, checked then): what DBA's update computes with,
+    looked up without checking again at every step."""
+    return _loaded(check_choice(signals.backend, _MODULES, "backend"))
+
+
+@functools.cache
+def _loaded(name: str) -> Backend:
+    module_name = _MODULES[name]
     if module_name is None:
         return NUMPY_BACKEND
     module = importlib.import_module(module_name)
-    if name == "cuda":
-        module.require_device()
     return Backend(name, module.KERNELS, module.signals, module.dba_gradients)

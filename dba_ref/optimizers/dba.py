@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .._validation import check_choice, check_min_size, check_tol
-from ..backends import get_backend
+from ..backends import backend_of
 from ..metrics import METRICS
 from ..search import DBA_DEFAULTS, STRATEGIES, Selection
 from .base import Optimizer, check_base
@@ -115,7 +115,7 @@ def dba(base: Optimizer, metric: str = DBA_DEFAULTS["metric"], strategy: str = D
         if grads is not None:
             raise ValueError("DBA computes each layer's gradient from the signals: call "
                              "update(None, state, params, signals=signals)")
-        grads, selections = get_backend(signals.backend).dba_gradients(signals, metric, strategy, min_size, tol)
+        grads, selections = backend_of(signals).dba_gradients(signals, metric, strategy, min_size, tol)
         updates, base_state = base.update(grads, state.base, params, signals=signals)   # on the signals' backend
         return updates, DBAState(base_state, tuple(map(LayerStep, selections, grads, updates)))
 
