@@ -134,11 +134,8 @@ def main_job(epochs: int, quiet_out: Path, record: dict) -> None:
     train = training.train
 
     def each_train(*args, **kwargs):                 # time every train() call of the command apart
-        with timed_parts() as split:
-            wall, cpu = time.perf_counter(), time.process_time()
-            history = train(*args, **kwargs)
-            runs.append((history.config["optimizer"]["name"], time.perf_counter() - wall,
-                         time.process_time() - cpu, split))
+        history, wall, cpu, split = run_whole(lambda: train(*args, **kwargs))
+        runs.append((history.config["optimizer"]["name"], wall, cpu, split))
         return history
 
     argv = ["train", "--quiet", "--epochs", str(epochs)]
