@@ -117,11 +117,9 @@ class HistoryLog:
         epochs = h.epochs[self._epochs:]
         steps = {}
         for key, values in h.steps.items():
-            per_layer = bool(values) and isinstance(values[0], list)
-            n = len(values[0]) if per_layer else len(values)
+            n = len(values[0]) if _per_layer(values) else len(values)
             if key not in self._steps or n > self._steps[key]:          # a new key, or new entries
-                done = self._steps.get(key, 0)
-                steps[key] = [v[done:] for v in values] if per_layer else values[done:]
+                steps[key] = _entries(values, self._steps.get(key, 0))
                 self._steps[key] = n
         self._epochs = len(h.epochs)
         return {"epochs": epochs, "steps": steps}
@@ -138,9 +136,7 @@ class HistoryLog:
     def finish(self) -> Path:
         """Write the results file (the history up to the last logged evaluation) atomically; remove the log."""
         h = self.history
-        steps = {key: [v[:self._steps[key]] for v in values]
-                 if values and isinstance(values[0], list) else values[:self._steps[key]]
-                 for key, values in h.steps.items() if key in self._steps}
+        steps = {key: _entries(values, 0, self._steps[key]) for key, values in h.steps.items() if key in self._steps}
         path = History(h.config, h.epochs[:self._epochs], steps).save(self.path)
         self.log.unlink(missing_ok=True)
         return path
@@ -157,13 +153,23 @@ class HistoryLog:
             record = json.loads(line)
             history.epochs.extend(record["epochs"])
             for key, new in record["steps"].items():
-                if new and isinstance(new[0], list):
+                if _per_layer(new):
                     old = history.steps.setdefault(key, [[] for _ in new])
                     for layer, values in enumerate(new):
                         old[layer].extend(values)
                 else:
                     history.steps.setdefault(key, []).extend(new)
         return history
+
+
+def _per_layer(values: list) -> bool:
+    """Whether a ``History.steps`` list holds one list per layer (DBA's records), not one entry per step."""
+    return bool(values) and isinstance(values[0], list)
+
+
+def _entries(values: list, start: int, stop: int | None = None) -> list:
+    """Entries ``start:stop`` of a ``History.steps`` list (of each layer's list, if it is per layer)."""
+    return [v[start:stop] for v in values] if _per_layer(values) else values[start:stop]
 
 
 def json_default(obj):
