@@ -23,7 +23,7 @@ from dba_ref.exercises.loading import read_submission
 SEEDS = (0, 1, 2)
 
 
-# ---------------------------------------------------------------- exercise 1
+# ---------------------------------------------------------------- exercise 2 (error_signals)
 def _softmax(Z):
     E = np.exp(Z - Z.max(axis=1, keepdims=True))
     return E / E.sum(axis=1, keepdims=True)
@@ -52,12 +52,12 @@ def student_error_signals(weights, biases, X, y, *, use_bias=True, transpose=Fal
     return deltas[::-1]
 
 
-# ---------------------------------------------------------------- exercise 2
+# ---------------------------------------------------------------- exercise 3 (gram_identity)
 def student_gram(A, D):
     return (D @ D.T) * (A @ A.T + 1)
 
 
-# ---------------------------------------------------------------- exercise 3
+# ---------------------------------------------------------------- exercise 4 (mean_variance)
 def student_mean_variance(T, Q, k, *, unbiased=False, guard=True):
     T, Q, k = (np.asarray(a, np.float64) for a in (T, Q, k))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -75,7 +75,7 @@ def student_mean_variance_scalars_unbiased(T, Q, k):
     return (V / k) / (Q / k ** 2)
 
 
-# ---------------------------------------------------------------- exercise 4
+# ---------------------------------------------------------------- exercise 6 (greedy_search)
 def student_greedy(K, min_size, *, stop="right", ties="low", accept="<", return_kept=False):
     """Recomputes every candidate's T and Q from scratch (a different order of arithmetic than the reference)."""
     S = list(range(K.shape[0]))
@@ -350,7 +350,6 @@ def test_missing_return_and_exception_location():
 
     text = _failing(3, broken)
     assert "your function raised KeyError: 'oops' (in broken, line" in text
-
 
 
 # ---------------------------------------------------------------- every exercise: its model solution and its mistakes

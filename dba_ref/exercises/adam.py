@@ -87,8 +87,9 @@ def _state_parts(state, what: str):
     return state.values[:3], None
 
 
-def _tolerances(hyper, grads, expected):
-    """Per step, the rounding tolerances of the update and of m and v (lists of arrays like the parameters).
+def _tolerances(hyper, moments, expected):
+    """Per step, the rounding tolerances of the update and of m and v (lists of arrays like the parameters),
+    from the steps' :func:`_moments`.
 
     m and v are running sums over t steps of terms of size EMA(|g|) and v
     itself (t + 1 roundings); the update ``η m̂ / (√v̂ + ε)`` depends on them
@@ -97,7 +98,7 @@ def _tolerances(hyper, grads, expected):
     """
     lr, b1, b2, eps = (hyper[k] for k in ("learning_rate", "b1", "b2", "eps"))
     out = []
-    for t, ((_, v, a), u) in enumerate(zip(_moments(hyper, grads), expected["updates"]), 1):
+    for t, ((_, v, a), u) in enumerate(zip(moments, expected["updates"]), 1):
         c1, c2 = 1 - b1 ** t, 1 - b2 ** t
         tol_u = [rounding_tolerance(lr * (x / c1) / (np.sqrt(y / c2) + eps) + np.abs(z), t + 4)
                  for x, y, z in zip(a, v, u)]
@@ -132,8 +133,8 @@ def _grade(got, expected, case) -> str | None:
         _compare_list(v, zeros, [0.0] * len(zeros), "v", "the state's v")
     if problem:
         return f"init(params): {problem}: both moments start as zeros shaped like the parameters"
-    tolerances = _tolerances(hyper, grads, expected)
     moments = _moments(hyper, grads)
+    tolerances = _tolerances(hyper, moments, expected)
     for t, (updates, state, want_u, want_s, (tol_u, tol_m, tol_v)) in enumerate(
             zip(got["updates"], got["states"], expected["updates"], expected["states"], tolerances), 1):
         parts, problem = _state_parts(state, f"the state after step {t}")

@@ -45,7 +45,6 @@ class ClassResults:
     seed: int
     reports: dict
     seconds: float
-    skipped: tuple = ()
 
     def scores(self) -> np.ndarray:
         return np.array([r.score for r in self.reports.values()], np.float64)
@@ -62,9 +61,9 @@ def submissions_in(folder) -> list:
     return [(p.stem if stems[p.stem] == 1 else p.name, p) for p in files]
 
 
-def _grade_one(student: str, path: Path, cases, limits: Limits) -> Report:
+def _grade_one(path: Path, cases, limits: Limits) -> Report:
     try:
-        return grade_submission(read_submission(path, student), cases, limits)
+        return grade_submission(read_submission(path), cases, limits)
     except Exception as exc:  # noqa: BLE001 — a grader bug on one file must not stop the class
         every = tuple(Failure(case, "not graded") for case in cases.cases)
         return Report(cases.exercise, cases.seed, cases.n_edge, cases.n_random, every, sandboxed=True,
@@ -87,7 +86,7 @@ def grade_folder(exercise, folder, seed: int | None = None, n_random: int | None
         from tqdm.auto import tqdm
         bar = tqdm(total=len(found), desc=f"grading exercise {ex.number}", unit="submission")
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {student: pool.submit(_grade_one, student, path, cases, limits) for student, path in found}
+        futures = {student: pool.submit(_grade_one, path, cases, limits) for student, path in found}
         reports = {}
         for student, future in futures.items():
             reports[student] = future.result()

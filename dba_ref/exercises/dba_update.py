@@ -14,7 +14,7 @@ import numpy as np
 
 from ..backprop import mean_grad
 from .definitions import Case, Exercise
-from .differences import as_float_array, describe_difference, is_shape_error, likely_cause, with_cause
+from .differences import compare_arrays, is_shape_error, likely_cause, with_cause
 from .tolerances import mean_gradient_tolerance
 
 
@@ -54,14 +54,13 @@ def _grade(got, expected, case) -> str | None:
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         return f"return the pair (gW, gb); you returned {type(got).__name__}"
     tol_W, tol_b = mean_gradient_tolerance(A, D, S)
-    problem = describe_difference(got[0], gW_ref, "gW", tol_W, ("output", "input"))
+    problem, arr = compare_arrays(got[0], gW_ref, "gW", tol_W, ("output", "input"))
     which, ref, tolerance = "gW", gW_ref, tol_W
     if problem is None:
-        problem = describe_difference(got[1], gb_ref, "gb", tol_b, ("output",))
+        problem, arr = compare_arrays(got[1], gb_ref, "gb", tol_b, ("output",))
         which, ref, tolerance = "gb", gb_ref, tol_b
     if problem is None:
         return None
-    arr, _ = as_float_array(got[0 if which == "gW" else 1], which)
     if arr is None:
         return problem
     if arr.shape != ref.shape:

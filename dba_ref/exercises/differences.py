@@ -56,20 +56,19 @@ def close_to(got: np.ndarray, candidate, tolerance) -> bool:
     return got.shape == candidate.shape and not mismatch(got, candidate, tolerance).any()
 
 
-def describe_difference(got, expected, name: str, tolerance, axes=()) -> str | None:
-    """``None`` when ``got`` equals ``expected`` within ``tolerance``, else a sentence saying what differs.
-
-    ``axes`` names what each index means, e.g. ``("sample", "unit")``.
-    """
+def compare_arrays(got, expected, name: str, tolerance, axes=()) -> tuple:
+    """``(problem, array)``: ``got`` read once as a float64 array (``None`` when it cannot be) and
+    :func:`describe_difference`'s sentence about it (``None`` when it equals ``expected`` within ``tolerance``),
+    so that a grader looking for the cause works on the same array."""
     arr, problem = as_float_array(got, name)
     if problem:
-        return problem
+        return problem, None
     expected = np.asarray(expected, np.float64)
     if arr.shape != expected.shape:
-        return f"{name} has shape {arr.shape}, expected {expected.shape}"
+        return f"{name} has shape {arr.shape}, expected {expected.shape}", arr
     bad = mismatch(arr, expected, tolerance)
     if not bad.any():
-        return None
+        return None, arr
     err = np.where(bad, np.abs(np.nan_to_num(arr - expected, nan=np.inf, posinf=np.inf, neginf=np.inf)), -1.0)
     worst = np.unravel_index(int(np.argmax(err)), arr.shape)
     at = f"{name}[{', '.join(str(i) for i in worst)}]" if worst else name
@@ -82,7 +81,15 @@ def describe_difference(got, expected, name: str, tolerance, axes=()) -> str | N
         sentence += "; " + how_many_wrong(int(bad.sum()), arr.size, "entries")
     if np.asarray(got).dtype == np.float32:
         sentence += ". Your answer is float32: compute in float64"
-    return sentence
+    return sentence, arr
+
+
+def describe_difference(got, expected, name: str, tolerance, axes=()) -> str | None:
+    """``None`` when ``got`` equals ``expected`` within ``tolerance``, else a sentence saying what differs.
+
+    ``axes`` names what each index means, e.g. ``("sample", "unit")``.
+    """
+    return compare_arrays(got, expected, name, tolerance, axes)[0]
 
 
 def likely_cause(got: np.ndarray, mistakes, tolerance) -> str | None:

@@ -14,7 +14,7 @@ from .._text import plural
 from ..backprop import backprop
 from ..model import MLP, softmax
 from .definitions import Case, Exercise
-from .differences import as_float_array, describe_difference, is_shape_error, likely_cause, with_cause
+from .differences import compare_arrays, is_shape_error, likely_cause, with_cause
 from .tolerances import error_signal_tolerances
 
 
@@ -83,10 +83,9 @@ def _grade_error_signals(got, expected, case) -> str | None:
     # The error flows backwards: the highest wrong layer is where the mistake is.
     for l in range(L - 1, -1, -1):
         name = f"Δ_{l + 1}"
-        problem = describe_difference(got[l], expected[l], name, tolerances[l], ("sample", "unit"))
+        problem, arr = compare_arrays(got[l], expected[l], name, tolerances[l], ("sample", "unit"))
         if problem is None:
             continue
-        arr, _ = as_float_array(got[l], name)
         if arr is None:
             return problem
         if arr.shape != expected[l].shape:

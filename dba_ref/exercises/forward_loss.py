@@ -19,7 +19,7 @@ import numpy as np
 from ..agreement import rounding_tolerance
 from ..model import cross_entropy, softmax
 from .definitions import Case, Exercise
-from .differences import as_float_array, describe_difference, is_shape_error, likely_cause, with_cause
+from .differences import as_float_array, compare_arrays, describe_difference, is_shape_error, likely_cause, with_cause
 from .error_signals import model_from, random_network
 from .harness import TEST_FUNCTIONS
 from .tolerances import logits_tolerance, softmax_scale
@@ -104,10 +104,9 @@ def _random(rng) -> Case:
 def _grade_forward(got, expected, case) -> str | None:
     weights, biases, X = case.args
     tolerance = logits_tolerance(weights, biases, X)
-    problem = describe_difference(got, expected, "Z_L", tolerance, ("sample", "class"))
+    problem, arr = compare_arrays(got, expected, "Z_L", tolerance, ("sample", "class"))
     if problem is None:
         return None
-    arr, _ = as_float_array(got, "Z_L")
     if arr is None:
         return problem
     if arr.shape != expected.shape:
@@ -169,10 +168,9 @@ def _grade_cross_entropy_grad(got, expected, case) -> str | None:
     Z, y = case.args
     B, C = Z.shape
     tolerance = rounding_tolerance(softmax_scale(Z), C + 1)
-    problem = describe_difference(got, expected, "∂ℓ/∂Z", tolerance, ("sample", "class"))
+    problem, arr = compare_arrays(got, expected, "∂ℓ/∂Z", tolerance, ("sample", "class"))
     if problem is None:
         return None
-    arr, _ = as_float_array(got, "∂ℓ/∂Z")
     if arr is None or arr.shape != expected.shape:
         return problem + f": one row per sample, one column per class, ({B}, {C})" if arr is not None else problem
     if not np.isfinite(arr).all():
@@ -200,10 +198,9 @@ def _grade_numerical_gradient(got, expected, case) -> str | None:
     name, Z, h = case.args
     f = TEST_FUNCTIONS[name][0]
     tolerance = central_difference_tolerance(name, Z, h)
-    problem = describe_difference(got, expected, "your gradient", tolerance, ("row", "column"))
+    problem, arr = compare_arrays(got, expected, "your gradient", tolerance, ("row", "column"))
     if problem is None:
         return None
-    arr, _ = as_float_array(got, "your gradient")
     if arr is None or arr.shape != expected.shape:
         return (problem + ": one partial derivative per entry of Z, the same shape as Z") if arr is not None \
             else problem

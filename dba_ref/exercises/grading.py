@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -50,8 +50,8 @@ class CaseSet:
     n_edge: int
     cases: tuple
     expected: tuple
-    specs: tuple = ()
-    inputs: dict = field(default_factory=dict)
+    specs: tuple
+    inputs: dict
 
     @property
     def n_random(self) -> int:

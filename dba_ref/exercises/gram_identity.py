@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..gram import gram
 from .definitions import Case, Exercise
-from .differences import as_float_array, describe_difference, is_shape_error, likely_cause, with_cause
+from .differences import compare_arrays, is_shape_error, likely_cause, with_cause
 from .tolerances import gram_tolerance
 
 
@@ -37,10 +37,9 @@ def _grade_gram(got, expected, case) -> str | None:
     A, D = case.args
     B = A.shape[0]
     tolerance = gram_tolerance(A, D)
-    problem = describe_difference(got, expected, "K", tolerance, ("sample", "sample"))
+    problem, arr = compare_arrays(got, expected, "K", tolerance, ("sample", "sample"))
     if problem is None:
         return None
-    arr, _ = as_float_array(got, "K")
     if arr is None:
         return problem
     if arr.shape != expected.shape:

@@ -14,11 +14,9 @@ from .._text import plural
 from ..agreement import AMBIGUITY, decisive_steps, greedy_margins, scaled_gap, value_scale
 from ..metrics import metric_value, subset_stats
 from ..search import greedy_path
-from .definitions import Case, Exercise
+from .definitions import Exercise
 from .differences import fmt, with_cause
-
-
-METRIC = "mean_variance"
+from .subset_answers import METRIC, batch_case, clear_random_batch
 
 
 def reference_greedy_removals(K, min_size) -> list:
@@ -47,41 +45,31 @@ def clear_decisions(K, min_size) -> bool:
     return decisive_steps(margins) == len(margins)
 
 
-def _greedy_case(name, G, min_size) -> Case:
-    G = np.asarray(G, np.float64)
-    return Case(f"{name} (B = {G.shape[0]}, min_size = {min_size})", (G @ G.T, min_size))
-
-
 def _greedy_edges(rng) -> list:
     cluster = np.array([1.0, 0.5, -0.2]) + 0.1 * rng.normal(size=(5, 3))
     outlier = np.vstack([cluster, [[-1.0, -0.3, 0.4]]])
     twins = [[1, 0.05, 0], [-0.5, 1, 0.2], [1, -0.05, 0.02], [0.95, 0, -0.03], [-0.5, 1, 0.2], [1.05, 0.02, 0]]
     zero = np.vstack([cluster[:3], np.zeros((1, 3)), cluster[3:]])
-    return [_greedy_case("one gradient points against the others (sample 5)", outlier, 2),
-            _greedy_case("min_size = B: nothing may be removed", cluster, 5),
-            _greedy_case("a single sample", cluster[:1], 1),
-            _greedy_case("samples 1 and 4 are identical (a tie: the lowest index goes first)", twins, 2),
-            _greedy_case("sample 3 has a zero gradient", zero, 2),
-            _greedy_case("two pairs of opposite gradients (Q = 0: the full batch's metric is +inf)",
-                         [[1, 0], [-1, 0], [0, 2], [0, -2]], 2),
-            _greedy_case("two balanced clusters (no removal helps: keep everything)",
-                         [[1, -0.1], [1, -0.1], [1, 0.1], [1, 0.1]], 2),
-            _greedy_case("identical gradients (every subset scores exactly 0: no removal lowers the metric, "
-                         "keep everything)", [[0.5, -1.0, 2.0]] * 5, 2),
-            _greedy_case("two agreeing samples among noisy ones (the search reaches min_size)",
-                         [[1, 0], [0.3, 1], [1, 0.01], [-0.2, -1], [0.5, -1.2], [0.1, 1.3]], 2),
-            _greedy_case("three agreeing samples among noisy ones (min_size = 3 stops the search)",
-                         [[1, 0], [0.3, 1], [1, 0.01], [-0.2, -1], [1, -0.02], [0.1, 1.3]], 3)]
+    return [batch_case("one gradient points against the others (sample 5)", outlier, 2),
+            batch_case("min_size = B: nothing may be removed", cluster, 5),
+            batch_case("a single sample", cluster[:1], 1),
+            batch_case("samples 1 and 4 are identical (a tie: the lowest index goes first)", twins, 2),
+            batch_case("sample 3 has a zero gradient", zero, 2),
+            batch_case("two pairs of opposite gradients (Q = 0: the full batch's metric is +inf)",
+                       [[1, 0], [-1, 0], [0, 2], [0, -2]], 2),
+            batch_case("two balanced clusters (no removal helps: keep everything)",
+                       [[1, -0.1], [1, -0.1], [1, 0.1], [1, 0.1]], 2),
+            batch_case("identical gradients (every subset scores exactly 0: no removal lowers the metric, "
+                       "keep everything)", [[0.5, -1.0, 2.0]] * 5, 2),
+            batch_case("two agreeing samples among noisy ones (the search reaches min_size)",
+                       [[1, 0], [0.3, 1], [1, 0.01], [-0.2, -1], [0.5, -1.2], [0.1, 1.3]], 2),
+            batch_case("three agreeing samples among noisy ones (min_size = 3 stops the search)",
+                       [[1, 0], [0.3, 1], [1, 0.01], [-0.2, -1], [1, -0.02], [0.1, 1.3]], 3)]
 
 
-def _greedy_random(rng) -> Case:
+def _greedy_random(rng):
     """A random batch whose every greedy decision is clear (:func:`clear_decisions`)."""
-    while True:
-        B, P = int(rng.integers(3, 13)), int(rng.integers(2, 6))
-        G = rng.normal(size=P) + rng.uniform(0.2, 2.0) * rng.normal(size=(B, P))
-        min_size = int(rng.integers(2, min(B, 4) + 1))
-        if clear_decisions(G @ G.T, min_size):
-            return _greedy_case("random batch", G, min_size)
+    return clear_random_batch(rng, lambda K, metric, m: greedy_margins(K, metric, m, 0.0), 12, 2)
 
 
 def _grade_greedy(got, expected, case) -> str | None:

@@ -22,12 +22,11 @@ SUFFIXES = (".py", ".ipynb")
 
 @dataclass(frozen=True)
 class Submission:
-    """One student's file: ``student`` (the file's stem), the ``source`` to run, and what is wrong with it
-    before it runs: ``problem`` (unreadable, a syntax error) and ``forbidden`` (import statements the task
-    forbids, e.g. ``"line 3: from dba_ref.gram import gram"``)."""
+    """One student's file: its ``path``, the ``source`` to run, and what is wrong with it before it runs:
+    ``problem`` (unreadable, a syntax error) and ``forbidden`` (import statements the task forbids, e.g.
+    ``"line 3: from dba_ref.gram import gram"``)."""
 
     path: Path
-    student: str
     source: str
     problem: str | None = None
     forbidden: tuple = ()
@@ -90,7 +89,7 @@ def forbidden_imports(tree, source: str, modules=FORBIDDEN_MODULES) -> tuple:
     return tuple(found)
 
 
-def read_submission(path, student: str | None = None) -> Submission:
+def read_submission(path) -> Submission:
     """Read the ``.py`` file or ``.ipynb`` notebook at ``path`` as a :class:`Submission` (never running it).
 
     A missing file or a wrong suffix raises (the caller chose the file); a
@@ -101,20 +100,19 @@ def read_submission(path, student: str | None = None) -> Submission:
         raise FileNotFoundError(f"no file {path}")
     if path.suffix not in SUFFIXES:
         raise ValueError(f"{path}: give a .py file or a .ipynb notebook")
-    student = student or path.stem
     if path.stat().st_size > MAX_SUBMISSION_BYTES:
-        return Submission(path, student, "", f"the file is larger than {MAX_SUBMISSION_BYTES // 2 ** 20} MB")
+        return Submission(path, "", f"the file is larger than {MAX_SUBMISSION_BYTES // 2 ** 20} MB")
     try:
         text = path.read_text(encoding="utf-8")
         source = notebook_source(path, text) if path.suffix == ".ipynb" else text
     except UnicodeDecodeError:
-        return Submission(path, student, "", "the file is not UTF-8 text")
+        return Submission(path, "", "the file is not UTF-8 text")
     except ValueError as exc:
-        return Submission(path, student, "", str(exc))
+        return Submission(path, "", str(exc))
     try:
         tree = ast.parse(source, filename=path.name)
     except SyntaxError as exc:
-        return Submission(path, student, source, f"syntax error at line {exc.lineno}: {exc.msg}")
+        return Submission(path, source, f"syntax error at line {exc.lineno}: {exc.msg}")
     except (ValueError, RecursionError, MemoryError) as exc:
-        return Submission(path, student, source, f"the file cannot be parsed as Python ({type(exc).__name__})")
-    return Submission(path, student, source, None, forbidden_imports(tree, source))
+        return Submission(path, source, f"the file cannot be parsed as Python ({type(exc).__name__})")
+    return Submission(path, source, None, forbidden_imports(tree, source))

@@ -17,7 +17,7 @@ from ..agreement import prefix_margins
 from ..metrics import metric_value
 from ..search import alignment_scores
 from .definitions import Exercise
-from .subset_answers import METRIC, batch_case, clear_random_batch, grade_subset, kept_by
+from .subset_answers import METRIC, batch_case, clear_random_batch, grade_subset, kept_by, shared_edges
 
 
 def reference_prefix_search(K, min_size) -> list:
@@ -40,11 +40,8 @@ def prefix_variant(K, min_size, scores=None, longest=True) -> list:
 
 
 def _edges(rng) -> list:
-    cluster = np.array([1.0, 0.5, -0.2]) + 0.1 * rng.normal(size=(5, 3))
-    return [batch_case("one gradient points against the others (sample 5)",
-                       np.vstack([cluster, [[-1.0, -0.3, 0.4]]]), 2),
-            batch_case("min_size = B: every sample is kept", cluster, 5),
-            batch_case("a single sample", cluster[:1], 1),
+    cluster, shared = shared_edges(rng)
+    return [*shared,
             batch_case("sample 2 has a zero gradient (its score is 0)", np.vstack([cluster[:2], [[0, 0, 0]],
                                                                                     cluster[2:]]), 2),
             batch_case("identical gradients (every prefix scores 0: the longest is kept)", [[0.5, -1.0, 2.0]] * 5, 2),
@@ -61,11 +58,8 @@ def _random(rng):
 
 def _grade(got, expected, case) -> str | None:
     K, m = case.args
-    B = K.shape[0]
     norms = np.sqrt(np.maximum(np.diag(K), 0.0))
-    removed = sorted(set(range(B)) - set(expected))
-    wrong = [(lambda: removed, "you returned the samples removed; return the ones kept"),
-             (lambda: prefix_variant(K, m, scores=-alignment_scores(K)),
+    wrong = [(lambda: prefix_variant(K, m, scores=-alignment_scores(K)),
               "the ranking is upside down: sort by c_i in descending order (the best-aligned sample first)"),
              (lambda: prefix_variant(K, m, scores=K.sum(axis=1)),
               "you ranked by r_i = ⟨g_i, s⟩ alone: divide by ‖g_i‖ = √K[i,i], c_i = r_i / ‖g_i‖, "

@@ -195,13 +195,18 @@ def _read_outcome(path: Path):
                 raise harness.BadFormat("inputs are not a list")
             return Returned(value, after), _strings(spec.get("forbidden_imports"))
         if spec.get("status") == "raised":
-            text = {k: str(spec.get(k, ""))[:harness.MAX_TEXT] for k in ("kind", "message", "where", "missing_module")}
-            return Raised(**text), _strings(spec.get("forbidden_imports"))
+            return _raised(spec), _strings(spec.get("forbidden_imports"))
         raise harness.BadFormat("an unknown status")
     except (OSError, ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError, EOFError,
             harness.BadFormat) as exc:
         return NotRun(f"the grader could not read back the outcome of this case ({type(exc).__name__}); "
                       "did your code write to the grader's files or replace NumPy's functions?"), ()
+
+
+def _raised(record: dict) -> Raised:
+    """The :class:`Raised` the child process recorded in ``record`` (each field cut to ``MAX_TEXT``)."""
+    fields = ("kind", "message", "where", "missing_module")
+    return Raised(**{k: str(record.get(k, ""))[:harness.MAX_TEXT] for k in fields})
 
 
 def _strings(value) -> tuple:
@@ -275,16 +280,13 @@ def run_submission(source: str, filename: str, functions, cases, inputs: dict, l
                                  seconds=seconds)
         forbidden = set(_strings(loaded.get("forbidden_imports")))
         missing = tuple(m for m in _strings(loaded.get("missing")) if m in set(functions))
-        load = None
-        if loaded.get("status") != "loaded":
-            load = Raised(**{k: str(loaded.get(k, ""))[:harness.MAX_TEXT]
-                             for k in ("kind", "message", "where", "missing_module")})
+        load = None if loaded.get("status") == "loaded" else _raised(loaded)
         outcomes, stopped = [], False
         for i, (_, function, _) in enumerate(cases):
             skip = stopped or load is not None or function in missing
             read = None if skip else _read_outcome(io / harness.case_file(i))
             if read is None:
-                if load is None and function not in missing and not stopped:
+                if not skip:
                     stopped = True                 # the first case without an outcome is where the run ended
                     outcomes.append(NotRun(_how_it_ended(ended, proc.returncode, limits, "during this case", done)))
                 else:

@@ -24,6 +24,16 @@ def batch_case(name, G, min_size, function=None) -> Case:
     return Case(f"{name} (B = {G.shape[0]}, min_size = {min_size})", (G @ G.T, int(min_size)), function)
 
 
+def shared_edges(rng) -> tuple:
+    """``(cluster, cases)``: five gradients around one direction (drawn from ``rng``) and the edge cases the
+    subset searches share on it: an outlier, ``min_size = B`` and a single sample."""
+    cluster = np.array([1.0, 0.5, -0.2]) + 0.1 * rng.normal(size=(5, 3))
+    return cluster, [batch_case("one gradient points against the others (sample 5)",
+                                np.vstack([cluster, [[-1.0, -0.3, 0.4]]]), 2),
+                     batch_case("min_size = B: every sample is kept", cluster, 5),
+                     batch_case("a single sample", cluster[:1], 1)]
+
+
 def clear_random_batch(rng, margins_of, max_B: int, smallest_min_size: int) -> Case:
     """A random batch (3 to ``max_B`` samples of 2 to 5 features sharing a direction) whose every decision is clear:
     ``margins_of(K, METRIC, min_size)`` above the agreement rule's AMBIGUITY, so every correct search agrees."""
@@ -79,14 +89,18 @@ def grade_subset(got, expected: list, K, min_size: int, mistakes) -> str | None:
 
     ``mistakes`` are ``(candidate, why)`` pairs, ``candidate()`` the subset a
     typical mistake would return: the first one that matches ``got`` (and is not
-    the right answer) names the likely cause; keeping fewer than ``min_size``
-    samples is named otherwise.
+    the right answer) names the likely cause. The samples removed, returned
+    instead of those kept, are tried before them; keeping fewer than
+    ``min_size`` samples is named otherwise.
     """
-    kept, problem = read_subset(got, K.shape[0])
+    B = K.shape[0]
+    kept, problem = read_subset(got, B)
     if problem:
         return problem
     if kept == expected:
         return None
+    removed = (lambda: sorted(set(range(B)) - set(expected)), "you returned the samples removed; return the ones kept")
+    mistakes = [removed, *mistakes]
     cause = next((why for candidate, why in mistakes if (answer := candidate()) == kept and answer != expected), None)
     if cause is None and len(kept) < min_size:
         cause = f"you kept {len(kept)} samples, fewer than min_size = {min_size}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..agreement import rounding_tolerance, value_scale
+from ..agreement import gram_scale, rounding_tolerance, value_scale
 
 #: Roundings in a metric value computed from given T, Q and k (a few divisions and a subtraction).
 METRIC_OPS = 4
@@ -67,22 +67,16 @@ def error_signal_tolerances(weights, biases, X) -> list:
     return [float(rounding_tolerance(s, n_ops)) for s in scales[::-1]]
 
 
-def row_norms(X) -> np.ndarray:
-    """``‖x_i‖`` of every row of ``X``."""
-    return np.sqrt(np.einsum("ij,ij->i", np.asarray(X, np.float64), np.asarray(X, np.float64)))
-
-
 def gram_tolerance(A, D) -> np.ndarray:
     """The rounding tolerance of each entry ``K_ij`` of a layer's Gram matrix, (B, B).
 
-    Scale: ``‖g_i‖ ‖g_j‖`` with ``‖g_i‖ = ‖D_i‖ √(‖A_i‖² + 1)``, which bounds
+    Scale: :func:`dba_ref.agreement.gram_scale`, ``‖g_i‖ ‖g_j‖``, which bounds
     (Cauchy–Schwarz) the terms of the identity ``(D_i·D_j)(A_i·A_j + 1)`` and of
     the explicit ``Σ_p g_ip g_jp`` alike; roundings: the explicit path's
     ``P = out·(in + 1)``, the larger count, plus the identity's ``in + out + 1``.
     """
     n_in, n_out = np.shape(A)[1], np.shape(D)[1]
-    g = row_norms(D) * np.sqrt(row_norms(A) ** 2 + 1.0)
-    return rounding_tolerance(np.outer(g, g), n_out * (n_in + 1) + n_in + n_out + 1)
+    return rounding_tolerance(gram_scale(A, D), n_out * (n_in + 1) + n_in + n_out + 1)
 
 
 def metric_tolerance(name: str, T, Q, k) -> np.ndarray:
