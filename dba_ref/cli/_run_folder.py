@@ -46,12 +46,13 @@ def default_name(args, defaults) -> str:
     return "-".join([*parts, f"s{args.seed}"])
 
 
-def check_folder(out: Path, results: list[Path], other_files: list[Path], checkpoints: list[Path | None],
-                 overwrite: bool, resume: bool) -> None:
+def check_folder(out: Path, results: list[Path], logs: list[Path], other_files: list[Path],
+                 checkpoints: list[Path | None], overwrite: bool, resume: bool) -> None:
     """Refuse (``FileExistsError``) to write into ``out`` where that would replace a run unasked.
 
-    ``results[i]`` and ``checkpoints[i]`` are run i's results file and checkpoint (None: it keeps
-    none); ``other_files`` are the other files the command writes (the figure).
+    ``results[i]``, ``logs[i]`` and ``checkpoints[i]`` are run i's results file, the log it leaves while
+    training and its checkpoint (None: it keeps none); ``other_files`` are the other files the command
+    writes (the figure).
     """
     if overwrite and resume:
         raise ValueError("--overwrite starts the runs again and --resume continues them: choose one")
@@ -60,14 +61,14 @@ def check_folder(out: Path, results: list[Path], other_files: list[Path], checkp
     if overwrite:
         return
     if resume:
-        for result, checkpoint in zip(results, checkpoints):
-            started = result.exists() or result.with_suffix(".jsonl").exists()      # finished, or killed
+        for result, log, checkpoint in zip(results, logs, checkpoints):
+            started = result.exists() or log.exists()      # finished, or killed
             if started and (checkpoint is None or not checkpoint.exists()):
                 raise FileExistsError(f"{result} has no checkpoint to resume from (that run was trained without "
                                       "--checkpoint-every or --resume): pass --overwrite to train it again, or "
                                       "--out to write elsewhere")
         return
-    existing = [p for p in [*results, *other_files, *(c for c in checkpoints if c)] if p.exists()]
+    existing = [p for p in [*results, *other_files, *logs, *(c for c in checkpoints if c)] if p.exists()]
     if existing:
         names = ", ".join(p.relative_to(out).as_posix() if p.is_relative_to(out) else str(p) for p in existing)
         raise FileExistsError(f"{out} already holds a run ({names}): pass --overwrite to replace it, --resume to "

@@ -32,6 +32,7 @@ HELP = "reproduce the paper's headline table (spec §9): tuned baselines vs DBA,
 
 def add_arguments(p) -> None:
     from ..backends import BACKENDS
+    from ..data import FASHION_MNIST_DIR, FASHION_MNIST_DIR_VARIABLE
 
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--quick", action="store_true", help="a small smoke run (MNIST-5k only, seconds)")
@@ -41,8 +42,8 @@ def add_arguments(p) -> None:
     p.add_argument("--report", default=None, help="where to write the report (default: OUT/report.md)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS, help="who computes the training steps (default: %(default)s)")
     p.add_argument("--data-dir", default=None,
-                   help="folder of the Fashion-MNIST IDX files (default: $DBA_REF_FASHION_MNIST_DIR, else Debian's "
-                        "/usr/share/datasets/fashion-mnist)")
+                   help=f"folder of the Fashion-MNIST IDX files (default: ${FASHION_MNIST_DIR_VARIABLE}, else "
+                        f"Debian's {FASHION_MNIST_DIR})")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="start no new run after this many minutes, then write the report (default: no limit)")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads per run (default: %(default)s)")

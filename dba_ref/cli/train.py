@@ -58,7 +58,7 @@ DBA_ONLY = ("base", "base_lr", "metric", "strategy", "min_size", "tol", "no_comp
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..backends import BACKENDS
-    from ..data import DATASETS
+    from ..data import DATASETS, FASHION_MNIST_DIR, FASHION_MNIST_DIR_VARIABLE
     from ..metrics import METRIC_NAMES
     from ..model import ACTIVATIONS
     from ..optimizers import OPTIMIZERS, WRAPPABLE
@@ -67,8 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="mnist5k", choices=DATASETS, help="data set (default: %(default)s, bundled)")
     g.add_argument("--data-dir", default=None,
-                   help="folder of the IDX files (default for fashion-mnist: $DBA_REF_FASHION_MNIST_DIR, else "
-                        "Debian's /usr/share/datasets/fashion-mnist; mnist needs it)")
+                   help=f"folder of the IDX files (default for fashion-mnist: ${FASHION_MNIST_DIR_VARIABLE}, else "
+                        f"Debian's {FASHION_MNIST_DIR}; mnist needs it)")
     g.add_argument("--per-class", type=positive_int, default=60,
                    help="training images per class (default: %(default)s)")
     g.add_argument("--fraction", type=float, default=None,
@@ -204,6 +204,7 @@ def run(args) -> int:
     from ..data import load_dataset, make_split
     from ..model import MLP
     from ..training import CHECKPOINT_FILE, train
+    from ..training.history import HistoryLog
     from ._summary import summary
 
     # Everything that can be refused is checked before the output folder is touched.
@@ -222,9 +223,9 @@ def run(args) -> int:
     checkpoints = [None if k["checkpoint_dir"] is None else Path(k["checkpoint_dir"]) / CHECKPOINT_FILE
                    for k in kwargs]
     results = [r.out / "results.json" for r in runs]
-    logs = [p.with_suffix(".jsonl") for p in results]         # what a run killed while training leaves
+    logs = [p.with_suffix(HistoryLog.SUFFIX) for p in results]     # what a run killed while training leaves
     figure = out / "training.png"
-    _run_folder.check_folder(out, results, [figure, *logs], checkpoints, args.overwrite, args.resume)
+    _run_folder.check_folder(out, results, logs, [figure], checkpoints, args.overwrite, args.resume)
     if args.overwrite:
         _run_folder.clear([*results, *logs, figure, *checkpoints])
 

@@ -101,6 +101,15 @@ class Hit:
     time: dict
 
 
+def seconds_at(record: dict, i: int) -> float:
+    """Wall seconds since training started at evaluation ``i`` of ``record``'s curves: recorded, else the run's
+    ``train_seconds`` spread evenly over its budget's epochs, ``train_seconds · e / E``."""
+    curves = record["curves"]
+    if "seconds" in curves:
+        return curves["seconds"][i]
+    return record["result"]["train_seconds"] * curves["epoch"][i] / record["budget"]["epochs"]
+
+
 def time_to_target(record: dict, target: Target) -> Hit:
     """When the run of ``record`` first met ``target`` (its budget's end, censored, if it never did, or if it
     diverged and kept no curve)."""
@@ -115,12 +124,12 @@ def time_to_target(record: dict, target: Target) -> Hit:
         steps = e * budget["steps"] // epochs
     else:
         steps = math.nan
-    if "seconds" in curves:
-        seconds = curves["seconds"][i] if reached else curves["seconds"][-1]
-    elif not reached:
-        seconds = record["result"]["train_seconds"]
+    if reached:
+        seconds = seconds_at(record, i)
+    elif "seconds" in curves:
+        seconds = curves["seconds"][-1]
     else:
-        seconds = record["result"]["train_seconds"] * e / epochs
+        seconds = record["result"]["train_seconds"]
     return Hit(record["seed"], reached, {"epochs": e, "steps": steps, "gradients": e * n, "seconds": seconds})
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .collect import CellResult
-from .convergence import pairings, targets
+from .convergence import pairings, seconds_at, targets
 from .protocol import PAPER
 from .tables import cell_title
 
@@ -127,10 +127,7 @@ def seed_band(runs, curve: str, x=None, log: bool = False):
 
 def run_seconds(record: dict) -> np.ndarray:
     """Wall seconds at each evaluation: recorded, or the run's total spread evenly over its epochs."""
-    curves = record["curves"]
-    if "seconds" in curves:
-        return np.asarray(curves["seconds"], dtype=float)
-    return record["result"]["train_seconds"] * np.asarray(curves["epoch"], dtype=float) / record["budget"]["epochs"]
+    return np.array([seconds_at(record, i) for i in range(len(record["curves"]["epoch"]))], dtype=float)
 
 
 def plot_convergence(c: CellResult, path: Path) -> Path | None:

@@ -63,10 +63,11 @@ def write_report(protocol: Protocol, out, report_path, *, notes=(), command: str
     seconds = sum(m.tuning_seconds + m.final_values("train_seconds").sum() for c in cells for m in c.methods)
     lines += ["", f"Wall time of the runs behind this report (tuning and final, a run two cells share counted "
               f"twice): {seconds:.0f} s ({seconds / 3600:.2f} h).", "", "## Cells", ""]
-    lines += [cell_section(c, protocol.tuning_budget, out / "figures", link) for c in cells]
+    speeds = [convergence_table(c) if c.finished else "" for c in cells]
+    lines += [cell_section(c, protocol.tuning_budget, speed, out / "figures", link) for c, speed in zip(cells, speeds)]
     atomic_write(report_path, ("\n".join(lines) + "\n").encode())
 
-    atomic_write(out / "table.md", tables_page(cells, protocol.tuning_budget).encode())
+    atomic_write(out / "table.md", tables_page(cells, protocol.tuning_budget, speeds).encode())
     write_json(out / "summary.json", summary(protocol, cells))
     return report_path
 
@@ -96,14 +97,16 @@ then the run is listed as failed and retried by the next invocation). Fashion-MN
 load it itself."""
 
 
-def tables_page(cells, budget: int) -> str:
-    """``table.md``: the headline table, the convergence comparisons, and every cell's tables."""
+def tables_page(cells, budget: int, speeds) -> str:
+    """``table.md``: the headline table, the convergence comparisons, and every cell's tables (``speeds[i]``: the
+    :func:`~dba_ref.reproduction.tables.convergence_table` of ``cells[i]``)."""
     parts = ["# Headline", headline_table(cells)]
-    if measured_cells(cells):
-        parts += ["# Convergence speed", comparison_table(measured_cells(cells))]
-    for c in cells:
+    measured = measured_cells(cells)
+    if measured:
+        parts += ["# Convergence speed", comparison_table(measured)]
+    for c, speed in zip(cells, speeds):
         if c.finished:
-            parts += [f"## {cell_title(c)}", cell_table(c, budget)] + [t for t in [convergence_table(c)] if t]
+            parts += [f"## {cell_title(c)}", cell_table(c, budget)] + [t for t in [speed] if t]
     return "\n\n".join(parts) + "\n"
 
 
@@ -177,8 +180,9 @@ def not_run(cells, out: Path, counts: dict | None) -> list[str]:
     return lines
 
 
-def cell_section(c: CellResult, budget: int, figures: Path, link) -> str:
-    """One cell: title, what it is for, how many runs finished, its table and its figures (drawn here)."""
+def cell_section(c: CellResult, budget: int, speed: str, figures: Path, link) -> str:
+    """One cell: title, what it is for, how many runs finished, its table, ``speed`` (its
+    :func:`~dba_ref.reproduction.tables.convergence_table`) and its figures (drawn here)."""
     reading = READINGS[c.cell.reading]
     title = f"### {cell_title(c)}\n\n{reading[0].upper()}{reading[1:]}. {c.finished} of {c.planned} runs finished."
     record = next((r for m in c.methods for r in m.finals), None)
@@ -188,7 +192,6 @@ def cell_section(c: CellResult, budget: int, figures: Path, link) -> str:
     if not c.finished:
         return title + " **Not run.**\n"
     body = [title, cell_table(c, budget)]
-    speed = convergence_table(c)
     if speed:
         body.append(speed)
     stem = f"{c.cell.reading}-{c.cell.setting.key}"

@@ -146,31 +146,37 @@ class Schedule:
             while True:
                 while entry.todo:
                     run = entry.todo.popleft()
-                    path = run.path(self.out)
-                    if path in self._handed:
-                        self.counts["shared"] += 1
-                        self.advance(1)
-                        if path in self._waiting:
-                            self._waiting[path].append(entry)
-                        else:
-                            entry.unsettled.discard(path)
-                    elif self.on_disk(path):
-                        self._handed.add(path)
-                        self.counts["skipped"] += 1
-                        self.advance(1)
-                        entry.unsettled.discard(path)
-                    else:
-                        self._handed.add(path)
-                        self._owner[path] = entry
-                        waiting = self._waiting.setdefault(path, [])
-                        if entry not in waiting:
-                            waiting.append(entry)
+                    if self._hand_out(entry, run):
                         return run
                 if entry.unsettled or entry.finals_queued:
                     break
                 entry.finals_queued = True
                 entry.todo.extend(final_runs(self.protocol, entry.cell, entry.method, self.out))
         return None
+
+    def _hand_out(self, entry: _Entry, run: Run) -> bool:
+        """Whether ``run``, next of ``entry``, is to be trained now (it is then handed out); False: it is counted
+        as shared (``entry`` waits for it if it has not settled) or as found on disk."""
+        path = run.path(self.out)
+        if path in self._handed:
+            self.counts["shared"] += 1
+            self.advance(1)
+            if path in self._waiting:
+                self._waiting[path].append(entry)
+            else:
+                entry.unsettled.discard(path)
+            return False
+        self._handed.add(path)
+        if self.on_disk(path):
+            self.counts["skipped"] += 1
+            self.advance(1)
+            entry.unsettled.discard(path)
+            return False
+        self._owner[path] = entry
+        waiting = self._waiting.setdefault(path, [])
+        if entry not in waiting:
+            waiting.append(entry)
+        return True
 
     def settle(self, run: Run) -> None:
         """``run`` has finished (its file is written) or failed: the entries waiting for it may go on."""
@@ -220,8 +226,8 @@ def run_protocol(protocol: Protocol, out, *, backend: str = "numpy", data_dir=No
     in_flight = {}                          # future -> run
 
     def record(run: Run, result: tuple[dict, str]) -> None:
-        record, machine = result
-        write_json(run.path(out), record)
+        run_record, machine = result
+        write_json(run.path(out), run_record)
         if machine not in machines:
             add_provenance(out, machines=[machine])
             machines.add(machine)

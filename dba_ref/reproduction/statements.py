@@ -281,12 +281,13 @@ def convergence_statements(cells) -> list[str]:
     counts = {u: {"sooner": 0, "later": 0, "no significant difference": 0, "untested": 0} for u in UNITS}
     runs = []
     for c in measured:
+        pairs = pairings(c)
         for t in targets(c):
-            for _, d, b in pairings(c):
+            for _, d, b in pairs:
                 dba, base = Speed.of(d, t), Speed.of(b, t)
                 for u in UNITS:
                     counts[u][compare(dba, base, u).verdict] += 1
-        runs += [r for _, d, b in pairings(c) for m in (d, b) for r in m.finals]
+        runs += [r for _, d, b in pairs for m in (d, b) for r in m.finals]
     runs = list({id(r): r for r in runs}.values())         # a method in two pairings counts once
     lines = []
     if measured:

@@ -68,9 +68,6 @@ class InProcess(_Pool):
     def close(self, cancel: bool = False) -> None:
         pass
 
-    def __str__(self) -> str:
-        return "this process"
-
 
 class Processes(_Pool):
     """``jobs`` worker processes of this machine (``jobs=0``: one per available core).
@@ -119,9 +116,6 @@ class Processes(_Pool):
             self._executor.shutdown(wait=not cancel, cancel_futures=cancel)
             self._executor = None
 
-    def __str__(self) -> str:
-        return f"{self.jobs} worker processes"
-
 
 class Dask(_Pool):
     """The workers of the Dask distributed scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``).
@@ -158,9 +152,6 @@ class Dask(_Pool):
     def close(self, cancel: bool = False) -> None:
         self._executor.shutdown(wait=not cancel)
         self.client.close()
-
-    def __str__(self) -> str:
-        return f"the Dask scheduler at {self.address}"
 
 
 def make_pool(jobs: int = 1, scheduler: str | None = None):
