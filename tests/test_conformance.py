@@ -179,6 +179,19 @@ def test_only_and_case_restrict_what_is_required(tmp_path, capsys, perfect):
     assert "missing keys" in out
 
 
+def test_not_declared_lists_every_undeclared_quantity_but_the_weights_of_undeclared_bases():
+    from dba_ref.conformance.report import ConformanceReport, Coverage, format_coverage
+
+    def not_declared(declaration):
+        lines = format_coverage(ConformanceReport(coverage=Coverage(declaration)))
+        return next(line for line in lines if line.startswith("not declared"))
+
+    line = not_declared(Declaration(quantities=["losses", "dba_sgd"]))
+    assert "step_indices, step_removed, dba_momentum, dba_adam" in line
+    line = not_declared(Declaration(quantities=["losses", "dba_sgd"], bases=["sgd"]))
+    assert "values, step_indices, step_removed; bases momentum, adam" in line and "dba_adam" not in line
+
+
 def test_nan_and_extra_keys(tmp_path, capsys, perfect):
     results = dict(perfect)
     key = "edge_one_removal/" + trajectory_key("adam", "mean_variance", "greedy", "W2")

@@ -291,16 +291,14 @@ def test_a_branch_at_a_near_tie_is_ambiguous_and_the_trajectory_is_resynchronise
 def test_exact_ties_broken_the_other_way_are_ambiguous_not_failures(monkeypatch, golden):
     """Two identical samples tie exactly at every decision between them; breaking ties towards the last index is
     a near-tie (margin 0), not a failure."""
-    import dba_ref.conformance.testing as testing
-    import dba_ref.conformance.check as check
+    import dba_ref.conformance.cases as cases
 
     def with_twins(name, inputs, steps):
         out = step_inputs(name, inputs, steps)
         out["step_X"][:, 1], out["step_y"][:, 1] = out["step_X"][:, 0], out["step_y"][:, 0]
         return out
 
-    monkeypatch.setattr(testing, "step_inputs", with_twins)
-    monkeypatch.setattr(check, "step_inputs", with_twins)
+    monkeypatch.setattr(cases, "step_inputs", with_twins)
     declared = DECLARED.replace(cases=["small", "deep"], steps=10)
     report = check_step(sequential_step(TorchDBA(ties="last").step), declared)
     assert report.passed, format_report(report)

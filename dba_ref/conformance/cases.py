@@ -107,6 +107,12 @@ def step_inputs(name: str, inputs, steps: int) -> dict:
             "momentum_learning_rate": np.array(MOMENTUM_LEARNING_RATE), "momentum_momentum": np.array(MOMENTUM)}
 
 
+def with_step_inputs(name: str, case_file, steps: int) -> dict:
+    """Case ``name``'s file ``case_file`` with the inputs of a trajectory of ``steps`` DBA steps added
+    (:func:`step_inputs`): what the check and the reference's trajectories read."""
+    return {**case_file, **step_inputs(name, case_file, steps)}
+
+
 def base_hyperparams(inputs, base: str) -> dict:
     """The hyper-parameters of base optimizer ``base`` in a case's inputs: ``{name: inputs["<base>_<name>"]}``."""
     return {name: float(inputs[f"{base}_{name}"]) for name in STEP_BASES[base]}

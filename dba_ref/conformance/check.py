@@ -36,7 +36,7 @@ from ..agreement import (AMBIGUITY, array_scale, check_selection, explicit_gram_
                          full_stat_tolerance, gram_entry_rtol, gram_scale, network_ops, path_value_scales,
                          rounding_tolerance, selection_tolerances, value_scales, worst_error)
 from ..backprop import backprop
-from .cases import model_from_inputs, n_layers, step_inputs
+from .cases import model_from_inputs, n_layers, with_step_inputs
 from .declaration import Declaration
 from .files import load_golden
 from .report import ConformanceReport, Coverage
@@ -50,7 +50,7 @@ def _gram_rtol(case, layer: int) -> float:
     return gram_entry_rtol(explicit_gram_ops(case["sizes"], layer), str(case["dtype"]))
 
 
-def output_rounding(case, key: str) -> tuple:
+def output_rounding(case, key: str, signals=None) -> tuple:
     """``(scale, tolerance)`` of a float output ``key`` of a golden ``case``: its rounding scale, and how far
     another correct implementation's value may lie from the case's by the rule (spec §7.1), absolutely.
 
@@ -67,7 +67,8 @@ def output_rounding(case, key: str) -> tuple:
       path values: the bounds of :mod:`dba_ref.agreement.bounds`, with each K
       entry off by as much as the Gram's rounding allows.
 
-    The rounding counts in the case's dtype (float32 for the float32 case).
+    The rounding counts in the case's dtype (float32 for the float32 case). ``signals`` is the case's
+    :func:`~dba_ref.backprop.backprop`, which a Gram's scale needs: computed when None.
     """
     sizes, B, dtype = case["sizes"], case["X"].shape[0], str(case["dtype"])
     q = quantity_of(key)
@@ -76,7 +77,8 @@ def output_rounding(case, key: str) -> tuple:
         return scale, rounding_tolerance(scale, network_ops(sizes) + (B if q.startswith("dba") else 0), dtype)
     layer = int(re.search(r"\d+$", key).group() if q == "gram" else re.search(r"/L(\d+)", key).group(1))
     if q == "gram":
-        A, D = list(backprop(model_from_inputs(case), case["X"], case["y"]).layers)[layer - 1]
+        signals = backprop(model_from_inputs(case), case["X"], case["y"]) if signals is None else signals
+        A, D = list(signals.layers)[layer - 1]
         scale = gram_scale(A, D)
         return scale, rounding_tolerance(scale, explicit_gram_ops(sizes, layer), dtype)
     K = np.asarray(case[f"gram{layer}"], np.float64)
@@ -107,19 +109,26 @@ def check_results(results: dict, golden=None, declaration: Declaration | None = 
     """
     golden = load_golden() if golden is None else golden
     declaration = Declaration() if declaration is None else declaration
-    stopped = stopped or {}
     missing_cases = [name for name in declaration.cases if name not in golden]
     if missing_cases:
         raise ValueError(f"the golden cases hold no case {', '.join(missing_cases)}")
+    inputs = {name: with_step_inputs(name, golden[name], declaration.steps) for name in declaration.cases}
+    return check_inputs(results, golden, inputs, declaration, stopped)
+
+
+def check_inputs(results: dict, golden, inputs: dict, declaration: Declaration, stopped: dict | None = None
+                 ) -> ConformanceReport:
+    """:func:`check_results` on ``inputs``, ``{case: its file with the step inputs}`` of every declared case
+    (:func:`~dba_ref.conformance.cases.with_step_inputs`), for a caller that has built them already."""
+    stopped = stopped or {}
     report = ConformanceReport(coverage=Coverage(declaration))
     for q in declaration.asked_quantities:                         # every declared row is shown, in a fixed order
         for dtype in sorted({str(golden[n]["dtype"]) for n in declaration.cases}, reverse=True):
             report.row(q, dtype)
     expected = set()
     for name in declaration.cases:
-        inputs = {**golden[name], **step_inputs(name, golden[name], declaration.steps)}
-        report.coverage.layers[name] = n_layers(inputs)
-        expected |= _check_case(name, inputs, results, declaration, stopped, report)
+        report.coverage.layers[name] = n_layers(inputs[name])
+        expected |= _check_case(name, inputs[name], results, declaration, stopped, report)
     report.implementation_errors = [f"{case} {trajectory_label(b, m, s)}, step {step}: {message}"
                                     for (case, b, m, s), (step, message) in stopped.items()]
     for key in results:
@@ -162,15 +171,17 @@ def _check_case(name: str, ref: dict, results: dict, declaration: Declaration, s
             steps = (f": a trajectory of {value.shape[0]} steps where {shape[0]} are declared (--steps)"
                      if q in STEP_QUANTITIES and value.shape[1:] == shape[1:] else "")
             row.bad.append(f"{rkey} has shape {value.shape}, expected {shape}{steps}")
-        elif q in ("step_indices", "step_removed") and padding_problem(value, B):
-            row.bad.append(f"{rkey} {padding_problem(value, B)}")
+        elif q in ("step_indices", "step_removed") and (problem := padding_problem(value, B)):
+            row.bad.append(f"{rkey} {problem}")
         else:
             got[key] = value
+    signals = (backprop(model_from_inputs(ref), ref["X"], ref["y"])          # once for every Gram's scale
+               if any(quantity_of(key) == "gram" for key in got) else None)
     for key, value in got.items():
         q = quantity_of(key)
         if q not in ("losses", "grad", "gram", "full_stats"):
             continue
-        scale, tolerance = output_rounding(ref, key)
+        scale, tolerance = output_rounding(ref, key, signals)
         report.row(q, dtype).record_error(f"{name}/{key}", *worst_error(value, ref[key], scale, tolerance))
     for prefix in sorted({k.rsplit("/", 1)[0] for k in got if k.startswith("sel/")}):
         _, metric, strategy, layer = prefix.split("/")
@@ -195,7 +206,7 @@ def reference_results(declaration: Declaration | None = None, golden=None) -> di
     declaration = Declaration() if declaration is None else declaration
     results = {}
     for name in declaration.cases:
-        inputs = {**golden[name], **step_inputs(name, golden[name], declaration.steps)}
+        inputs = with_step_inputs(name, golden[name], declaration.steps)
         computed = {}
         for base, metric, strategy in declaration.trajectories:
             computed.update(reference_trajectory(inputs, base, metric, strategy, declaration.steps))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields, replace
+from itertools import product
 from numbers import Integral
 from pathlib import Path
 from typing import NamedTuple
@@ -26,7 +27,8 @@ from typing import NamedTuple
 from ..metrics import METRIC_NAMES
 from ..search import STRATEGIES
 from .cases import CASE_NAMES, n_layers
-from .schema import QUANTITIES, STEP_BASES, STEP_QUANTITIES, selection_key, trajectory_key
+from .schema import (QUANTITIES, SELECTION_FIELDS, STEP_BASES, STEP_QUANTITIES, VARIABLE_LENGTH, selection_key,
+                     trajectory_key)
 
 class Output(NamedTuple):
     """One output asked of a case: its ``quantity`` and ``shape`` (``None``: 1-D, any length)."""
@@ -123,12 +125,10 @@ class Declaration:
         for l in range(1, L + 1):
             if "full_stats" in q:
                 out.update({f"full/L{l}/{stat}": Output("full_stats", ()) for stat in ("T", "Q", *self.metrics)})
-            for metric in self.metrics:
-                for strategy in self.strategies:
-                    for field in ("indices", "value", "removed", "values"):
-                        if field in q:
-                            out[selection_key(metric, strategy, l, field)] = Output(field, () if field == "value"
-                                                                                    else None)
+            for metric, strategy, field in product(self.metrics, self.strategies, SELECTION_FIELDS):
+                if field in q:
+                    out[selection_key(metric, strategy, l, field)] = Output(field, None if field in VARIABLE_LENGTH
+                                                                            else ())
         for base, metric, strategy in self.trajectories:
             for l, (n_out, n_in) in enumerate(weights, 1):
                 for field in ("indices", "removed"):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .._text import columns, plural
 from ..agreement import SelectionVerdict, error_ratio
-from .schema import EXACT_QUANTITIES, STEP_QUANTITIES
+from .schema import EXACT_QUANTITIES
 
 @dataclass
 class QuantityRow:
@@ -146,7 +146,8 @@ def format_coverage(report: ConformanceReport) -> list:
                      f"{len(d.trajectories) * d.steps * n_layers} layer steps ({', '.join(checked)} after each)")
     left = d.undeclared()
     if "quantities" in left:                   # the weights of undeclared bases go without saying
-        left["quantities"] = [q for q in left["quantities"] if q not in STEP_QUANTITIES or q[4:] in d.bases]
+        unasked = {f"dba_{base}" for base in left.get("bases", ())}
+        left["quantities"] = [q for q in left["quantities"] if q not in unasked]
         left = {name: values for name, values in left.items() if values}
     if "cases" in left:                        # named by count: a check of some cases lists nothing of the others
         left["cases"] = [plural(len(left["cases"]), "other")]

@@ -40,8 +40,10 @@ STEP_QUANTITIES = ("step_indices", "step_removed", *_STEP_WEIGHTS)
 QUANTITIES = ("losses", "grad", "gram", "full_stats", "indices", "value", "removed", "values", *STEP_QUANTITIES)
 EXACT_QUANTITIES = ("indices", "removed", "step_indices", "step_removed")
 
-_SELECTION_FIELDS = ("indices", "value", "removed", "values")
-_VARIABLE_LENGTH = ("indices", "removed", "values")
+#: The fields of a selection's outputs, ``sel/<metric>/<strategy>/L<l>/<field>``.
+SELECTION_FIELDS = ("indices", "value", "removed", "values")
+#: The selection fields that are 1-D arrays of any length (``value`` is a number).
+VARIABLE_LENGTH = ("indices", "removed", "values")
 
 
 def selection_key(metric: str, strategy: str, layer: int, field_name: str) -> str:
@@ -72,7 +74,7 @@ def quantity_of(key: str) -> str | None:
     parts = key.split("/")
     if len(parts) == 3 and parts[0] == "full" and re.fullmatch(r"L\d+", parts[1]):
         return "full_stats"
-    if len(parts) == 5 and parts[0] == "sel" and parts[4] in _SELECTION_FIELDS:
+    if len(parts) == 5 and parts[0] == "sel" and parts[4] in SELECTION_FIELDS:
         return parts[4]
     if len(parts) == 2 and parts[0] in ("dba_sgd", "dba_adam") and re.fullmatch(r"[Wb]\d+", parts[1]):
         return parts[0]
@@ -101,6 +103,14 @@ def pad_rows(rows, width: int) -> np.ndarray:
     for t, row in enumerate(rows):
         out[t, :len(row)] = row
     return out
+
+
+def stack_steps(base: str, metric: str, strategy: str, rows: dict, width: int) -> dict:
+    """A trajectory's outputs ``{name: [one array per step]}`` stacked over its steps, by :func:`trajectory_key`:
+    the selections (``L<l>/indices``, ``L<l>/removed``) by :func:`pad_rows` to ``width``, the weights by
+    ``np.stack``."""
+    return {trajectory_key(base, metric, strategy, name): pad_rows(arrays, width) if name.startswith("L")
+            else np.stack(arrays) for name, arrays in rows.items()}
 
 
 def unpad(row) -> np.ndarray:

@@ -60,12 +60,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .cases import base_hyperparams, step_inputs
-from .check import check_results
+from .cases import base_hyperparams, with_step_inputs
+from .check import check_inputs
 from .declaration import Declaration
 from .files import load_golden
 from .report import ConformanceReport, format_report
-from .schema import STEP_QUANTITIES, pad_rows, trajectory_key
+from .schema import STEP_QUANTITIES, stack_steps
 
 
 class StepResult(NamedTuple):
@@ -175,12 +175,8 @@ def run_step_function(step, inputs, base: str, metric: str, strategy: str, steps
             break
         rows.append(out)
         weights = [(out[f"W{l}"], out[f"b{l}"]) for l in range(1, L + 1)]
-    results = {}
-    for name in rows[0] if rows else ():
-        stack = [r[name] for r in rows]
-        results[trajectory_key(base, metric, strategy, name)] = (pad_rows(stack, B) if name.startswith("L")
-                                                                 else np.stack(stack))
-    return results, failure
+    by_name = {name: [r[name] for r in rows] for name in (rows[0] if rows else ())}
+    return stack_steps(base, metric, strategy, by_name, B), failure
 
 
 def check_step(step, declaration: Declaration | None = None, golden=None) -> ConformanceReport:
@@ -194,16 +190,16 @@ def check_step(step, declaration: Declaration | None = None, golden=None) -> Con
         raise TypeError(f"step must be a function step(weights, X, y, hyperparams, state), got {type(step).__name__}")
     declaration = step_declaration(declaration)
     golden = load_golden() if golden is None else golden
-    results, stopped = {}, {}
+    results, stopped, inputs = {}, {}, {}
     for name in declaration.cases:
-        inputs = {**golden[name], **step_inputs(name, golden[name], declaration.steps)}
+        inputs[name] = with_step_inputs(name, golden[name], declaration.steps)     # the check reads them too
         for base, metric, strategy in declaration.trajectories:
-            out, failure = run_step_function(step, inputs, base, metric, strategy, declaration.steps,
+            out, failure = run_step_function(step, inputs[name], base, metric, strategy, declaration.steps,
                                              declaration.step_quantities)
             results.update({f"{name}/{key}": value for key, value in out.items()})
             if failure is not None:
                 stopped[(name, base, metric, strategy)] = failure
-    report = check_results(results, golden, declaration, stopped)
+    report = check_inputs(results, golden, inputs, declaration, stopped)
     report.coverage.source = f"step function {getattr(step, '__qualname__', type(step).__name__)}"
     return report
 

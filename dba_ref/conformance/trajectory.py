@@ -51,7 +51,7 @@ from ..optimizers import apply_updates
 from ..search import search
 from ..update import search_plan
 from .cases import base_optimizer, model_from_inputs, n_layers
-from .schema import pad_rows, trajectory_key, unpad
+from .schema import stack_steps, trajectory_key, unpad
 
 
 @dataclass(frozen=True)
@@ -145,22 +145,17 @@ def reference_trajectory(inputs, base: str, metric: str, strategy: str, steps: i
     model, opt = model_from_inputs(inputs), base_optimizer(inputs, base)
     state, m, tol = opt.init(model.params), inputs["min_size"].item(), float(inputs["tol"])
     L, B = n_layers(inputs), inputs["step_y"].shape[1]
-    kept, removed, weights = [[] for _ in range(L)], [[] for _ in range(L)], [[] for _ in range(2 * L)]
+    rows = {name: [] for l in range(1, L + 1) for name in (f"L{l}/indices", f"L{l}/removed", f"W{l}", f"b{l}")}
     for t in range(steps):
         signals, searches = reference_search(model, inputs["step_X"][t], inputs["step_y"][t], metric, strategy, m, tol)
         _, updates, state = reference_update(model, signals, [sel.indices for _, sel in searches], opt, state)
         model.set_params(apply_updates(model.params, updates))
-        for l, (_, sel) in enumerate(searches):
-            kept[l].append(sel.indices)
-            removed[l].append(sel.trace.removed)
-        for i, array in enumerate(p for pair in model.params for p in pair):
-            weights[i].append(array.copy())
-    key = lambda name: trajectory_key(base, metric, strategy, name)          # noqa: E731
-    out = {}
-    for l in range(1, L + 1):
-        out.update({key(f"L{l}/indices"): pad_rows(kept[l - 1], B), key(f"L{l}/removed"): pad_rows(removed[l - 1], B),
-                    key(f"W{l}"): np.stack(weights[2 * l - 2]), key(f"b{l}"): np.stack(weights[2 * l - 1])})
-    return out
+        for l, ((_, sel), (W, b)) in enumerate(zip(searches, model.params), 1):
+            rows[f"L{l}/indices"].append(sel.indices)
+            rows[f"L{l}/removed"].append(sel.trace.removed)
+            rows[f"W{l}"].append(W.copy())
+            rows[f"b{l}"].append(b.copy())
+    return stack_steps(base, metric, strategy, rows, B)
 
 
 # --------------------------------------------------------------------------
@@ -231,34 +226,29 @@ def _judge_selections(step: _Step, searches, got: dict, threshold: float, result
 
 
 def _judge_weights(step: _Step, base: str, start: list, expected: list, history: list, got: dict, dtype) -> tuple:
-    """Compare the other's weights after one step with ``expected`` (every array of the step at once, then by
-    array); return the weights the next step starts from (the other's where finite) and the failures
-    ``(layer, 1, Divergence)``."""
-    names = [f"{w}{l}" for l in range(1, len(start) // 2 + 1) for w in "Wb"]
-    compared = [i for i, name in enumerate(names) if step.keys[name] in got]
+    """Compare the other's weights after one step with ``expected``, array by array; return the weights the next
+    step starts from (the other's where finite) and the failures ``(layer, 1, Divergence)``."""
     after, failures = list(expected), []
-    if not compared:
-        return after, failures
-    flat = lambda arrays: np.concatenate([np.ravel(arrays[i]) for i in compared])    # noqa: E731
-    others = [got[step.keys[names[i]]][step.t - 1] for i in compared]
-    allowed = rounding_tolerance(np.abs(flat(start).astype(np.float64)) + flat(history), 1, dtype)
-    ratio = entry_errors(np.concatenate([o.ravel() for o in others]), flat(expected), allowed)
-    ends = np.cumsum([start[i].size for i in compared])
-    for i, other, end in zip(compared, others, ends):
-        name, ref, part = names[i], expected[i], slice(end - expected[i].size, end)
+    for i, ref in enumerate(expected):
+        name = f"{'Wb'[i % 2]}{i // 2 + 1}"
+        if step.keys[name] not in got:
+            continue
+        other = got[step.keys[name]][step.t - 1]
+        allowed = rounding_tolerance(np.abs(np.asarray(start[i], np.float64)) + history[i], 1, dtype)
+        ratio = entry_errors(other, ref, allowed)
+        # the entry nearest (or furthest beyond) its allowance
+        at = np.unravel_index(int(np.argmax(np.nan_to_num(ratio, nan=np.inf))), ref.shape)
         rkey, failure = f"{step.case}/{step.keys[name]} step {step.t}", None
-        if not ratio[part].max(initial=0.0) <= 1:
-            at = np.unravel_index(int(np.argmax(np.nan_to_num(ratio[part], nan=np.inf))), ref.shape)
+        if not ratio.max(initial=0.0) <= 1:
             failure = (f"{name}{[int(j) for j in at]} = {float(other[at]):.17g}, reference {float(ref[at]):.17g}: "
                        f"they differ by {abs(float(other[at]) - float(ref[at])):.3g} > "
-                       f"{float(allowed[part].reshape(ref.shape)[at]):.3g}, the rounding of {plural(step.t, 'step')}")
+                       f"{float(allowed[at]):.3g}, the rounding of {plural(step.t, 'step')}")
             failures.append((i // 2 + 1, 1, Divergence(step.case, step.label, step.t, i // 2 + 1, step.keys[name],
                                                         failure)))
-        # the entry nearest its allowance: its error and allowance relative to the array's magnitude
-        w = int(np.argmax(np.nan_to_num(ratio[part], nan=np.inf)))
+        # its error and allowance relative to the array's magnitude
         scale = float(np.max(np.abs(ref), initial=0.0)) or 1.0
-        entry_allowed = float(allowed[part][w])
-        step.row(f"dba_{base}").record_error(rkey, float(ratio[part][w]) * entry_allowed / scale, entry_allowed / scale,
+        entry_allowed = float(allowed[at])
+        step.row(f"dba_{base}").record_error(rkey, float(ratio[at]) * entry_allowed / scale, entry_allowed / scale,
                                              None if failure is None else f"{rkey}: {failure}")
         if np.all(np.isfinite(other)):
             after[i] = other
