@@ -74,10 +74,9 @@ class Record(dict):
         self.save()
 
     def save(self) -> None:
-        temporary = f"{self.path}.tmp"
-        with open(temporary, "w") as f:
-            json.dump(self, f, indent=1)
-        os.replace(temporary, self.path)
+        from dba_ref.checkpoint import atomic_write
+
+        atomic_write(self.path, json.dumps(self, indent=1).encode())
 
 
 def simulated() -> bool:
@@ -199,6 +198,7 @@ class DeviceDBA:
         """The same step's parts one by one, ``clock(name)`` after each with the device synchronised: what
         :meth:`step` does, taken apart to time it (the backend's signals, then its DBA update, then SGD)."""
         from dba_ref import apply_updates
+        from dba_ref.search import DBA_DEFAULTS
 
         trainer = self.trainer
         model, backend = trainer.model, trainer.backend
@@ -206,7 +206,7 @@ class DeviceDBA:
         clock("copy in + forward/backward")
         signals.step.totals()
         clock("Gram + statistics")
-        paths = signals.step.search("mean_variance", "greedy", 2, 0.0)
+        paths = signals.step.search(**DBA_DEFAULTS)
         clock("greedy selection")
         grads = [signals.step.mean_grad(l, np.setdiff1d(np.arange(X.shape[0]), removed))
                  for l, (removed, _) in enumerate(paths)]
@@ -334,7 +334,7 @@ def greedy_rows(sizes, batch_sizes, smoke: bool, record: Record) -> list:
         step = DeviceStep.from_batch(model.params, "relu", X, y)
         dK = cuda.to_device(np.stack([step.gram(l) for l in range(step.n_layers)]))
         stats = cuda_launch.launch_stats(dK)
-        room, refusal = cuda_launch.cooperative_room(cuda_launch.greedy_arguments(dK, *stats, "variance", 2, 0.0, 2))
+        room, refusal = cuda_launch.cooperative_room()
         default = cuda_launch.greedy_plan(B)
         plans = [cuda_launch.ONE_BLOCK] + [cuda_launch.GreedyPlan(p, True) for p in GREEDY_PARTS
                                            if p * step.n_layers <= room and (p == 2 or p * TEAM < B)]

@@ -21,7 +21,6 @@ from _common import header, load, median_times, mnist_batches
 
 from dba_ref import MLP, backprop
 from dba_ref.optimizers import OPTIMIZERS, make_optimizer
-from dba_ref.optimizers import elementwise as ew
 from dba_ref.optimizers.tree import tree_leaves
 
 

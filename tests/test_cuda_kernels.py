@@ -181,7 +181,7 @@ def test_greedy_search_falls_back_to_one_block_when_no_cooperative_launch_can_be
     monkeypatch.setattr(cuda_launch, "greedy_kernel", lambda cooperative: launched.append(cooperative) or
                         kernel(cooperative))
     for room, refusal in [(0, "the cooperative greedy kernel did not build: LinkerError: cudadevrt"), (1, None)]:
-        monkeypatch.setattr(cuda_launch, "cooperative_room", lambda args: (room, refusal))
+        monkeypatch.setattr(cuda_launch, "cooperative_room", lambda: (room, refusal))
         launched.clear()
         if refusal:
             with pytest.warns(RuntimeWarning, match="cudadevrt.*one block per layer"):

@@ -63,9 +63,9 @@ def batch_rows(batch_size: int, rows=None) -> np.ndarray:
     return every if rows is None else every[rows]
 
 
-def compiled(kernel, args):
-    """The kernel compiled for the types of ``args`` (compiled now if it was not; Numba keeps it)."""
-    return kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+def argument_types(kernel, args) -> tuple:
+    """The Numba types ``kernel`` is compiled for when launched with ``args``."""
+    return tuple(kernel.typeof_pyval(a) for a in args)
 
 
 def resident_blocks(kernel, args, threads: int) -> int:
@@ -75,12 +75,12 @@ def resident_blocks(kernel, args, threads: int) -> int:
     through Numba's ``max_cooperative_grid_blocks``) from the registers and
     shared memory the compiled kernel uses, times the multiprocessors.
     """
-    return _resident_blocks(kernel, tuple(kernel.typeof_pyval(a) for a in args), threads)
+    return _resident_blocks(kernel, argument_types(kernel, args), threads)
 
 
 @functools.cache
-def _resident_blocks(kernel, argument_types, threads: int) -> int:
-    return kernel.compile(argument_types).max_cooperative_grid_blocks(threads)
+def _resident_blocks(kernel, signature: tuple, threads: int) -> int:
+    return kernel.compile(signature).max_cooperative_grid_blocks(threads)
 
 
 # --------------------------------------------------------------------------
@@ -98,7 +98,15 @@ def _launch_tiled(name: str, dtype, n_rows: int, n_cols: int, args, shape: TileC
         return rows * (rows + 1) // 2 if upper else rows * cols
 
     if shape is None:
-        shape = choose_config(n_blocks, lambda s: resident_blocks(kernel(s), args, s.threads ** 2))
+        typed = []                      # the arguments' types, read once a launch (the same for every shape)
+
+        def resident(s):
+            launched = kernel(s)
+            if not typed:
+                typed.append(argument_types(launched, args))
+            return _resident_blocks(launched, typed[0], s.threads ** 2)
+
+        shape = choose_config(n_blocks, resident)
     grid = (blocks(n_cols, shape.tile), blocks(n_rows, shape.tile))
     kernel(shape)[grid, (shape.threads, shape.threads)](*args)
     return shape
@@ -182,6 +190,19 @@ def greedy_plan(batch_size: int) -> GreedyPlan:
     return GreedyPlan(parts, parts * TEAM > MAX_BLOCK)
 
 
+def _c_array(of, ndim: int):
+    return types.Array(of, ndim, "C")
+
+
+#: The Numba types of the arguments :func:`greedy_arguments` makes (from a float64 ``(L, B, B)`` Gram stack and
+#: :func:`launch_stats`' outputs, a Python int ``min_size`` and float ``tol``): what the greedy kernel is compiled for.
+GREEDY_SIGNATURE = (_c_array(types.float64, 3), _c_array(types.float64, 2), _c_array(types.float64, 2),
+                    _c_array(types.float64, 2), types.int64, types.int64, types.float64, types.int64,
+                    _c_array(types.float64, 2), _c_array(types.int8, 2), _c_array(types.float64, 3),
+                    _c_array(types.int64, 3), _c_array(types.int64, 2), _c_array(types.float64, 2),
+                    _c_array(types.int64, 1))
+
+
 def greedy_arguments(dK, r, diag, totals, metric: str, min_size: int, tol: float, parts: int) -> tuple:
     """The arguments of :func:`~dba_ref.backends.cuda_reductions.greedy_kernel` for ``parts`` teams a layer:
     the inputs, and new work arrays, tables and outputs (``removed``, ``values``, ``counts``, the last three)."""
@@ -192,24 +213,24 @@ def greedy_arguments(dK, r, diag, totals, metric: str, min_size: int, tol: float
             cuda.device_array((L, B), np.int64), cuda.device_array((L, B), np.float64), cuda.device_array(L, np.int64))
 
 
-def cooperative_room(args) -> tuple[int, str | None]:
-    """How many teams a cooperative launch of the greedy kernel with ``args`` can have, and why none (or None).
+def cooperative_room() -> tuple[int, str | None]:
+    """How many teams a cooperative launch of the greedy kernel can have, and why none (or None).
 
-    Compiles the kernel (the grid-wide barrier links Numba's cudadevrt) and
-    asks the driver how many of its blocks (one team each) the GPU holds at
-    once (:func:`resident_blocks`); in the simulator, the teams of its one
-    block. The answer, a refusal too, is kept for the arguments' types.
+    Compiles the kernel for the argument types :func:`launch_greedy` passes
+    (:data:`GREEDY_SIGNATURE`; the grid-wide barrier links Numba's cudadevrt)
+    and asks the driver how many of its blocks (one team each) the GPU holds
+    at once (:func:`resident_blocks`); in the simulator, the teams of its one
+    block. The answer, a refusal too, is kept.
     """
     if SIMULATOR:
         return MAX_TEAMS, None
-    kernel = greedy_kernel(True)
-    return _cooperative_room(kernel, tuple(kernel.typeof_pyval(a) for a in args))
+    return _cooperative_room(greedy_kernel(True))
 
 
 @functools.cache
-def _cooperative_room(kernel, argument_types) -> tuple[int, str | None]:
+def _cooperative_room(kernel) -> tuple[int, str | None]:
     try:
-        return _resident_blocks(kernel, argument_types, TEAM), None
+        return _resident_blocks(kernel, GREEDY_SIGNATURE, TEAM), None
     except Exception as error:          # noqa: BLE001  (Numba's linker and driver errors: cudadevrt missing, ...)
         return 0, f"the cooperative greedy kernel did not build: {type(error).__name__}: {error}"
 
@@ -225,14 +246,12 @@ def launch_greedy(dK, r, diag, totals, metric: str, min_size: int, tol: float, p
     """
     L, B = dK.shape[0], dK.shape[1]
     chosen = greedy_plan(B) if plan is None else plan
-    args = greedy_arguments(dK, r, diag, totals, metric, min_size, tol, chosen.parts)
     if plan is None and chosen.cooperative:
-        room, refusal = cooperative_room(args)
+        room, refusal = cooperative_room()
         if refusal:
             warnings.warn(f"{refusal}; the greedy search runs on one block per layer", RuntimeWarning, stacklevel=2)
-        fits = GreedyPlan(min(chosen.parts, room // L), True) if room // L >= 2 else ONE_BLOCK
-        if fits != chosen:
-            chosen, args = fits, greedy_arguments(dK, r, diag, totals, metric, min_size, tol, fits.parts)
+        chosen = GreedyPlan(min(chosen.parts, room // L), True) if room // L >= 2 else ONE_BLOCK
+    args = greedy_arguments(dK, r, diag, totals, metric, min_size, tol, chosen.parts)
     n_blocks, threads = chosen.launch_shape(L)
     greedy_kernel(chosen.cooperative)[n_blocks, threads](*args)
     removed, values, counts = (x.copy_to_host() for x in args[-3:])
@@ -271,10 +290,7 @@ def step_variants(dtype) -> list[KernelVariant]:
     masked means accumulated in float64 from ``dtype`` inputs (spec §4).
     """
 
-    t, f64, i64 = from_dtype(np.dtype(dtype)), types.float64, types.int64
-
-    def array(of, ndim):
-        return types.Array(of, ndim, "C")
+    t, f64, i64, array = from_dtype(np.dtype(dtype)), types.float64, types.int64, _c_array
 
     found = []
     for shape in CONFIGS:
@@ -289,8 +305,6 @@ def step_variants(dtype) -> list[KernelVariant]:
             KernelVariant("masked_sum", wide.masked_sum, (array(t, 2), array(t, 2), array(i64, 1), f64,
                                                           array(f64, 2)), threads, shape),
         ]
-    greedy = (array(f64, 3), array(f64, 2), array(f64, 2), array(f64, 2), i64, i64, f64, i64, array(f64, 2),
-              array(types.int8, 2), array(f64, 3), array(i64, 3), array(i64, 2), array(f64, 2), array(i64, 1))
     found += [
         KernelVariant("softmax_cross_entropy", cuda_reductions.softmax_cross_entropy, (array(t, 2), array(i64, 1), array(t, 2),
                                                                        array(t, 1)), SOFTMAX_THREADS, None),
@@ -299,7 +313,7 @@ def step_variants(dtype) -> list[KernelVariant]:
         KernelVariant("column_sums", cuda_reductions.column_sums, (array(f64, 3), array(f64, 2), array(f64, 2)),
                       REDUCE, None),
         KernelVariant("totals", cuda_reductions.totals, (array(f64, 2), array(f64, 2), array(f64, 2)), REDUCE, None),
-        KernelVariant("greedy", greedy_kernel(False), greedy, MAX_BLOCK, None),
-        KernelVariant("greedy (cooperative)", greedy_kernel(True), greedy, TEAM, None),
+        KernelVariant("greedy", greedy_kernel(False), GREEDY_SIGNATURE, MAX_BLOCK, None),
+        KernelVariant("greedy (cooperative)", greedy_kernel(True), GREEDY_SIGNATURE, TEAM, None),
     ]
     return found
